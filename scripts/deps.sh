@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs (as root, through apt-get) the Debian packages kspaced builds and
+# tests with, or says exactly which are missing. Idempotent and quiet when all
+# are present.
+#   build:  gcc, libhdf5-dev (HDF5 C library for ISMRMRD/fastMRI), libopenblas-dev (BLAS)
+#   peers:  bart, ismrmrd-tools, dcmtk, dicom3tools, python3-{numpy,h5py,pydicom,skimage}
+#   data:   mricron-data (real brain MRI volumes for simulation)
+#   bench:  libfftw3-dev (FFTW, for the FFT comparison benchmark)
+set -euo pipefail
+pkgs="gcc libc6-dev pkg-config libhdf5-dev libopenblas-dev libfftw3-dev
+bart ismrmrd-tools dcmtk dicom3tools
+python3 python3-numpy python3-h5py python3-pydicom python3-skimage mricron-data"
+missing=()
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  echo "kspaced needs these Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
