@@ -1,0 +1,177 @@
+// Package configs loads kspaced's YAML configuration: defaults embedded in the
+// binary, overridden by a user file decoded strictly (an unknown or mistyped
+// key is an error naming the key and its line), then validated.
+package configs
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML is the embedded default configuration, comments included.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is the whole configuration.
+type Config struct {
+	Recon    Recon    `yaml:"recon"`
+	Output   Output   `yaml:"output"`
+	Simulate Simulate `yaml:"simulate"`
+	Daemon   Daemon   `yaml:"daemon"`
+}
+
+// Recon selects and tunes the reconstruction method.
+type Recon struct {
+	Method     string   `yaml:"method"`
+	Lambda     float64  `yaml:"lambda"`
+	Iterations int      `yaml:"iterations"`
+	Tolerance  float64  `yaml:"tolerance"`
+	Device     string   `yaml:"device"`
+	CoilMaps   CoilMaps `yaml:"coil_maps"`
+	Sampler    Sampler  `yaml:"sampler"`
+}
+
+// CoilMaps configures ESPIRiT sensitivity estimation.
+type CoilMaps struct {
+	Method    string  `yaml:"method"`
+	Calib     int     `yaml:"calib"`
+	Kernel    int     `yaml:"kernel"`
+	Threshold float64 `yaml:"threshold"`
+	Crop      float64 `yaml:"crop"`
+}
+
+// Sampler configures diffusion posterior sampling (mmps, dps).
+type Sampler struct {
+	Prior        string  `yaml:"prior"`
+	Steps        int     `yaml:"steps"`
+	CGIterations int     `yaml:"cg_iterations"`
+	Samples      int     `yaml:"samples"`
+	Zeta         float64 `yaml:"zeta"`
+	Seed         uint64  `yaml:"seed"`
+}
+
+// Output selects what a reconstruction writes.
+type Output struct {
+	NPY      bool   `yaml:"npy"`
+	DICOM    bool   `yaml:"dicom"`
+	Previews bool   `yaml:"previews"`
+	UIDRoot  string `yaml:"uid_root"`
+}
+
+// Simulate configures `kspaced simulate`.
+type Simulate struct {
+	Rows           int     `yaml:"rows"`
+	Cols           int     `yaml:"cols"`
+	Coils          int     `yaml:"coils"`
+	Mask           string  `yaml:"mask"`
+	Acceleration   float64 `yaml:"acceleration"`
+	CenterFraction float64 `yaml:"center_fraction"`
+	Noise          float64 `yaml:"noise"`
+	Seed           uint64  `yaml:"seed"`
+}
+
+// Daemon configures `kspaced serve`.
+type Daemon struct {
+	Spool          string        `yaml:"spool"`
+	Workers        int           `yaml:"workers"`
+	QuietPeriod    time.Duration `yaml:"quiet_period"`
+	RescanInterval time.Duration `yaml:"rescan_interval"`
+	JobTimeout     time.Duration `yaml:"job_timeout"`
+	GracePeriod    time.Duration `yaml:"grace_period"`
+	Retries        int           `yaml:"retries"`
+	RetryBackoff   time.Duration `yaml:"retry_backoff"`
+	MinFreeMB      int64         `yaml:"min_free_mb"`
+	HTTPAddr       string        `yaml:"http_addr"`
+	LogFormat      string        `yaml:"log_format"`
+}
+
+// Methods lists the reconstruction methods kspaced knows.
+var Methods = []string{"zero-filled", "cg-sense", "l1-wavelet", "mmps", "dps"}
+
+// Default returns the embedded defaults.
+func Default() *Config {
+	c, err := decode(&Config{}, defaultYAML, "embedded default.yaml")
+	if err != nil {
+		panic(err) // the embedded file is tested; this cannot happen in a release
+	}
+	return c
+}
+
+// Load returns the defaults overridden by the YAML file at path ("" for the
+// defaults alone), validated.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if c, err = decode(c, raw, path); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", nameOr(path), err)
+	}
+	return c, nil
+}
+
+// Parse is Load for YAML already in memory; name labels errors.
+func Parse(raw []byte, name string) (*Config, error) {
+	c, err := decode(Default(), raw, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func nameOr(path string) string {
+	if path == "" {
+		return "(defaults)"
+	}
+	return path
+}
+
+var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type configs\.(\w+)`)
+
+var sectionOf = map[string]string{
+	"Config": "top level", "Recon": "recon", "CoilMaps": "recon.coil_maps", "Sampler": "recon.sampler",
+	"Output": "output", "Simulate": "simulate", "Daemon": "daemon",
+}
+
+func decode(into *Config, raw []byte, name string) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(into); err != nil {
+		if errors.Is(err, io.EOF) {
+			return into, nil // an empty file overrides nothing
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs := make([]string, len(te.Errors))
+			for i, e := range te.Errors {
+				if m := unknownField.FindStringSubmatch(e); m != nil {
+					e = fmt.Sprintf("line %s: unknown key %q in %s", m[1], m[2], sectionOf[m[3]])
+				}
+				msgs[i] = e
+			}
+			return nil, fmt.Errorf("config %s: %s", name, strings.Join(msgs, "; "))
+		}
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return into, nil
+}
