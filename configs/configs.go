@@ -139,6 +139,19 @@ func Parse(raw []byte, name string) (*Config, error) {
 	return c, nil
 }
 
+// Overlay returns a copy of base with the keys in raw (YAML or JSON, such as a
+// daemon job's sidecar) overridden, strictly decoded and validated.
+func Overlay(base *Config, raw []byte, name string) (*Config, error) {
+	c := *base
+	if _, err := decode(&c, raw, name); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return &c, nil
+}
+
 func nameOr(path string) string {
 	if path == "" {
 		return "(defaults)"

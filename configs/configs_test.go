@@ -86,3 +86,17 @@ func TestEmptyAndMissingFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+func TestOverlayJSONSidecar(t *testing.T) {
+	base := Default()
+	c, err := Overlay(base, []byte(`{"recon": {"method": "zero-filled"}}`), "job.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Recon.Method != "zero-filled" || base.Recon.Method != "cg-sense" || c.Recon.Iterations != base.Recon.Iterations {
+		t.Fatalf("overlay %q, base %q", c.Recon.Method, base.Recon.Method)
+	}
+	if _, err := Overlay(base, []byte(`{"recon": {"methd": "x"}}`), "job.json"); err == nil || !strings.Contains(err.Error(), "methd") {
+		t.Fatalf("bad sidecar key: %v", err)
+	}
+}

@@ -1,0 +1,45 @@
+// Package pipeline runs one reconstruction job end to end: read the k-space
+// (and the DICOM study it belongs to), build each slice's operator, reconstruct
+// with the configured method, and write the outputs. The CLI's `recon` and the
+// daemon both call Run.
+package pipeline
+
+import (
+	"errors"
+	"time"
+
+	"github.com/kspaced/kspaced/configs"
+)
+
+// ErrBadInput marks failures caused by the job's input (unreadable, wrong
+// format, inconsistent): retrying cannot help. Other errors may be transient.
+var ErrBadInput = errors.New("bad input")
+
+// Job is one reconstruction request.
+type Job struct {
+	ID string
+	// Inputs are k-space files and, optionally, DICOM files of the study the
+	// k-space belongs to.
+	Inputs []string
+	Config *configs.Config
+}
+
+// Report describes a finished job; the daemon writes it as report.json.
+type Report struct {
+	Job        string             `json:"job"`
+	Inputs     []string           `json:"inputs"`
+	Method     string             `json:"method"`
+	Parameters map[string]any     `json:"parameters"`
+	Prior      string             `json:"prior,omitempty"`
+	Started    time.Time          `json:"started"`
+	Finished   time.Time          `json:"finished"`
+	Seconds    map[string]float64 `json:"seconds"`
+	Slices     int                `json:"slices"`
+	// Residual is ‖y − A x‖ / ‖y‖ over the sampled k-space, per slice.
+	Residual []float64 `json:"data_consistency_residual"`
+	Warnings []string  `json:"warnings"`
+	Outputs  []string  `json:"outputs"`
+}
+
+// Progress receives (done, total) units of work; it may be nil.
+type Progress func(done, total int)
