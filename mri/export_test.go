@@ -1,0 +1,9 @@
+package mri
+
+// Internals the external (mri_test) tests use; they live there because they
+// import mri/kspaceio, which imports mri.
+var (
+	RadialDensity  = radialDensity
+	MeanNNDistance = meanNNDistance
+	CountMask      = countMask
+)
