@@ -1,0 +1,146 @@
+package dicomio
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// pixelFormat is the Image Pixel module of one file, checked against the
+// length of its Pixel Data.
+type pixelFormat struct {
+	rows, cols, frames, samples     int
+	bitsAllocated, bitsStored, high int
+	signed, planar                  bool
+}
+
+// pixelFormatOf reads and checks the pixel description: Pixel Data must hold
+// exactly rows × cols × frames × samples × bytes (plus at most one padding
+// byte), computed without overflow, before anything is allocated from it.
+func pixelFormatOf(es elems, pixelLen int) (pixelFormat, error) {
+	var pf pixelFormat
+	need := func(t tag.Tag, name string) (int, error) {
+		v, ok := es.int(t)
+		if !ok {
+			return 0, fmt.Errorf("%w: missing or unreadable %s", ErrUnsupportedPixels, name)
+		}
+		return v, nil
+	}
+	var err error
+	if pf.rows, err = need(tag.Rows, "Rows"); err != nil {
+		return pf, err
+	}
+	if pf.cols, err = need(tag.Columns, "Columns"); err != nil {
+		return pf, err
+	}
+	if pf.bitsAllocated, err = need(tag.BitsAllocated, "BitsAllocated"); err != nil {
+		return pf, err
+	}
+	pf.samples = 1
+	if v, ok := es.int(tag.SamplesPerPixel); ok {
+		pf.samples = v
+	}
+	pf.frames = 1
+	if es.find(tag.NumberOfFrames) != nil {
+		if pf.frames, err = need(tag.NumberOfFrames, "NumberOfFrames"); err != nil {
+			return pf, err
+		}
+	}
+	pf.bitsStored = pf.bitsAllocated
+	if v, ok := es.int(tag.BitsStored); ok {
+		pf.bitsStored = v
+	}
+	pf.high = pf.bitsStored - 1
+	if v, ok := es.int(tag.HighBit); ok {
+		pf.high = v
+	}
+	rep, _ := es.int(tag.PixelRepresentation)
+	pf.signed = rep == 1
+	plan, _ := es.int(tag.PlanarConfiguration)
+	pf.planar = plan == 1 && pf.samples > 1
+
+	switch {
+	case pf.rows < 1 || pf.cols < 1 || pf.rows > 65535 || pf.cols > 65535:
+		return pf, fmt.Errorf("%w: %d×%d pixels", ErrUnsupportedPixels, pf.rows, pf.cols)
+	case pf.frames < 1:
+		return pf, fmt.Errorf("%w: %d frames", ErrUnsupportedPixels, pf.frames)
+	case pf.samples != 1 && pf.samples != 3:
+		return pf, fmt.Errorf("%w: %d samples per pixel", ErrUnsupportedPixels, pf.samples)
+	case pf.bitsAllocated != 8 && pf.bitsAllocated != 16 && pf.bitsAllocated != 32:
+		return pf, fmt.Errorf("%w: %d bits allocated", ErrUnsupportedPixels, pf.bitsAllocated)
+	case pf.bitsStored < 1 || pf.bitsStored > pf.bitsAllocated || pf.high >= pf.bitsAllocated || pf.high+1 < pf.bitsStored:
+		return pf, fmt.Errorf("%w: bits stored %d, high bit %d in %d allocated", ErrUnsupportedPixels, pf.bitsStored, pf.high, pf.bitsAllocated)
+	}
+	switch pi := es.str(tag.PhotometricInterpretation); pi {
+	case "MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "":
+		if pf.samples != 1 {
+			return pf, fmt.Errorf("%w: %s with %d samples per pixel", ErrUnsupportedPixels, pi, pf.samples)
+		}
+	case "RGB", "YBR_FULL":
+		if pf.samples != 3 {
+			return pf, fmt.Errorf("%w: %s with %d samples per pixel", ErrUnsupportedPixels, pi, pf.samples)
+		}
+	default:
+		return pf, fmt.Errorf("%w: photometric interpretation %q", ErrUnsupportedPixels, pi)
+	}
+	// Multiply step by step: every factor is ≥ 1, so passing pixelLen at any
+	// step already proves a mismatch (and no product can overflow).
+	want := uint64(pf.bitsAllocated / 8)
+	for _, f := range []int{pf.rows, pf.cols, pf.samples, pf.frames} {
+		want *= uint64(f)
+		if want > uint64(pixelLen) {
+			break
+		}
+	}
+	if want != uint64(pixelLen) && !(want+1 == uint64(pixelLen) && pixelLen%2 == 0) {
+		return pf, fmt.Errorf("%w: pixel data has %d bytes, %d×%d×%d frames×%d samples×%d bits need %d",
+			ErrMalformed, pixelLen, pf.rows, pf.cols, pf.frames, pf.samples, pf.bitsAllocated, want)
+	}
+	return pf, nil
+}
+
+// decodeNative converts native pixel data to rescaled float32 in
+// frame, row, column, sample order, keeping only the stored bits and
+// sign-extending them when the representation is signed.
+func decodeNative(dst []float32, src []byte, bo binary.ByteOrder, pf pixelFormat, frames []frame) {
+	bytesPer := pf.bitsAllocated / 8
+	shift := uint(pf.high + 1 - pf.bitsStored)
+	mask := uint32(1<<uint(pf.bitsStored) - 1)
+	if pf.bitsStored == 32 {
+		mask = 0xFFFFFFFF
+	}
+	sign := uint32(1) << uint(pf.bitsStored-1)
+	perFrame := pf.rows * pf.cols * pf.samples
+	plane := pf.rows * pf.cols
+	for f := 0; f < pf.frames; f++ {
+		slope, icpt := frames[f].slope, frames[f].intercept
+		out := dst[f*perFrame : (f+1)*perFrame]
+		in := src[f*perFrame*bytesPer : (f+1)*perFrame*bytesPer]
+		for i := 0; i < perFrame; i++ {
+			var raw uint32
+			switch bytesPer {
+			case 1:
+				raw = uint32(in[i])
+			case 2:
+				raw = uint32(bo.Uint16(in[2*i:]))
+			default:
+				raw = bo.Uint32(in[4*i:])
+			}
+			raw = (raw >> shift) & mask
+			var v float64
+			if pf.signed && raw&sign != 0 {
+				v = float64(int64(raw) - int64(mask) - 1)
+			} else {
+				v = float64(raw)
+			}
+			j := i
+			if pf.planar {
+				// Stored plane by plane: sample s of pixel p is at s·plane+p.
+				s, p := i/plane, i%plane
+				j = p*pf.samples + s
+			}
+			out[j] = float32(v*slope + icpt)
+		}
+	}
+}
