@@ -1,0 +1,392 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/pipeline"
+)
+
+// Outcomes of a job, as reported in metrics, error.json and /status.
+const (
+	OutcomeDone        = "done"
+	OutcomeBadInput    = "bad_input"
+	OutcomeTimeout     = "timeout"
+	OutcomeError       = "error"
+	OutcomeInterrupted = "interrupted"
+)
+
+// jobState is work/<job>/state.json: what must survive a crash.
+type jobState struct {
+	Entry         string    `json:"entry"`
+	Seen          time.Time `json:"seen"`
+	Claimed       time.Time `json:"claimed"`
+	Attempts      int       `json:"attempts"`
+	Interruptions int       `json:"interruptions"`
+	// Running is true while an attempt is under way; finding it true in a
+	// job nobody holds means the daemon died during that attempt.
+	Running bool   `json:"running"`
+	Host    string `json:"host"`
+	PID     int    `json:"pid"`
+}
+
+func readState(dir string) (jobState, error) {
+	var st jobState
+	raw, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return st, err
+	}
+	err = json.Unmarshal(raw, &st)
+	return st, err
+}
+
+func writeJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Failure is failed/<job>/error.json.
+type Failure struct {
+	Job     string `json:"job"`
+	Input   string `json:"input"`
+	Outcome string `json:"outcome"`
+	// Message says what went wrong in words for the technologist at the
+	// scanner; Action what to do about it; Detail is for the physicist.
+	Message  string    `json:"message"`
+	Action   string    `json:"action"`
+	Detail   string    `json:"detail"`
+	Attempts int       `json:"attempts"`
+	Time     time.Time `json:"time"`
+}
+
+// runJob processes a claimed job to its end: published and filed under
+// done/, filed under failed/, or (at shutdown) left in work/ for the next
+// daemon.
+func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
+	defer c.lock.Close()
+	d.m.inflight.Inc()
+	defer d.m.inflight.Dec()
+	rec := d.board.start(c.id, c.entry, c.seen)
+	st, _ := readState(c.dir)
+	if st.Claimed.IsZero() {
+		st = jobState{Entry: c.entry, Seen: c.seen, Claimed: time.Now()}
+	}
+	st.Host, _ = os.Hostname()
+	st.PID = os.Getpid()
+	if st.Running {
+		st.Running = false
+		st.Interruptions++
+		d.log.Warn("job was interrupted by a daemon stop or crash; redoing it", "job", c.id, "interruptions", st.Interruptions)
+	}
+
+	if fi, err := os.Stat(d.path(OutboxDir, c.id)); err == nil && fi.IsDir() {
+		// Published before a crash: only the filing is left to do.
+		d.finishDone(c, &st, rec, "", 0)
+		return
+	}
+	if c.entry == "" {
+		d.fail(c, &st, rec, OutcomeBadInput, errors.New("the job folder in work/ does not hold exactly one input"), 0)
+		return
+	}
+	if st.Interruptions >= maxInterruptions {
+		d.fail(c, &st, rec, OutcomeInterrupted, fmt.Errorf("the service stopped %d times while processing this job", st.Interruptions), 0)
+		return
+	}
+	input := filepath.Join(c.dir, inputDir)
+	inputs, err := jobInputs(input, c.entry)
+	if err != nil {
+		d.fail(c, &st, rec, OutcomeBadInput, fmt.Errorf("%w: %s: %w", pipeline.ErrBadInput, c.entry, err), 0)
+		return
+	}
+	cfg, err := jobConfig(d.config(), input, c.entry)
+	if err != nil {
+		d.fail(c, &st, rec, OutcomeBadInput, err, 0)
+		return
+	}
+	rec.set(func(r *record) { r.Method = cfg.Recon.Method })
+
+	var warnings []string
+	for try := 1; ; try++ {
+		st.Attempts++
+		st.Running = true
+		_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+		rec.set(func(r *record) { r.State, r.Attempts = "running", st.Attempts })
+		t0 := time.Now()
+		rep, timedOut, err := d.attempt(hard, c, cfg, inputs, &st, warnings, rec)
+		// Running goes back to false in memory; the final filing (or the
+		// next attempt) writes it, saving a write per attempt.
+		st.Running = false
+		if err == nil {
+			d.m.duration.WithLabelValues(cfg.Recon.Method).Observe(time.Since(t0).Seconds())
+			d.finishDone(c, &st, rec, rep.Method, time.Since(t0))
+			return
+		}
+		if hard.Err() != nil {
+			d.abandon(c, &st, rec)
+			return
+		}
+		switch {
+		case timedOut:
+			d.fail(c, &st, rec, OutcomeTimeout, err, cfg.Daemon.JobTimeout)
+			return
+		case errors.Is(err, pipeline.ErrBadInput):
+			d.fail(c, &st, rec, OutcomeBadInput, err, 0)
+			return
+		case errors.Is(err, errPanic) || try > cfg.Daemon.Retries:
+			d.fail(c, &st, rec, OutcomeError, err, 0)
+			return
+		}
+		wait := backoff(cfg.Daemon.RetryBackoff, try)
+		d.m.retries.Inc()
+		warnings = append(warnings, fmt.Sprintf("attempt %d failed (%v); retried", st.Attempts, err))
+		d.log.Warn("job failed with a possibly temporary error; retrying", "job", c.id, "attempt", st.Attempts, "retry_in", wait.String(), "err", err)
+		rec.set(func(r *record) { r.State, r.Message = "waiting to retry", err.Error() })
+		select {
+		case <-time.After(wait):
+		case <-stop.Done():
+			d.abandon(c, &st, rec)
+			return
+		}
+	}
+}
+
+// backoff doubles the configured delay per retry, capped at 64×.
+func backoff(base time.Duration, try int) time.Duration {
+	return base << min(try-1, 6)
+}
+
+// jobConfig overlays the job's sidecar (<entry>.json) on the base config.
+func jobConfig(base *configs.Config, input, entry string) (*configs.Config, error) {
+	raw, err := os.ReadFile(filepath.Join(input, entry+sidecarExt))
+	if errors.Is(err, fs.ErrNotExist) {
+		return base, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: options file %s%s: %w", pipeline.ErrBadInput, entry, sidecarExt, err)
+	}
+	c, err := configs.Overlay(base, raw, entry+sidecarExt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: options file: %w", pipeline.ErrBadInput, err)
+	}
+	return c, nil
+}
+
+var errPanic = errors.New("internal error")
+
+// attempt runs the processor once into a fresh private folder and publishes
+// it with report.json as outbox/<job> in one rename.
+func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, inputs []string, st *jobState, warnings []string, rec *record) (rep *pipeline.Report, timedOut bool, err error) {
+	tmp := filepath.Join(c.dir, outTmpDir)
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, false, fmt.Errorf("clear %s: %w", outTmpDir, err)
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return nil, false, fmt.Errorf("create output folder: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(hard, cfg.Daemon.JobTimeout)
+	defer cancel()
+	if cfg.Recon.Device == "cuda" {
+		// One GPU: CUDA jobs take turns, CPU jobs run beside them.
+		select {
+		case d.gpu <- struct{}{}:
+			defer func() { <-d.gpu }()
+		case <-ctx.Done():
+			return nil, hard.Err() == nil, ctx.Err()
+		}
+	}
+	started := time.Now()
+	job := pipeline.Job{ID: c.id, Inputs: inputs, Config: cfg}
+	rep, err = d.call(ctx, job, tmp, rec.progress)
+	if err != nil {
+		return nil, ctx.Err() != nil && hard.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded), err
+	}
+	if rep == nil {
+		return nil, false, fmt.Errorf("%w: processor returned no report", errPanic)
+	}
+	r := *rep
+	r.Job = c.id
+	r.Inputs = relInputs(filepath.Join(c.dir, inputDir), inputs)
+	if r.Method == "" {
+		r.Method = cfg.Recon.Method
+	}
+	if r.Started.IsZero() {
+		r.Started = started
+	}
+	if r.Finished.IsZero() {
+		r.Finished = time.Now()
+	}
+	if r.Seconds == nil {
+		r.Seconds = map[string]float64{}
+	}
+	r.Seconds["job"] = time.Since(started).Seconds()
+	r.Seconds["queue"] = st.Claimed.Sub(st.Seen).Seconds()
+	r.Warnings = append(append([]string{}, r.Warnings...), warnings...)
+	if r.Outputs == nil {
+		r.Outputs = listFiles(tmp)
+	}
+	if err := writeJSON(filepath.Join(tmp, reportFile), &r); err != nil {
+		return nil, false, fmt.Errorf("write report.json: %w", err)
+	}
+	if err := syncTree(tmp); err != nil {
+		return nil, false, fmt.Errorf("flush outputs: %w", err)
+	}
+	dst := d.path(OutboxDir, c.id)
+	if err := os.Rename(tmp, dst); err != nil {
+		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+			return nil, false, fmt.Errorf("publish to outbox: %w", err)
+		}
+		// Ids are unique, so an existing outbox/<job> is this job's own
+		// earlier result: keep it, never a second copy.
+		os.RemoveAll(tmp)
+	}
+	_ = syncPath(d.path(OutboxDir))
+	return &r, false, nil
+}
+
+// call runs the processor, turning a panic into an error so one bad job
+// cannot take the service down.
+func (d *Daemon) call(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (rep *pipeline.Report, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			d.log.Error("processor panicked", "job", job.ID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			rep, err = nil, fmt.Errorf("%w: processor panicked: %v", errPanic, v)
+		}
+	}()
+	return d.proc(ctx, job, out, p)
+}
+
+func relInputs(root string, inputs []string) []string {
+	out := make([]string, len(inputs))
+	for i, p := range inputs {
+		if r, err := filepath.Rel(root, p); err == nil {
+			p = r
+		}
+		out[i] = filepath.ToSlash(p)
+	}
+	return out
+}
+
+func listFiles(root string) []string {
+	out := []string{}
+	_ = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && de.Type().IsRegular() {
+			r, _ := filepath.Rel(root, p)
+			out = append(out, filepath.ToSlash(r))
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// finishDone files a published job's inputs under done/.
+func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, took time.Duration) {
+	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+	dest, err := moveOut(c.dir, d.path(DoneDir), c.id)
+	if err != nil {
+		// The result is published; a later recovery retries the filing.
+		d.log.Error("job published but its inputs could not be moved to done/", "job", c.id, "err", err)
+	}
+	d.m.jobs.WithLabelValues(OutcomeDone).Inc()
+	d.m.latency.Observe(time.Since(st.Seen).Seconds())
+	rec.finish(OutcomeDone, "")
+	d.log.Info("job done", "job", c.id, "method", method, "seconds", round3(took.Seconds()),
+		"attempts", st.Attempts, "done", filepath.Base(dest))
+}
+
+// fail files the untouched inputs under failed/<job> with error.json.
+func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err error, limit time.Duration) {
+	os.RemoveAll(filepath.Join(c.dir, outTmpDir))
+	f := explain(outcome, err, limit, st.Attempts)
+	f.Job, f.Input, f.Time = c.id, c.entry, time.Now()
+	if werr := writeJSON(filepath.Join(c.dir, errorFile), f); werr != nil {
+		d.log.Error("cannot write error.json", "job", c.id, "err", werr)
+	}
+	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+	dest, merr := moveOut(c.dir, d.path(FailedDir), c.id)
+	if merr != nil {
+		d.log.Error("job failed and its inputs could not be moved to failed/", "job", c.id, "err", merr)
+	}
+	d.m.jobs.WithLabelValues(outcome).Inc()
+	rec.finish(outcome, f.Message)
+	d.log.Warn("job failed", "job", c.id, "input", c.entry, "outcome", outcome, "reason", f.Message,
+		"err", err, "failed", filepath.Base(dest))
+}
+
+// abandon leaves a job in work/ at shutdown; the lock is released by the
+// caller and the next daemon redoes the job.
+func (d *Daemon) abandon(c *claim, st *jobState, rec *record) {
+	os.RemoveAll(filepath.Join(c.dir, outTmpDir))
+	// Not running any more: the next daemon must not count a crash.
+	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+	rec.finish("abandoned", "stopped at shutdown; will be redone")
+	d.log.Info("job stopped at shutdown; it stays in work/ and will be redone", "job", c.id)
+}
+
+// moveOut renames a job folder into dir as <id> (or <id>-N if an operator
+// left something by that name).
+func moveOut(src, dir, id string) (string, error) {
+	var err error
+	for n := 1; n <= 100; n++ {
+		name := id
+		if n > 1 {
+			name = id + "-" + strconv.Itoa(n)
+		}
+		dst := filepath.Join(dir, name)
+		if err = os.Rename(src, dst); err == nil {
+			_ = syncPath(dir)
+			return dst, nil
+		}
+		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+			return "", err
+		}
+	}
+	return "", err
+}
+
+// explain turns an error into words for the person at the scanner.
+func explain(outcome string, err error, limit time.Duration, attempts int) Failure {
+	f := Failure{Outcome: outcome, Detail: err.Error(), Attempts: attempts}
+	switch outcome {
+	case OutcomeBadInput:
+		f.Message = "The dropped data could not be used: it is incomplete, damaged, empty, or not a k-space format kspaced reads (ISMRMRD, fastMRI HDF5, BART .cfl/.hdr, NumPy .npy), or its options file is invalid."
+		f.Action = "Export the raw data from the scanner again and drop it into the inbox; the detail line says which file and why. Retrying this same data will fail the same way."
+	case OutcomeTimeout:
+		f.Message = fmt.Sprintf("The reconstruction took longer than the %s limit and was stopped.", limit)
+		f.Action = "Ask the physicist to check the data size and method, or raise daemon.job_timeout; then move the input back into the inbox."
+	case OutcomeInterrupted:
+		f.Message = "The service stopped or crashed several times while working on this scan, so it was set aside."
+		f.Action = "Report this scan to the physicist; it may be what makes the service stop. The input is kept here unchanged."
+	case OutcomeError:
+		if errors.Is(err, errPanic) {
+			f.Message = "kspaced hit an internal error on this scan."
+			f.Action = "Report this scan and the detail line to the kspaced maintainers; the input is kept here unchanged."
+			break
+		}
+		fallthrough
+	default:
+		f.Message = fmt.Sprintf("The reconstruction failed after %d attempts because of a problem on the server (for example a full disk or missing permissions).", attempts)
+		f.Action = "Ask IT to check the server's disk and permissions, then move the input back into the inbox."
+	}
+	return f
+}
+
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

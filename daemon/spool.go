@@ -1,0 +1,428 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Spool folder names under the spool root (docs/spool.md).
+const (
+	InboxDir  = "inbox"
+	WorkDir   = "work"
+	OutboxDir = "outbox"
+	DoneDir   = "done"
+	FailedDir = "failed"
+)
+
+// Names inside a job folder (work/<job>, done/<job>, failed/<job>).
+const (
+	inputDir   = "input"
+	outTmpDir  = "out.tmp"
+	stateFile  = "state.json"
+	errorFile  = "error.json"
+	reportFile = "report.json"
+	readyExt   = ".ready"
+	sidecarExt = ".json"
+)
+
+// Bounds on what a scan of a study folder will walk: a folder beyond them is
+// still a job (it fails with a clear error) but is never walked further.
+const (
+	maxFolderFiles = 20000
+	maxFolderDepth = 8
+)
+
+// tempSuffixes mark files a producer is still writing under a temporary name.
+var tempSuffixes = []string{".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", ".download", "~"}
+
+// ignored reports whether an inbox name is never a job by itself: hidden
+// files, temporary upload names, readiness markers and sidecars.
+func ignored(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return true
+	}
+	for _, s := range tempSuffixes {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	// A BART .hdr is never a job by itself: it travels with its .cfl.
+	return strings.HasSuffix(name, readyExt) || strings.HasSuffix(name, sidecarExt) || strings.HasSuffix(name, ".hdr")
+}
+
+// companions returns the names that travel with a job entry: its sidecar,
+// its readiness marker and, for a BART .cfl, the .hdr header it needs.
+func companions(name string) (optional []string, required string) {
+	optional = []string{name + sidecarExt, name + readyExt}
+	if strings.HasSuffix(name, ".cfl") {
+		required = strings.TrimSuffix(name, ".cfl") + ".hdr"
+	}
+	return optional, required
+}
+
+// companionStem returns the entry name that name would accompany.
+func companionStem(name string) (string, bool) {
+	for _, ext := range []string{readyExt, sidecarExt} {
+		if strings.HasSuffix(name, ext) {
+			return strings.TrimSuffix(name, ext), true
+		}
+	}
+	if strings.HasSuffix(name, ".hdr") {
+		return strings.TrimSuffix(name, ".hdr") + ".cfl", true
+	}
+	return "", false
+}
+
+// signature summarises what an inbox entry looks like now; the entry is ready
+// when its signature has not changed for the quiet period.
+type signature struct {
+	size  int64
+	mtime int64
+	ino   uint64
+	n     int // files in a folder
+	hash  [8]byte
+}
+
+// statEntry returns the signature of inbox/name, whether it is a folder,
+// and whether a readiness marker says it is complete.
+func statEntry(inbox, name string) (sig signature, dir, marked bool, err error) {
+	p := filepath.Join(inbox, name)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return sig, false, false, err
+	}
+	if _, err := os.Lstat(p + readyExt); err == nil {
+		marked = true
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		sig = signature{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ino: inode(fi)}
+		opt, req := companions(name)
+		h := sha256.New()
+		for _, c := range append(opt, req) {
+			if c == "" {
+				continue
+			}
+			if ci, err := os.Lstat(filepath.Join(inbox, c)); err == nil {
+				fmt.Fprintf(h, "%s\x00%d\x00%d\x00", c, ci.Size(), ci.ModTime().UnixNano())
+			} else if c == req {
+				// A .cfl without its .hdr is not ready yet however long it waits.
+				return sig, false, false, errMissingCompanion
+			}
+		}
+		copy(sig.hash[:], h.Sum(nil))
+		return sig, false, marked, nil
+	case fi.IsDir():
+		if _, err := os.Lstat(filepath.Join(p, readyExt)); err == nil {
+			marked = true
+		}
+		sig, err = folderSignature(p)
+		sig.ino = inode(fi)
+		if sc, err := os.Lstat(p + sidecarExt); err == nil {
+			sig.size += sc.Size()
+			sig.mtime = max(sig.mtime, sc.ModTime().UnixNano())
+		}
+		return sig, true, marked, err
+	default:
+		return sig, false, false, errNotRegular
+	}
+}
+
+var (
+	errMissingCompanion = errors.New("waiting for companion file")
+	errNotRegular       = errors.New("not a regular file or folder")
+)
+
+// folderSignature walks a study folder (bounded) and hashes every file's
+// relative name, size and modification time.
+func folderSignature(root string) (signature, error) {
+	var sig signature
+	h := sha256.New()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			if strings.Count(rel, string(filepath.Separator)) >= maxFolderDepth {
+				return fmt.Errorf("folder nesting deeper than %d levels", maxFolderDepth)
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sig.n++
+		if sig.n > maxFolderFiles {
+			return fmt.Errorf("more than %d files", maxFolderFiles)
+		}
+		sig.size += fi.Size()
+		sig.mtime = max(sig.mtime, fi.ModTime().UnixNano())
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", rel, fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	copy(sig.hash[:], h.Sum(nil))
+	return sig, err
+}
+
+func inode(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}
+
+// jobStem derives a job id stem from an inbox name: the extension of a file
+// is dropped and anything outside [A-Za-z0-9._-] becomes '_', so ids are safe
+// as folder names and in logs and URLs.
+func jobStem(name string, dir bool) string {
+	if !dir {
+		if ext := filepath.Ext(name); ext != "" && ext != name {
+			name = strings.TrimSuffix(name, ext)
+		}
+	}
+	b := []byte(name)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	s := strings.Trim(string(b), ".")
+	if len(s) > 96 {
+		s = s[:96]
+	}
+	if s == "" {
+		s = "job"
+	}
+	return s
+}
+
+// lockDir opens and exclusively flocks a job folder without blocking. The
+// lock lives as long as the returned file stays open (the kernel drops it
+// when the process dies), so a live daemon's jobs are never "recovered" by
+// another. The identity check catches a folder removed or replaced between
+// open and flock by a peer's recovery.
+func lockDir(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	held, err1 := f.Stat()
+	now, err2 := os.Stat(path)
+	if err1 != nil || err2 != nil || !os.SameFile(held, now) {
+		f.Close()
+		return nil, errLockStale
+	}
+	return f, nil
+}
+
+var errLockStale = errors.New("job folder changed while locking")
+
+// claim is a job this process owns: its folder under work/ is flocked
+// through lock until the folder leaves work/.
+type claim struct {
+	id    string
+	dir   string   // work/<id>
+	lock  *os.File // flocked folder
+	entry string   // the inbox name, now input/<entry>
+	seen  time.Time
+}
+
+// claimEntry claims inbox/name for this process: create a fresh, locked
+// work/<id>/input and rename the entry into it. The rename is the atomic
+// step: of several daemons racing for one entry exactly one succeeds, the
+// others get ENOENT (errLost). Companions (sidecar, marker, .hdr) follow.
+func claimEntry(spool, name string, dir bool) (*claim, error) {
+	inbox := filepath.Join(spool, InboxDir)
+	stem := jobStem(name, dir)
+	for n := 1; n <= 1000; n++ {
+		id := stem
+		if n > 1 {
+			id = stem + "-" + strconv.Itoa(n)
+		}
+		wd := filepath.Join(spool, WorkDir, id)
+		if err := os.Mkdir(wd, 0o755); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			return nil, fmt.Errorf("claim %s: %w", name, err)
+		}
+		// Checked after the mkdir: a job with this id that was in work/ a
+		// moment ago has published to outbox/ and moved on before its work
+		// folder disappeared, so the check cannot miss it.
+		if idTaken(spool, id) {
+			os.Remove(wd)
+			continue
+		}
+		lock, err := lockDir(wd)
+		if err != nil {
+			// A peer's recovery is removing our fresh, empty folder; the
+			// entry stays in the inbox for the next round.
+			return nil, errLost
+		}
+		c := &claim{id: id, dir: wd, lock: lock, entry: name}
+		if err := os.Mkdir(filepath.Join(wd, inputDir), 0o755); err != nil {
+			c.release(true)
+			return nil, fmt.Errorf("claim %s: %w", name, err)
+		}
+		if err := os.Rename(filepath.Join(inbox, name), filepath.Join(wd, inputDir, name)); err != nil {
+			c.release(true)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errLost
+			}
+			return nil, fmt.Errorf("claim %s: %w", name, err)
+		}
+		sweepCompanions(inbox, filepath.Join(wd, inputDir), name)
+		return c, nil
+	}
+	return nil, fmt.Errorf("claim %s: no free job id for stem %q", name, stem)
+}
+
+var errLost = errors.New("entry taken by another process")
+
+// idTaken reports whether a finished job already uses id.
+func idTaken(spool, id string) bool {
+	for _, d := range []string{OutboxDir, DoneDir, FailedDir} {
+		if _, err := os.Lstat(filepath.Join(spool, d, id)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
+// sweepCompanions moves an entry's sidecar, marker and .hdr into the job's
+// input folder. Missing ones are fine: recovery calls this again after a
+// crash between the claim rename and these.
+func sweepCompanions(inbox, input, name string) {
+	opt, req := companions(name)
+	for _, c := range append(opt, req) {
+		if c != "" {
+			_ = os.Rename(filepath.Join(inbox, c), filepath.Join(input, c))
+		}
+	}
+}
+
+// release unlocks the claim; with remove it first deletes the work folder
+// (only for a claim that never received its entry).
+func (c *claim) release(remove bool) {
+	if remove {
+		os.RemoveAll(c.dir)
+	}
+	c.lock.Close()
+}
+
+// mainEntry finds the job's entry in input/: the one name that is not a
+// companion of another.
+func mainEntry(input string) (string, error) {
+	des, err := os.ReadDir(input)
+	if err != nil {
+		return "", err
+	}
+	names := map[string]bool{}
+	for _, d := range des {
+		names[d.Name()] = true
+	}
+	var mains []string
+	for n := range names {
+		if stem, ok := companionStem(n); ok && names[stem] {
+			continue
+		}
+		mains = append(mains, n)
+	}
+	sort.Strings(mains)
+	if len(mains) != 1 {
+		return "", fmt.Errorf("job folder holds %d entries %q, want one", len(mains), mains)
+	}
+	return mains[0], nil
+}
+
+// jobInputs lists the files the processor receives: the entry itself, or
+// every file of a study folder except markers and hidden files.
+func jobInputs(input, entry string) ([]string, error) {
+	p := filepath.Join(input, entry)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().IsRegular() {
+		return []string{p}, nil
+	}
+	if !fi.IsDir() {
+		return nil, errNotRegular
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		base := d.Name()
+		if q != p && strings.HasPrefix(base, ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if len(files) >= maxFolderFiles {
+				return fmt.Errorf("more than %d files", maxFolderFiles)
+			}
+			files = append(files, q)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, errors.New("the study folder holds no files")
+	}
+	return files, nil
+}
+
+// syncTree fsyncs every file and folder under root, so that the rename that
+// publishes root never exposes files whose data is not yet on disk.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		return syncPath(p)
+	})
+}
+
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// freeBytes is the space available to unprivileged users on path's
+// filesystem.
+func freeBytes(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
