@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/mri/kspaceio"
+)
+
+// Run reconstructs every slice of every k-space file in job.Inputs and writes
+// the outputs into outDir (which must exist). Errors caused by the input wrap
+// ErrBadInput; the report lists what was written.
+func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Report, error) {
+	cfg := job.Config
+	rep := &Report{
+		Job: job.ID, Method: cfg.Recon.Method, Started: time.Now().UTC(),
+		Seconds: map[string]float64{}, Warnings: []string{}, Outputs: []string{},
+		Parameters: parameters(cfg),
+	}
+	if cfg.Recon.Method == "mmps" || cfg.Recon.Method == "dps" {
+		rep.Prior = cfg.Recon.Sampler.Prior
+	}
+	kspaceFiles, others, err := classify(job.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	rep.Inputs = append(kspaceFiles, others...)
+	if len(kspaceFiles) == 0 {
+		return nil, fmt.Errorf("%w: %w (found %d other files)", ErrBadInput, errNoKSpace, len(others))
+	}
+	vols := make([]*kspaceio.Volume, len(kspaceFiles))
+	total := 0
+	stop := timer(rep.Seconds, "read")
+	for i, p := range kspaceFiles {
+		v, err := kspaceio.Read(p)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+		if len(v.Slices) == 0 {
+			stop()
+			return nil, fmt.Errorf("%w: %s holds no imaging data", ErrBadInput, filepath.Base(p))
+		}
+		vols[i] = v
+		total += len(v.Slices)
+	}
+	stop()
+	done := 0
+	for _, v := range vols {
+		results := make([]*sliceResult, len(v.Slices))
+		for i := range v.Slices {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, rep.Seconds)
+			if err != nil {
+				return nil, fmt.Errorf("%s slice %d: %w", filepath.Base(v.Path), i, err)
+			}
+			results[i] = r
+			rep.Residual = append(rep.Residual, r.Residual)
+			for _, w := range r.Warnings {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", filepath.Base(v.Path), i, w))
+			}
+			done++
+			if progress != nil {
+				progress(done, total)
+			}
+		}
+		stop := timer(rep.Seconds, "write")
+		files, err := writeOutputs(outDir, v, results, cfg)
+		stop()
+		if err != nil {
+			return nil, err
+		}
+		rep.Outputs = append(rep.Outputs, files...)
+	}
+	rep.Slices = total
+	rep.Finished = time.Now().UTC()
+	return rep, nil
+}
+
+// classify splits inputs (files, or folders walked recursively) into
+// k-space files and the rest; sidecar .json options are neither.
+func classify(inputs []string) (kspace, others []string, err error) {
+	var files []string
+	for _, in := range inputs {
+		st, err := os.Stat(in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+		if !st.IsDir() {
+			files = append(files, in)
+			continue
+		}
+		err = filepath.WalkDir(in, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		switch {
+		case strings.HasSuffix(f, ".json"), strings.HasSuffix(f, ".hdr"), filepath.Base(f) == ".ready",
+			strings.HasSuffix(f, "_mask.npy"):
+			continue // sidecars and companions read with their main file
+		}
+		if _, err := kspaceio.Detect(f); err == nil {
+			kspace = append(kspace, f)
+		} else if errors.Is(err, kspaceio.ErrUnknownFormat) {
+			others = append(others, f)
+		} else {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+	}
+	return kspace, others, nil
+}
+
+func parameters(cfg *configs.Config) map[string]any {
+	r := cfg.Recon
+	p := map[string]any{"method": r.Method, "device": r.Device}
+	switch r.Method {
+	case "cg-sense", "l1-wavelet":
+		p["lambda"], p["iterations"], p["tolerance"] = r.Lambda, r.Iterations, r.Tolerance
+	case "mmps", "dps":
+		s := r.Sampler
+		p["steps"], p["samples"], p["seed"] = s.Steps, s.Samples, s.Seed
+		if r.Method == "mmps" {
+			p["cg_iterations"] = s.CGIterations
+		} else {
+			p["zeta"] = s.Zeta
+		}
+	}
+	p["coil_maps"] = map[string]any{"method": r.CoilMaps.Method, "calib": r.CoilMaps.Calib, "kernel": r.CoilMaps.Kernel,
+		"threshold": r.CoilMaps.Threshold, "crop": r.CoilMaps.Crop}
+	return p
+}
+
+// timer adds the seconds until the returned func is called to t[key].
+func timer(t map[string]float64, key string) func() {
+	start := time.Now()
+	return func() { t[key] += time.Since(start).Seconds() }
+}
