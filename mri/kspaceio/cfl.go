@@ -1,6 +1,3 @@
-// Package kspaceio reads and writes the file formats kspaced exchanges with
-// other tools: BART .cfl/.hdr, NumPy .npy, and (through the HDF5 C library)
-// ISMRMRD and fastMRI HDF5.
 package kspaceio
 
 import (
