@@ -33,13 +33,13 @@ type Limit struct {
 // header holds them in the xs:date / xs:time form the ISMRMRD schema uses.
 // Matrices and FOVs are in ISMRMRD (x, y, z) order: x is the readout.
 type Meta struct {
-	PatientName, PatientID, PatientBirthDate, PatientSex                         string
+	PatientName, PatientID, PatientBirthDate, PatientSex                               string
 	StudyInstanceUID, StudyID, AccessionNumber, StudyDate, StudyTime, StudyDescription string
-	SeriesDescription, ProtocolName, FrameOfReferenceUID                        string
-	SystemVendor, SystemModel, InstitutionName                                  string
+	SeriesDescription, ProtocolName, FrameOfReferenceUID                               string
+	SystemVendor, SystemModel, InstitutionName                                         string
 	// FieldStrengthT is systemFieldStrength_T, or derived from the ¹H
 	// resonance frequency when only that is given.
-	FieldStrengthT float64
+	FieldStrengthT             float64
 	EncodedMatrix, ReconMatrix [3]int
 	EncodedFOVmm, ReconFOVmm   [3]float64
 	// AccelerationY/Z are the parallel-imaging factors, 0 when not stated.
