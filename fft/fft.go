@@ -129,25 +129,9 @@ func (p *Plan) rowBlock(dst, src []complex64, r0, nr int, inv bool, s *scratch) 
 	V := (nr + 3) &^ 3
 	a := s.a[:cols*V]
 	sh := (cols + 1) / 2 // ifftshift: input c goes to (c+sh) mod cols
-	for b := 0; b < nr; b++ {
-		row := src[(r0+b)*cols : (r0+b+1)*cols]
-		lo, hi := row[:cols-sh], row[cols-sh:]
-		if inv {
-			for c, v := range lo {
-				a[(c+sh)*V+b] = complex(real(v), -imag(v))
-			}
-			for c, v := range hi {
-				a[c*V+b] = complex(real(v), -imag(v))
-			}
-		} else {
-			for c, v := range lo {
-				a[(c+sh)*V+b] = v
-			}
-			for c, v := range hi {
-				a[c*V+b] = v
-			}
-		}
-	}
+	rs := src[r0*cols:]
+	transposeIn(a[sh*V:], V, rs, cols, cols-sh, nr, inv)
+	transposeIn(a, V, rs[cols-sh:], cols, sh, nr, inv)
 	if nr < V {
 		for c := 0; c < cols; c++ {
 			clear(a[c*V+nr : c*V+V])
@@ -155,17 +139,9 @@ func (p *Plan) rowBlock(dst, src []complex64, r0, nr int, inv bool, s *scratch) 
 	}
 	res := p.cl.transform(a, s.b, s.c, s.d, V, s.tmp)
 	h := cols / 2 // fftshift: output k goes to (k+h) mod cols
-	for b := 0; b < nr; b++ {
-		row := dst[(r0+b)*cols : (r0+b+1)*cols]
-		lo, hi := row[h:], row[:h]
-		for k := range lo {
-			lo[k] = res[k*V+b]
-		}
-		off := cols - h
-		for k := range hi {
-			hi[k] = res[(k+off)*V+b]
-		}
-	}
+	rd := dst[r0*cols:]
+	transposeOut(rd[h:], cols, res, V, cols-h, nr)
+	transposeOut(rd, cols, res[(cols-h)*V:], V, h, nr)
 }
 
 // colBlock transforms columns [c0, c0+nc) of one image in place along the
@@ -176,34 +152,17 @@ func (p *Plan) colBlock(img []complex64, c0, nc int, inv bool, s *scratch) {
 	V := (nc + 3) &^ 3
 	a := s.a[:rows*V]
 	sh := (rows + 1) / 2
-	for r := 0; r < rows; r++ {
-		rr := r + sh
-		if rr >= rows {
-			rr -= rows
+	scaleRows(a[sh*V:], V, img[c0:], cols, rows-sh, nc, 1, false)
+	scaleRows(a, V, img[(rows-sh)*cols+c0:], cols, sh, nc, 1, false)
+	if nc < V {
+		for r := 0; r < rows; r++ {
+			clear(a[r*V+nc : r*V+V])
 		}
-		copy(a[rr*V:rr*V+nc], img[r*cols+c0:r*cols+c0+nc])
-		clear(a[rr*V+nc : rr*V+V])
 	}
 	res := p.rl.transform(a, s.b, s.c, s.d, V, s.tmp)
 	h := rows / 2
-	sc := p.scale
-	for k := 0; k < rows; k++ {
-		r := k + h
-		if r >= rows {
-			r -= rows
-		}
-		out := img[r*cols+c0 : r*cols+c0+nc]
-		in := res[k*V : k*V+nc]
-		if inv {
-			for i, v := range in {
-				out[i] = complex(real(v)*sc, -imag(v)*sc)
-			}
-		} else {
-			for i, v := range in {
-				out[i] = complex(real(v)*sc, imag(v)*sc)
-			}
-		}
-	}
+	scaleRows(img[h*cols+c0:], cols, res, V, rows-h, nc, p.scale, inv)
+	scaleRows(img[c0:], cols, res[(rows-h)*V:], V, h, nc, p.scale, inv)
 }
 
 // image runs the whole 2-D transform of one image.

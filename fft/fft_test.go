@@ -211,3 +211,38 @@ func abs(v float64) float64 {
 }
 
 func conj(v complex128) complex128 { return complex(real(v), -imag(v)) }
+
+// The portable kernels (used without AVX2/FMA, on other architectures, or
+// with -tags purego) against the naive DFT and against the assembly ones.
+func TestPortableKernels(t *testing.T) {
+	if !fft.HasAsm() {
+		t.Skip("no assembly kernels in this build: the other tests already cover the portable ones")
+	}
+	defer fft.SetAsm(fft.SetAsm(false))
+	for _, sz := range append(sizes[:len(sizes)-2:len(sizes)-2], size{2, 300, 1}, size{29, 31, 2}) {
+		for _, inv := range []bool{false, true} {
+			x := random(sz.rows*sz.cols*sz.batch, 5)
+			want := naive2(x, sz.rows, sz.cols, inv)
+			got := make([]complex64, len(x))
+			fft.SetAsm(false)
+			if inv {
+				fft.Inverse(got, x, sz.rows, sz.cols)
+			} else {
+				fft.Forward(got, x, sz.rows, sz.cols)
+			}
+			if e := relErr(got, want); e > 1e-5 || e != e {
+				t.Errorf("portable %d×%d×%d inverse=%v: relative error %.3g", sz.batch, sz.rows, sz.cols, inv, e)
+			}
+			fft.SetAsm(true)
+			asm := make([]complex64, len(x))
+			if inv {
+				fft.Inverse(asm, x, sz.rows, sz.cols)
+			} else {
+				fft.Forward(asm, x, sz.rows, sz.cols)
+			}
+			if e := relErr(asm, widen(got)); e > 2e-6 {
+				t.Errorf("%d×%d×%d inverse=%v: assembly and portable kernels differ by %.3g", sz.batch, sz.rows, sz.cols, inv, e)
+			}
+		}
+	}
+}

@@ -196,7 +196,7 @@ func radixGeneric(y, x []complex64, st *stage, sv int, tmp []complex64) {
 					rr, ri := real(a0[i]), imag(a0[i])
 					var ir, ii float32
 					for j := 1; j <= h; j++ {
-						c, s := st.cs[2*((j-1)*h+k-1)], st.cs[2*((j-1)*h+k-1)+1]
+						c, s := st.cs[2*((k-1)*h+j-1)], st.cs[2*((k-1)*h+j-1)+1]
 						S, D := tmp[(j-1)*L+i], tmp[(h+j-1)*L+i]
 						rr += c * real(S)
 						ri += c * imag(S)
@@ -206,6 +206,78 @@ func radixGeneric(y, x []complex64, st *stage, sv int, tmp []complex64) {
 					yk[i] = cmul(complex(rr+ii, ri-ir), wk)
 					yn[i] = cmul(complex(rr-ii, ri+ir), wn)
 				}
+			}
+		}
+	}
+}
+
+// transposeIn sets dst[c*ds+i] = src[i*ss+c], conjugated if conj, for
+// i < lanes and c < n: image rows become lanes.
+func transposeIn(dst []complex64, ds int, src []complex64, ss, n, lanes int, conj bool) {
+	if n <= 0 || lanes <= 0 {
+		return
+	}
+	c0 := transposeAsm(dst, ds, src, ss, n, lanes, conj, false)
+	l0 := 0
+	if c0 > 0 {
+		l0 = lanes &^ 3
+	}
+	for i := 0; i < lanes; i++ {
+		c := c0
+		if i >= l0 {
+			c = 0
+		}
+		row := src[i*ss : i*ss+n]
+		for ; c < n; c++ {
+			v := row[c]
+			if conj {
+				v = complex(real(v), -imag(v))
+			}
+			dst[c*ds+i] = v
+		}
+	}
+}
+
+// transposeOut sets dst[i*ds+c] = src[c*ss+i] for i < lanes and c < n: lanes
+// become image rows.
+func transposeOut(dst []complex64, ds int, src []complex64, ss, n, lanes int) {
+	if n <= 0 || lanes <= 0 {
+		return
+	}
+	c0 := transposeAsm(dst, ds, src, ss, n, lanes, false, true)
+	l0 := 0
+	if c0 > 0 {
+		l0 = lanes &^ 3
+	}
+	for i := 0; i < lanes; i++ {
+		c := c0
+		if i >= l0 {
+			c = 0
+		}
+		row := dst[i*ds : i*ds+n]
+		for ; c < n; c++ {
+			row[c] = src[c*ss+i]
+		}
+	}
+}
+
+// scaleRows sets dst[r*ds+c] = scale·src[r*ss+c], conjugated if conj, for
+// r < rows and c < n.
+func scaleRows(dst []complex64, ds int, src []complex64, ss, rows, n int, scale float32, conj bool) {
+	c0 := scaleRowsAsm(dst, ds, src, ss, rows, n, scale, conj)
+	if c0 == n {
+		return
+	}
+	for r := 0; r < rows; r++ {
+		out := dst[r*ds+c0 : r*ds+n]
+		in := src[r*ss+c0 : r*ss+n]
+		if conj {
+			for i, v := range in {
+				out[i] = complex(real(v)*scale, -imag(v)*scale)
+			}
+		} else {
+			for i, v := range in {
+				out[i] = complex(real(v)*scale, imag(v)*scale)
 			}
 		}
 	}

@@ -31,7 +31,7 @@ type line struct {
 type stage struct {
 	r, m, s int
 	tw      []complex64 // ω_{m r}^{g k}, at g*(r-1) + k-1, g < m, 1 ≤ k < r
-	cs      []float32   // generic radix: cos(2π jk/r), sin(2π jk/r), j,k ≤ (r-1)/2
+	cs      []float32   // generic radix: cos, sin of 2π jk/r at 2((k-1)h + j-1), j,k ≤ h = (r-1)/2
 }
 
 // maxRadix is the largest prime factor handled by a generic odd-radix
@@ -72,8 +72,8 @@ func newLine(n int) *line {
 			for j := 1; j <= h; j++ {
 				for k := 1; k <= h; k++ {
 					a := 2 * math.Pi * float64(j*k%r) / float64(r)
-					st.cs[2*((j-1)*h+k-1)] = float32(math.Cos(a))
-					st.cs[2*((j-1)*h+k-1)+1] = float32(math.Sin(a))
+					st.cs[2*((k-1)*h+j-1)] = float32(math.Cos(a))
+					st.cs[2*((k-1)*h+j-1)+1] = float32(math.Sin(a))
 				}
 			}
 			l.genMax = max(l.genMax, r)
@@ -188,6 +188,10 @@ func (l *line) transform(a, b, c, d []complex64, V int, tmp []complex64) []compl
 	for i := range l.stages {
 		st := &l.stages[i]
 		sv := st.s * V
+		if asmStage(y, x, st, sv, tmp) {
+			x, y = y, x
+			continue
+		}
 		switch st.r {
 		case 2:
 			radix2(y, x, st.m, sv, st.tw)
