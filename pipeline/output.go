@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/dicomio"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 )
 
@@ -46,7 +47,7 @@ func cropCenter[T any](src []T, r, c, rows, cols int) []T {
 }
 
 // writeOutputs writes what cfg.Output asks for and returns the paths.
-func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, cfg *configs.Config) ([]string, error) {
+func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, src *sourceStudy, cfg *configs.Config) ([]string, error) {
 	im := collect(v, results)
 	base := baseName(v.Path)
 	shape := []int{im.rows, im.cols}
@@ -67,6 +68,21 @@ func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, cfg
 			}
 			out = append(out, p)
 		}
+	}
+	if cfg.Output.DICOM {
+		dirs, err := writeDICOM(outDir, v, im, src, cfg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dirs...)
+	}
+	if cfg.Output.Previews && im.std != nil {
+		files, err := dicomio.WritePreviews(filepath.Join(outDir, "previews", base), magnitudes(im.zeroFilled),
+			magnitudes(im.recon), im.std, im.slices, im.rows, im.cols)
+		if err != nil {
+			return nil, fmt.Errorf("write previews: %w", err)
+		}
+		out = append(out, files...)
 	}
 	return out, nil
 }

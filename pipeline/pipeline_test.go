@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/dicomio"
 	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
@@ -51,7 +54,7 @@ func TestRunMethodsOnSimulatedBrain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", method, err)
 		}
-		if rep.Slices != 1 || len(rep.Outputs) != 1 || len(rep.Residual) != 1 {
+		if rep.Slices != 1 || len(rep.Outputs) != 2 || len(rep.Residual) != 1 { // .npy and one DICOM series
 			t.Fatalf("%s: report %+v", method, rep)
 		}
 		a, err := kspaceio.ReadNPY(filepath.Join(out, "brain.npy"))
@@ -72,6 +75,58 @@ func TestRunMethodsOnSimulatedBrain(t *testing.T) {
 	// scale must survive prewhitening (a scale error costs tens of dB).
 	if psnr["zero-filled"] < 15 || psnr["cg-sense"] < psnr["zero-filled"]+3 || psnr["l1-wavelet"] < psnr["zero-filled"]+3 {
 		t.Fatalf("PSNR %v", psnr)
+	}
+}
+
+// TestRunJoinsSourceStudy feeds a DICOM series with the k-space: the new
+// series must land in that study and name it, and validate with dciodvfy.
+func TestRunJoinsSourceStudy(t *testing.T) {
+	dir := t.TempDir()
+	in, _, cfg := simulateBrain(t, dir)
+	cfg.Recon.Method = "zero-filled"
+	first := filepath.Join(dir, "first")
+	if err := os.Mkdir(first, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Job{ID: "a", Inputs: []string{in}, Config: cfg}, first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Outputs) != 1 {
+		t.Fatalf("want one DICOM series, outputs %v", rep.Outputs)
+	}
+	studies, errs := dicomio.ReadStudies(filepath.Join(first, "dicom"))
+	if len(errs) > 0 || len(studies) != 1 {
+		t.Fatalf("first output: %v studies, errors %v", len(studies), errs)
+	}
+	srcUID := studies[0].Study.InstanceUID
+
+	// Second job: the k-space plus the first job's DICOM as "the study".
+	job := filepath.Join(dir, "job")
+	if err := os.CopyFS(job, os.DirFS(filepath.Join(first, "dicom"))); err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(dir, "second")
+	if err := os.Mkdir(second, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), Job{ID: "b", Inputs: []string{in, job}, Config: cfg}, second, nil); err != nil {
+		t.Fatal(err)
+	}
+	studies, errs = dicomio.ReadStudies(filepath.Join(second, "dicom"))
+	if len(errs) > 0 || len(studies) != 1 || studies[0].Study.InstanceUID != srcUID {
+		t.Fatalf("second output not in the source study %s: %d studies, errors %v", srcUID, len(studies), errs)
+	}
+	files, _ := filepath.Glob(filepath.Join(second, "dicom", "*", "*.dcm"))
+	if len(files) != 1 {
+		t.Fatalf("files %v", files)
+	}
+	out, err := exec.Command(testutil.Tool(t, "dciodvfy"), files[0]).CombinedOutput()
+	if err != nil && len(out) == 0 {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "Error") {
+		t.Fatalf("dciodvfy:\n%s", out)
 	}
 }
 

@@ -35,6 +35,8 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	if len(kspaceFiles) == 0 {
 		return nil, fmt.Errorf("%w: %w (found %d other files)", ErrBadInput, errNoKSpace, len(others))
 	}
+	src, warnings := readSourceStudy(others)
+	rep.Warnings = append(rep.Warnings, warnings...)
 	vols := make([]*kspaceio.Volume, len(kspaceFiles))
 	total := 0
 	stop := timer(rep.Seconds, "read")
@@ -74,7 +76,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 			}
 		}
 		stop := timer(rep.Seconds, "write")
-		files, err := writeOutputs(outDir, v, results, cfg)
+		files, err := writeOutputs(outDir, v, results, src, cfg)
 		stop()
 		if err != nil {
 			return nil, err
