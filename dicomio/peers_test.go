@@ -44,20 +44,20 @@ func libTestdata(t testing.TB, name string) string {
 
 // pyInfo is what pydicom reads from a file (see pyScript).
 type pyInfo struct {
-	Error                                           string
-	StudyUID, SeriesUID, SOPUID, FrameOfRef         string
-	PatientName, PatientID, StudyDate, Modality     string
-	SeriesDescription, DerivationDescription        string
-	ImageType                                       []string
-	SeriesNumber, InstanceNumber                    int
-	Rows, Columns, Frames, Samples                  int
-	IPP, IOP, PixelSpacing                          []float64
-	SliceThickness                                  *float64
-	FrameIPP                                        [][]float64
-	Slope, Intercept, WindowCenter, WindowWidth     *float64
-	RelatedSeries, SourceImages                     []string
-	SpecificCharacterSet                            string
-	Pixels                                          []float64 `json:"-"`
+	Error                                       string
+	StudyUID, SeriesUID, SOPUID, FrameOfRef     string
+	PatientName, PatientID, StudyDate, Modality string
+	SeriesDescription, DerivationDescription    string
+	ImageType                                   []string
+	SeriesNumber, InstanceNumber                int
+	Rows, Columns, Frames, Samples              int
+	IPP, IOP, PixelSpacing                      []float64
+	SliceThickness                              *float64
+	FrameIPP                                    [][]float64
+	Slope, Intercept, WindowCenter, WindowWidth *float64
+	RelatedSeries, SourceImages                 []string
+	SpecificCharacterSet                        string
+	Pixels                                      []float64 `json:"-"`
 }
 
 // pyScript prints one JSON object per file and writes the pixel array

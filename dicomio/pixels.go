@@ -3,6 +3,8 @@ package dicomio
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"strconv"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -84,18 +86,21 @@ func pixelFormatOf(es elems, pixelLen int) (pixelFormat, error) {
 	default:
 		return pf, fmt.Errorf("%w: photometric interpretation %q", ErrUnsupportedPixels, pi)
 	}
-	// Multiply step by step: every factor is ≥ 1, so passing pixelLen at any
-	// step already proves a mismatch (and no product can overflow).
-	want := uint64(pf.bitsAllocated / 8)
+	// Multiply in 128 bits: a header can claim 2^31 frames of 65535² pixels,
+	// and a product truncated to 32 bits (as the library computes it) can
+	// match a short Pixel Data length.
+	want, overflow := uint64(pf.bitsAllocated/8), false
 	for _, f := range []int{pf.rows, pf.cols, pf.samples, pf.frames} {
-		want *= uint64(f)
-		if want > uint64(pixelLen) {
-			break
-		}
+		hi, lo := bits.Mul64(want, uint64(f))
+		want, overflow = lo, overflow || hi != 0
 	}
-	if want != uint64(pixelLen) && !(want+1 == uint64(pixelLen) && pixelLen%2 == 0) {
-		return pf, fmt.Errorf("%w: pixel data has %d bytes, %d×%d×%d frames×%d samples×%d bits need %d",
-			ErrMalformed, pixelLen, pf.rows, pf.cols, pf.frames, pf.samples, pf.bitsAllocated, want)
+	if overflow || want != uint64(pixelLen) && !(want+1 == uint64(pixelLen) && pixelLen%2 == 0) {
+		need := strconv.FormatUint(want, 10)
+		if overflow {
+			need = "more than 2^64"
+		}
+		return pf, fmt.Errorf("%w: pixel data has %d bytes, %d×%d pixels × %d frames × %d samples × %d bits need %s",
+			ErrMalformed, pixelLen, pf.rows, pf.cols, pf.frames, pf.samples, pf.bitsAllocated, need)
 	}
 	return pf, nil
 }

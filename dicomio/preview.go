@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/png"
 	"math"
 	"os"
@@ -122,6 +123,7 @@ func newLayout(rows, cols int) layout {
 
 func (l layout) render(zf, rc, sd []float32, glo, ghi, slo, shi float64) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, l.w, l.h))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{0, 0, 0, 255}), image.Point{}, draw.Src)
 	cmap := colorMap()
 	grey := func(v float64) color.RGBA {
 		g := uint8(math.Round(255 * clamp01((v-glo)/(ghi-glo))))

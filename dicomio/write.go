@@ -387,8 +387,8 @@ type quantization struct {
 }
 
 // quantize stores src × scale in dst. Non-negative images keep zero at
-// stored 0 (intercept 0, slope = max/32767); others use the full int16
-// range. The slope and intercept are rounded to their DS text first so the
+// stored 0 (intercept 0, slope = max/32767) when that still resolves 1e-4
+// of their range; others use the full int16 range around its midpoint. The slope and intercept are rounded to their DS text first so the
 // stored values match what a reader reconstructs. The window maps the lower
 // end (0 or the minimum) to the 99.5th percentile with the LINEAR function
 // of PS3.3 C.11.2.1.2.1, whose ramp is width − 1 wide, so width stays ≥ 1
@@ -404,28 +404,23 @@ func quantize(dst []int16, src []float32, scale float64) (quantization, error) {
 		return quantization{}, fmt.Errorf("scaled image range [%v, %v] is not finite", lo, hi)
 	}
 	var q quantization
-	switch {
-	case lo >= 0:
+	if lo >= 0 && hi/65534 <= 1e-4*(hi-lo) {
 		q.slopeS, q.icptS = formatDS(hi/32767), "0"
-	default:
+	} else {
 		q.slopeS, q.icptS = formatDS((hi-lo)/65534), formatDS((hi+lo)/2)
 	}
 	q.slope, q.intercept = parseDS(q.slopeS), parseDS(q.icptS)
 	if q.slope <= 0 || math.IsInf(q.slope, 0) {
-		// Constant image: any positive slope represents it exactly.
+		// Constant image: the intercept holds it, any slope will do.
 		q.slopeS, q.slope = "1", 1
-		if lo < 0 {
-			q.icptS = formatDS(lo)
-			q.intercept = parseDS(q.icptS)
-		}
 	}
 	for i, v := range src {
 		s := math.Round((float64(v)*scale - q.intercept) / q.slope)
 		dst[i] = int16(math.Max(-32768, math.Min(32767, s)))
 	}
-	wlo := math.Max(lo, 0)
-	if lo < 0 {
-		wlo = lo
+	wlo := lo
+	if lo >= 0 && lo <= 0.1*hi {
+		wlo = 0
 	}
 	whi := percentile(src, scale, lo, hi, 0.995)
 	if whi <= wlo {
