@@ -420,6 +420,7 @@ func espPixelMaps(ctx context.Context, maps []complex64, evals []float32, g, rot
 			mat := make([]complex128, coils*coils)
 			v := make([]complex128, coils)
 			tmp := make([]complex128, coils)
+			eig := espEigWorkspace(coils)
 			for {
 				y := int(next.Add(1) - 1)
 				if y >= rows || failed.Load() {
@@ -446,7 +447,7 @@ func espPixelMaps(ctx context.Context, maps []complex64, evals []float32, g, rot
 							p++
 						}
 					}
-					lambda := espPowerIteration(mat, v, tmp, coils)
+					lambda := espDominant(mat, v, tmp, eig)
 					if evals != nil {
 						evals[y*cols+x] = float32(lambda)
 					}
@@ -479,15 +480,17 @@ func espPixelMaps(ctx context.Context, maps []complex64, evals []float32, g, rot
 	return nil
 }
 
-// espPowerIteration refines v (unit norm, warm start) towards the dominant
-// eigenvector of the Hermitian positive semi-definite n×n matrix a and
-// returns its eigenvalue. ESPIRiT's eigenvalue is 1 against a much smaller
-// second one inside the object, so a warm start from the neighbouring pixel
-// converges in a few steps.
-func espPowerIteration(a, v, tmp []complex128, n int) float64 {
-	const maxIter, tol = 300, 1e-14
-	var lambda float64
-	for it := 0; it < maxIter; it++ {
+// espDominant writes the dominant unit eigenvector of the Hermitian
+// positive semi-definite coils×coils matrix a into v, which holds a warm
+// start (the neighbouring pixel's vector), and returns its eigenvalue.
+// Inside the object ESPIRiT's eigenvalue 1 stands well above the rest, so
+// power iteration converges in a few steps; where it has not after
+// espPowerSteps (a small gap, typically outside the object), the exact
+// decomposition bounds the cost. a is overwritten in that case.
+func espDominant(a, v, tmp []complex128, eig *espHermEig) float64 {
+	const tol = 1e-14 // squared change of the unit vector
+	n := eig.n
+	for it := 0; it < espPowerSteps; it++ {
 		var nrm float64
 		for i := 0; i < n; i++ {
 			var s complex128
@@ -498,7 +501,7 @@ func espPowerIteration(a, v, tmp []complex128, n int) float64 {
 			tmp[i] = s
 			nrm += espAbs2(s)
 		}
-		lambda = math.Sqrt(nrm)
+		lambda := math.Sqrt(nrm)
 		if lambda == 0 || math.IsNaN(lambda) {
 			return 0
 		}
@@ -510,11 +513,19 @@ func espPowerIteration(a, v, tmp []complex128, n int) float64 {
 			v[i] = w
 		}
 		if diff < tol {
-			break
+			return lambda
 		}
 	}
-	return lambda
+	if eig.decompose(a) != nil {
+		return 0
+	}
+	eig.vector(v, n-1)
+	return max(eig.vals[n-1], 0)
 }
+
+// espPowerSteps caps power iteration per pixel (BART runs 30 steps of
+// orthogonal iteration and stops there).
+const espPowerSteps = 30
 
 // espTwiddles is e^{2πi·d·(r − ⌊N/2⌋)/N} for r in [0, N) (slowest) and d in
 // [−(k−1), k−1].

@@ -2,6 +2,7 @@ package mri_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/cmplx"
 	"os/exec"
@@ -128,5 +129,31 @@ func TestESPIRiTMatchesBART(t *testing.T) {
 	}
 	if disagree > npix/100 {
 		t.Errorf("crop decision differs from bart's at %d pixels", disagree)
+	}
+}
+
+// BenchmarkESPIRiTvsBART times our ESPIRiT and `bart ecalib` (a process,
+// including its file I/O) on the same k-space, calib 24, kernel 6, one map.
+func BenchmarkESPIRiTvsBART(b *testing.B) {
+	bart := testutil.Tool(b, "bart")
+	for _, c := range []struct{ coils, n int }{{8, 128}, {16, 320}} {
+		dir := b.TempDir()
+		_, _, ksp := mri.EspiritSynthetic(c.coils, c.n, c.n)
+		if err := kspaceio.WriteCFL(filepath.Join(dir, "ksp"), []int{c.n, c.n, 1, c.coils}, ksp); err != nil {
+			b.Fatal(err)
+		}
+		name := fmt.Sprintf("%dcoils_%d", c.coils, c.n)
+		b.Run(name+"/ours", func(b *testing.B) {
+			for range b.N {
+				if _, err := mri.ESPIRiT(context.Background(), ksp, c.coils, c.n, c.n, nil, mri.ESPIRiTOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/bart", func(b *testing.B) {
+			for range b.N {
+				espRun(b, dir, bart, "ecalib", "-m1", "-r", "24", "-k", "6", "ksp", "sens")
+			}
+		})
 	}
 }

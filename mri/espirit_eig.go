@@ -22,6 +22,9 @@ type espHermEig struct {
 	z     []float64    // n×n row-major; column j is the tridiagonal eigenvector j
 	phase []complex128 // diagonal unitary D with T = D·T_real·Dᴴ
 	refl  []complex128 // row k holds the unit Householder vector of step k (entries k+1…n-1)
+	// workspace
+	off, p  []complex128
+	e, work []float64
 }
 
 // espNewHermEig decomposes the n×n Hermitian matrix a (row-major, both
@@ -30,10 +33,28 @@ func espNewHermEig(a []complex128, n int) (*espHermEig, error) {
 	if n < 1 || len(a) != n*n {
 		return nil, errors.New("hermitian eigensolver: bad matrix size")
 	}
-	h := &espHermEig{n: n, vals: make([]float64, n), z: make([]float64, n*n),
-		phase: make([]complex128, n), refl: make([]complex128, n*n)}
-	off := make([]complex128, max(n-1, 1))
-	p := make([]complex128, n)
+	h := espEigWorkspace(n)
+	if err := h.decompose(a); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// espEigWorkspace allocates a solver for n×n matrices that decompose reuses.
+func espEigWorkspace(n int) *espHermEig {
+	return &espHermEig{n: n, vals: make([]float64, n), z: make([]float64, n*n),
+		phase: make([]complex128, n), refl: make([]complex128, n*n),
+		off: make([]complex128, max(n-1, 1)), p: make([]complex128, n),
+		e: make([]float64, max(n-1, 1)), work: make([]float64, max(1, 2*n-2))}
+}
+
+// decompose overwrites a (n×n Hermitian, both triangles) and h's previous
+// decomposition; it allocates nothing.
+func (h *espHermEig) decompose(a []complex128) error {
+	n := h.n
+	off, p := h.off, h.p
+	clear(off)
+	clear(h.refl)
 	for k := 0; k+2 < n; k++ {
 		// Reflector H = I − 2vvᴴ maps column k below the diagonal onto e₁·alpha.
 		var xn float64
@@ -90,7 +111,7 @@ func espNewHermEig(a []complex128, n int) (*espHermEig, error) {
 	if n >= 2 {
 		off[n-2] = a[(n-1)*n+n-2] // the last 2×2 block needs no reflector
 	}
-	e := make([]float64, max(n-1, 1))
+	e := h.e
 	h.phase[0] = 1
 	for k := 0; k+1 < n; k++ {
 		h.vals[k] = real(a[k*n+k])
@@ -102,11 +123,10 @@ func espNewHermEig(a []complex128, n int) (*espHermEig, error) {
 		}
 	}
 	h.vals[n-1] = real(a[(n-1)*n+n-1])
-	work := make([]float64, max(1, 2*n-2))
-	if !(gonum.Implementation{}).Dsteqr(lapack.EVTridiag, n, h.vals, e, h.z, n, work) {
-		return nil, errors.New("hermitian eigensolver: tridiagonal QL did not converge")
+	if !(gonum.Implementation{}).Dsteqr(lapack.EVTridiag, n, h.vals, e, h.z, n, h.work) {
+		return errors.New("hermitian eigensolver: tridiagonal QL did not converge")
 	}
-	return h, nil
+	return nil
 }
 
 // vector writes the unit eigenvector j (eigenvalues ascending) into dst.
