@@ -3,6 +3,7 @@ package mri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
@@ -191,11 +192,14 @@ func espSynthetic(coils, rows, cols int) (maps, img, ksp []complex64) {
 	return maps, img, ksp
 }
 
-// espLineMask samples every step-th ky line plus acs centred lines.
+// espLineMask samples acs centred ky lines and every step-th line except
+// the two bordering the centre block, so the fully sampled block is exactly
+// acs lines high.
 func espLineMask(rows, cols, step, acs int) []float32 {
 	m := make([]float32, rows*cols)
+	lo := (rows - acs + 1) / 2
 	for y := 0; y < rows; y++ {
-		if y%step == 0 || (y >= (rows-acs+1)/2 && y < (rows-acs+1)/2+acs) {
+		if (y >= lo && y < lo+acs) || (y%step == 0 && y != lo-1 && y != lo+acs) {
 			for x := 0; x < cols; x++ {
 				m[y*cols+x] = 1
 			}
@@ -205,7 +209,13 @@ func espLineMask(rows, cols, step, acs int) []float32 {
 }
 
 func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
-	const coils, rows, cols = 8, 96, 80
+	for _, size := range [][2]int{{96, 80}, {75, 91}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) { espRecoverSynthetic(t, size[0], size[1]) })
+	}
+}
+
+func espRecoverSynthetic(t *testing.T, rows, cols int) {
+	const coils = 8
 	truth, img, ksp := espSynthetic(coils, rows, cols)
 	mask := espLineMask(rows, cols, 3, 26)
 	for i := range ksp {
@@ -217,6 +227,16 @@ func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	npix := rows * cols
+	// Without the mask, the zeros of k-space locate the same region.
+	again, err := ESPIRiT(context.Background(), ksp, coils, rows, cols, nil, ESPIRiTOptions{Calib: AutoCalib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range again {
+		if again[i] != maps[i] {
+			t.Fatalf("maps from the k-space zeros differ from maps from the mask at %d", i)
+		}
+	}
 	var peak float64
 	for _, v := range img {
 		peak = max(peak, cmplx.Abs(complex128(v)))
@@ -227,8 +247,8 @@ func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
 	var num, na, nb, resid, energy float64
 	inside, lowEV := 0, 0
 	h, w := espCalibRegion(mask, nil, 0, rows, cols, MaxAutoCalib)
-	if h != 26 || w != MaxAutoCalib {
-		t.Fatalf("auto calibration region %d×%d, want 26×%d", h, w, MaxAutoCalib)
+	if h != 26 || w != min(cols, MaxAutoCalib) {
+		t.Fatalf("auto calibration region %d×%d, want 26×%d", h, w, min(cols, MaxAutoCalib))
 	}
 	rot := espFirstComponent(espCalibForTest(ksp, coils, rows, cols, h, w), coils, h*w)
 	for i := 0; i < npix; i++ {
