@@ -47,8 +47,8 @@ static hid_t ks_open(const char *path, int rw, char *err, size_t cap) {
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 	H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
 	hid_t f = H5Fopen(path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+	if (f < 0) ks_fail(err, cap, "open"); // before any other call clears the stack
 	H5Pclose(fapl);
-	if (f < 0) ks_fail(err, cap, "open");
 	return f;
 }
 
@@ -57,8 +57,8 @@ static hid_t ks_create(const char *path, char *err, size_t cap) {
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 	H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
 	hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-	H5Pclose(fapl);
 	if (f < 0) ks_fail(err, cap, "create");
+	H5Pclose(fapl);
 	return f;
 }
 
@@ -100,8 +100,8 @@ static hid_t ks_open_dataset(hid_t loc, const char *name, size_t cache_bytes, ch
 	hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
 	if (cache_bytes) H5Pset_chunk_cache(dapl, 12421, cache_bytes, 1.0);
 	hid_t d = H5Dopen2(loc, name, dapl);
-	H5Pclose(dapl);
 	if (d < 0) ks_fail(err, cap, "open dataset");
+	H5Pclose(dapl);
 	return d;
 }
 
@@ -183,11 +183,12 @@ static int ks_read_complex(hid_t d, const char *re, const char *im, int rank, co
 	H5Tinsert(mt, re, 0, H5T_NATIVE_FLOAT);
 	H5Tinsert(mt, im, 4, H5T_NATIVE_FLOAT);
 	hid_t fs, ms;
-	if (ks_select(d, rank, start, count, &fs, &ms) < 0) { H5Tclose(mt); return ks_fail(err, cap, "select"); }
+	if (ks_select(d, rank, start, count, &fs, &ms) < 0) { ks_fail(err, cap, "select"); H5Tclose(mt); return -1; }
 	herr_t r = H5Dread(d, mt, ms, fs, H5P_DEFAULT, buf);
+	if (r < 0) ks_fail(err, cap, "read");
 	ks_unselect(fs, ms);
 	H5Tclose(mt);
-	if (r < 0) return ks_fail(err, cap, "read");
+	return r < 0 ? -1 : 0;
 	return 0;
 }
 
@@ -205,6 +206,7 @@ static int ks_read_double(hid_t d, double *buf, hsize_t n, char *err, size_t cap
 		int sgn = H5Tget_sign(base);
 		unsigned char *tmp = malloc(n * sz + 1);
 		r = tmp ? H5Dread(d, nt, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) : -1;
+		if (r < 0) ks_fail(err, cap, "read");
 		for (hsize_t i = 0; r >= 0 && i < n; i++) {
 			unsigned char *p = tmp + i * sz;
 			switch (sz) {
@@ -219,10 +221,10 @@ static int ks_read_double(hid_t d, double *buf, hsize_t n, char *err, size_t cap
 		H5Tclose(base);
 	} else {
 		r = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+		if (r < 0) ks_fail(err, cap, "read");
 	}
 	H5Tclose(t);
-	if (r < 0) return ks_fail(err, cap, "read");
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 // ks_read_string returns the first string of a scalar or 1-D string dataset
@@ -368,13 +370,13 @@ static int ks_read_heads(hid_t d, hsize_t start, hsize_t count, ks_acq_head *out
 	ks_quiet();
 	hid_t mt = ks_head_type();
 	hid_t fs, ms;
-	if (ks_select(d, 1, &start, &count, &fs, &ms) < 0) { H5Tclose(mt); return ks_fail(err, cap, "select"); }
+	if (ks_select(d, 1, &start, &count, &fs, &ms) < 0) { ks_fail(err, cap, "select"); H5Tclose(mt); return -1; }
 	memset(out, 0, count * sizeof *out);
 	herr_t r = H5Dread(d, mt, ms, fs, H5P_DEFAULT, out);
+	if (r < 0) ks_fail(err, cap, "read acquisition headers");
 	ks_unselect(fs, ms);
 	H5Tclose(mt);
-	if (r < 0) return ks_fail(err, cap, "read acquisition headers");
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 // Variable-length data are allocated from one arena per batch instead of one
@@ -486,11 +488,13 @@ static int ks_attr_info(hid_t loc, int i, ks_attr *o, char *err, size_t cap) {
 // a string (kind 2, into buf of cap bytes, NUL-terminated).
 static int ks_attr_read(hid_t loc, int i, int kind, void *buf, size_t bufcap, char *err, size_t cap) {
 	ks_quiet();
+	if (cap) err[0] = 0;
 	hid_t a = H5Aopen_by_idx(loc, ".", H5_INDEX_NAME, H5_ITER_INC, (hsize_t)i, H5P_DEFAULT, H5P_DEFAULT);
 	if (a < 0) return ks_fail(err, cap, "open attribute");
 	herr_t r = -1;
 	if (kind == 0) r = H5Aread(a, H5T_NATIVE_DOUBLE, buf);
 	else if (kind == 1) r = H5Aread(a, H5T_NATIVE_INT64, buf);
+	if (kind < 2 && r < 0) ks_fail(err, cap, "read attribute");
 	else {
 		hid_t t = H5Aget_type(a);
 		hid_t mt = H5Tcopy(H5T_C_S1);
@@ -498,6 +502,7 @@ static int ks_attr_read(hid_t loc, int i, int kind, void *buf, size_t bufcap, ch
 			H5Tset_size(mt, H5T_VARIABLE);
 			char *s = NULL;
 			r = H5Aread(a, mt, &s);
+			if (r < 0) ks_fail(err, cap, "read attribute");
 			if (r >= 0 && s) { snprintf(buf, bufcap, "%s", s); H5free_memory(s); }
 		} else {
 			size_t sz = H5Tget_size(t);
@@ -506,13 +511,14 @@ static int ks_attr_read(hid_t loc, int i, int kind, void *buf, size_t bufcap, ch
 				H5Tset_strpad(mt, H5T_STR_NULLPAD);
 				memset(buf, 0, bufcap);
 				r = H5Aread(a, mt, buf);
+				if (r < 0) ks_fail(err, cap, "read attribute");
 			}
 		}
 		H5Tclose(mt); H5Tclose(t);
 	}
 	H5Aclose(a);
-	if (r < 0) return ks_fail(err, cap, "read attribute");
-	return 0;
+	if (r < 0 && !err[0]) snprintf(err, cap, "read attribute: string longer than %zu bytes", bufcap);
+	return r < 0 ? -1 : 0;
 }
 
 // ---- writing ---------------------------------------------------------------
@@ -558,12 +564,12 @@ static int ks_write_slab(hid_t d, int kind, int rank, const hsize_t *start, cons
 	ks_quiet();
 	hid_t mt = ks_mem_type(kind);
 	hid_t fs, ms;
-	if (ks_select(d, rank, start, count, &fs, &ms) < 0) { H5Tclose(mt); return ks_fail(err, cap, "select"); }
+	if (ks_select(d, rank, start, count, &fs, &ms) < 0) { ks_fail(err, cap, "select"); H5Tclose(mt); return -1; }
 	herr_t r = H5Dwrite(d, mt, ms, fs, H5P_DEFAULT, buf);
+	if (r < 0) ks_fail(err, cap, "write");
 	ks_unselect(fs, ms);
 	H5Tclose(mt);
-	if (r < 0) return ks_fail(err, cap, "write");
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 // ks_write_string writes a scalar fixed-length string dataset (as fastMRI's
