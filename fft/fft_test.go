@@ -12,6 +12,11 @@ import (
 
 type size struct{ rows, cols, batch int }
 
+// tol bounds the relative error to the float64 reference. The brief asks for
+// 1e-5; the engine reaches 1–3e-7 (float32 rounding with float64 twiddles), so
+// a tighter bound also catches twiddles or constants rounded too early.
+const tol = 1e-6
+
 // Sizes cover every code path: trivial lengths, radix 2/3/4/5, the generic
 // odd radix (7, 11, 23, 47), Bluestein (primes above 47 and lengths with such
 // a factor), odd and even centring, and the MRI sizes.
@@ -32,7 +37,7 @@ func TestAgainstNaive(t *testing.T) {
 			} else {
 				fft.Forward(got, x, sz.rows, sz.cols)
 			}
-			if e := relErr(got, want); e > 1e-5 || e != e {
+			if e := relErr(got, want); e > tol || e != e {
 				t.Errorf("%d×%d×%d inverse=%v: relative error %.3g", sz.batch, sz.rows, sz.cols, inv, e)
 			}
 		}
@@ -48,7 +53,7 @@ func TestAllLengths(t *testing.T) {
 			want := naive2(x, shape[0], shape[1], false)
 			got := make([]complex64, len(x))
 			fft.Forward(got, x, shape[0], shape[1])
-			if e := relErr(got, want); e > 1e-5 || e != e {
+			if e := relErr(got, want); e > tol || e != e {
 				t.Errorf("%d×%d: relative error %.3g", shape[0], shape[1], e)
 			}
 		}
@@ -60,12 +65,12 @@ func TestParsevalAndRoundTrip(t *testing.T) {
 		x := random(sz.rows*sz.cols*sz.batch, 7)
 		y := make([]complex64, len(x))
 		fft.Forward(y, x, sz.rows, sz.cols)
-		if nx, ny := norm(x), norm(y); abs(ny-nx) > 1e-5*nx {
+		if nx, ny := norm(x), norm(y); abs(ny-nx) > tol*nx {
 			t.Errorf("%v: ‖x‖ = %g, ‖Fx‖ = %g", sz, nx, ny)
 		}
 		z := make([]complex64, len(x))
 		fft.Inverse(z, y, sz.rows, sz.cols)
-		if e := relErr(z, widen(x)); e > 1e-5 {
+		if e := relErr(z, widen(x)); e > tol {
 			t.Errorf("%v: Inverse(Forward(x)) relative error %.3g", sz, e)
 		}
 	}
@@ -84,7 +89,8 @@ func TestAdjoint(t *testing.T) {
 			l += complex128(fx[i]) * conj(complex128(y[i]))
 			r += complex128(x[i]) * conj(complex128(fhy[i]))
 		}
-		if d := l - r; abs(real(d))+abs(imag(d)) > 1e-5*(abs(real(l))+abs(imag(l))+1) {
+		// |⟨Fx,y⟩| ≤ ‖x‖‖y‖, so compare the difference to that scale.
+		if d := l - r; abs(real(d))+abs(imag(d)) > tol*norm(x)*norm(y) {
 			t.Errorf("%v: ⟨Fx,y⟩ = %v, ⟨x,Fᴴy⟩ = %v", sz, l, r)
 		}
 	}
@@ -230,7 +236,7 @@ func TestPortableKernels(t *testing.T) {
 			} else {
 				fft.Forward(got, x, sz.rows, sz.cols)
 			}
-			if e := relErr(got, want); e > 1e-5 || e != e {
+			if e := relErr(got, want); e > tol || e != e {
 				t.Errorf("portable %d×%d×%d inverse=%v: relative error %.3g", sz.batch, sz.rows, sz.cols, inv, e)
 			}
 			fft.SetAsm(true)
