@@ -85,6 +85,15 @@ func TestHostileLengths(t *testing.T) {
 		{"implicit sequences nested 100000 deep", deep(imp, 100000), ErrMalformed, 0},
 		{"2^31 frames of 65535×65535", part10(le, newEnc(le).imageHeader(65535, 65535, "2147483647", 16).el(0x7FE0, 0x0010, "OW", make([]byte, 8)).b), ErrMalformed, 0},
 		{"frames overflowing 32 bits to the pixel length", part10(le, newEnc(le).imageHeader(65535, 65535, "2147483648", 16).el(0x7FE0, 0x0010, "OW", make([]byte, 0)).b), ErrMalformed, 0},
+		{"500000 frames of 1×1 without functional groups (valid)", part10(le, newEnc(le).imageHeader(1, 1, "500000", 8).el(0x7FE0, 0x0010, "OB", make([]byte, 500000)).b), nil, 0},
+		{"100000 frames with 100000 empty per-frame groups (valid)", func() []byte {
+			e := newEnc(le).imageHeader(1, 1, "100000", 8)
+			e.hdr(0x5200, 0x9230, "SQ", undefinedLength)
+			for i := 0; i < 100000; i++ {
+				e.item(0)
+			}
+			return part10(le, e.seqEnd().el(0x7FE0, 0x0010, "OB", make([]byte, 100000)).b)
+		}(), nil, 0},
 		{"negative frames", part10(le, newEnc(le).imageHeader(4, 4, "-3", 16).el(0x7FE0, 0x0010, "OW", make([]byte, 32)).b), ErrUnsupportedPixels, 0},
 		{"transfer syntax as UL", func() []byte {
 			b := part10(le, nil)

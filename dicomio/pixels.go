@@ -107,7 +107,8 @@ func pixelFormatOf(es elems, pixelLen int) (pixelFormat, error) {
 
 // decodeNative converts native pixel data to rescaled float32 in
 // frame, row, column, sample order, keeping only the stored bits and
-// sign-extending them when the representation is signed.
+// sign-extending them when the representation is signed. frames holds one
+// entry per frame, or a single entry for all.
 func decodeNative(dst []float32, src []byte, bo binary.ByteOrder, pf pixelFormat, frames []frame) {
 	bytesPer := pf.bitsAllocated / 8
 	shift := uint(pf.high + 1 - pf.bitsStored)
@@ -119,7 +120,8 @@ func decodeNative(dst []float32, src []byte, bo binary.ByteOrder, pf pixelFormat
 	perFrame := pf.rows * pf.cols * pf.samples
 	plane := pf.rows * pf.cols
 	for f := 0; f < pf.frames; f++ {
-		slope, icpt := frames[f].slope, frames[f].intercept
+		fi := frames[min(f, len(frames)-1)] // one entry when all frames are alike
+		slope, icpt := fi.slope, fi.intercept
 		out := dst[f*perFrame : (f+1)*perFrame]
 		in := src[f*perFrame*bytesPer : (f+1)*perFrame*bytesPer]
 		for i := 0; i < perFrame; i++ {

@@ -429,7 +429,7 @@ func decode(raw []byte, opt ReadOptions) (*StudyData, error) {
 	frames := frameInfo(es, pf.frames)
 	in.RescaleSlope, in.RescaleIntercept = frames[0].slope, frames[0].intercept
 	in.Geometry, in.HasGeometry = frames[0].geom, frames[0].hasGeom
-	if pf.frames > 1 && frames[0].fromGroups {
+	if pf.frames > 1 && len(frames) == pf.frames && frames[0].fromGroups {
 		in.FrameGeometry = make([]SliceGeometry, pf.frames)
 		for i := range frames {
 			if !frames[i].hasGeom {
@@ -456,50 +456,71 @@ type frame struct {
 }
 
 // frameInfo resolves each frame's geometry and rescale: per-frame functional
-// group first, then shared, then the top-level attributes.
+// group first, then shared, then the top-level attributes. Without per-frame
+// groups every frame is alike and one entry is returned, so the work and
+// memory stay proportional to the items actually present in the file.
 func frameInfo(es elems, n int) []frame {
 	shared := es.item(tag.SharedFunctionalGroupsSequence)
 	perFrame := es.items(tag.PerFrameFunctionalGroupsSequence)
 	if len(perFrame) != n {
 		perFrame = nil
 	}
-	out := make([]frame, n)
-	// lookup finds attribute t inside functional group macro seq, trying the
-	// frame's groups, the shared groups and finally the top level.
-	lookup := func(i int, seq, t tag.Tag) ([]float64, bool) {
-		if perFrame != nil {
-			if v := perFrame[i].item(seq).floats(t); v != nil {
-				return v, true
-			}
+	type attr struct{ seq, tag tag.Tag }
+	var (
+		pos   = attr{tag.PlanePositionSequence, tag.ImagePositionPatient}
+		ori   = attr{tag.PlaneOrientationSequence, tag.ImageOrientationPatient}
+		space = attr{tag.PixelMeasuresSequence, tag.PixelSpacing}
+		thick = attr{tag.PixelMeasuresSequence, tag.SliceThickness}
+		slope = attr{tag.PixelValueTransformationSequence, tag.RescaleSlope}
+		icpt  = attr{tag.PixelValueTransformationSequence, tag.RescaleIntercept}
+	)
+	// Shared groups, then the top level.
+	common := map[attr][]float64{}
+	for _, a := range []attr{pos, ori, space, thick, slope, icpt} {
+		if v := shared.item(a.seq).floats(a.tag); v != nil {
+			common[a] = v
+		} else {
+			common[a] = es.floats(a.tag)
 		}
-		if v := shared.item(seq).floats(t); v != nil {
-			return v, false
-		}
-		return es.floats(t), false
 	}
-	for i := range out {
-		f := &out[i]
-		pos, own := lookup(i, tag.PlanePositionSequence, tag.ImagePositionPatient)
-		f.fromGroups = own
-		ori, _ := lookup(i, tag.PlaneOrientationSequence, tag.ImageOrientationPatient)
-		sp, _ := lookup(i, tag.PixelMeasuresSequence, tag.PixelSpacing)
-		th, _ := lookup(i, tag.PixelMeasuresSequence, tag.SliceThickness)
-		if len(pos) == 3 && len(ori) == 6 && len(sp) == 2 {
+	build := func(item elems) frame {
+		var f frame
+		get := func(a attr) []float64 {
+			if item != nil {
+				if v := item.item(a.seq).floats(a.tag); v != nil {
+					if a == pos {
+						f.fromGroups = true
+					}
+					return v
+				}
+			}
+			return common[a]
+		}
+		p, o, sp, th := get(pos), get(ori), get(space), get(thick)
+		if len(p) == 3 && len(o) == 6 && len(sp) == 2 {
 			f.hasGeom = true
-			copy(f.geom.Position[:], pos)
-			copy(f.geom.Orientation[:], ori)
+			copy(f.geom.Position[:], p)
+			copy(f.geom.Orientation[:], o)
 			copy(f.geom.PixelSpacing[:], sp)
 		}
 		if len(th) > 0 {
 			f.geom.SliceThickness = th[0]
 		}
 		f.slope, f.intercept = 1, 0
-		if s, _ := lookup(i, tag.PixelValueTransformationSequence, tag.RescaleSlope); len(s) > 0 && s[0] != 0 {
+		if s := get(slope); len(s) > 0 && s[0] != 0 {
 			f.slope = s[0]
 		}
-		if c, _ := lookup(i, tag.PixelValueTransformationSequence, tag.RescaleIntercept); len(c) > 0 {
+		if c := get(icpt); len(c) > 0 {
 			f.intercept = c[0]
 		}
+		return f
+	}
+	if perFrame == nil {
+		return []frame{build(nil)}
+	}
+	out := make([]frame, n)
+	for i := range out {
+		out[i] = build(perFrame[i])
 	}
 	return out
 }

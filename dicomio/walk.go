@@ -99,7 +99,7 @@ func walkFile(b []byte, maxInflated int64) (*walked, error) {
 		if e.tag.Group != tag.MetadataGroup {
 			return meta.errAt(e.off, ErrMalformed, "element %v inside the file meta group", e.tag)
 		}
-		if e.tag == tagTS {
+		if e.tag == tagTS && !haveTS { // the library uses the first one
 			if !isStringVR(e.vr) {
 				return meta.errAt(e.off, ErrMalformed, "transfer syntax UID has VR %q", e.vr)
 			}
