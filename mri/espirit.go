@@ -43,7 +43,8 @@ const (
 	espDefaultThreshold = 0.001
 	espDefaultCrop      = 0.8
 	espMaxKernel        = 16
-	espMaxGram          = 4096 // largest Gram matrix side the eigensolver is given
+	espMaxGram          = 2048    // largest Gram matrix side the eigensolver is given
+	espMaxPatchValues   = 1 << 24 // bounds the calibration matrix (256 MiB of complex128)
 )
 
 // ESPIRiT estimates one set of coil sensitivity maps, [coil][row][col], from
@@ -220,6 +221,9 @@ func espKernels(cal []complex128, coils, cr, cc, k int, thresh float64) ([][]com
 	n := coils * k * k
 	py, px := cr-k+1, cc-k+1
 	np := py * px
+	if min(np, n) > espMaxGram || np*n > espMaxPatchValues {
+		return nil, fmt.Errorf("espirit: calibration matrix %d×%d too large (%d coils, kernel %d, region %d×%d)", np, n, coils, k, cr, cc)
+	}
 	// Patch matrix: row p is the patch at (p/px, p%px), laid out like a kernel.
 	patches := make([]complex128, np*n)
 	for y := 0; y < py; y++ {
@@ -236,27 +240,27 @@ func espKernels(cal []complex128, coils, cr, cc, k int, thresh float64) ([][]com
 	// (n×n). With fewer patches than n, decompose the smaller Gram matrix
 	// M = [aₚᴴa_q] and map its eigenvectors u to Σₚ aₚ·u[p]/σ instead.
 	small := np < n
-	m := n
-	if small {
-		m = np
-	}
-	if m > espMaxGram {
-		return nil, fmt.Errorf("espirit: calibration matrix %d×%d too large (%d coils, kernel %d)", np, n, coils, k)
+	// rows holds the m vectors whose inner products form the Gram matrix:
+	// the patches themselves, or the columns of the patch matrix.
+	m, l, rows := np, n, patches
+	if !small {
+		m, l = n, np
+		rows = make([]complex128, n*np)
+		for p := 0; p < np; p++ {
+			for i := 0; i < n; i++ {
+				rows[i*np+p] = cmplx.Conj(patches[p*n+i])
+			}
+		}
 	}
 	gram := make([]complex128, m*m)
 	espParallel(m, func(part, parts int) {
 		for i := part; i < m; i += parts { // cyclic: rows shrink along the triangle
+			a := rows[i*l : (i+1)*l]
 			for j := i; j < m; j++ {
+				b := rows[j*l : (j+1)*l]
 				var s complex128
-				if small {
-					a, b := patches[i*n:(i+1)*n], patches[j*n:(j+1)*n]
-					for t := range a {
-						s += cmplx.Conj(a[t]) * b[t]
-					}
-				} else {
-					for p := 0; p < np; p++ {
-						s += patches[p*n+i] * cmplx.Conj(patches[p*n+j])
-					}
+				for t, at := range a {
+					s += cmplx.Conj(at) * b[t]
 				}
 				gram[i*m+j] = s
 				gram[j*m+i] = cmplx.Conj(s)

@@ -209,12 +209,24 @@ func espLineMask(rows, cols, step, acs int) []float32 {
 }
 
 func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
-	for _, size := range [][2]int{{96, 80}, {75, 91}} {
-		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) { espRecoverSynthetic(t, size[0], size[1]) })
+	// The whole 26-line centre (more patches than kernel entries: the
+	// n×n Gram matrix), and a 24×24 region with an 8×8 kernel (fewer
+	// patches: the patch Gram matrix).
+	for _, c := range []struct {
+		rows, cols int
+		opt        ESPIRiTOptions
+	}{
+		{96, 80, ESPIRiTOptions{Calib: AutoCalib}},
+		{75, 91, ESPIRiTOptions{Calib: AutoCalib}},
+		{96, 80, ESPIRiTOptions{Calib: 24, Kernel: 8}},
+	} {
+		t.Run(fmt.Sprintf("%dx%d_calib%d_kernel%d", c.rows, c.cols, c.opt.Calib, c.opt.Kernel), func(t *testing.T) {
+			espRecoverSynthetic(t, c.rows, c.cols, c.opt)
+		})
 	}
 }
 
-func espRecoverSynthetic(t *testing.T, rows, cols int) {
+func espRecoverSynthetic(t *testing.T, rows, cols int, opt ESPIRiTOptions) {
 	const coils = 8
 	truth, img, ksp := espSynthetic(coils, rows, cols)
 	mask := espLineMask(rows, cols, 3, 26)
@@ -223,12 +235,12 @@ func espRecoverSynthetic(t *testing.T, rows, cols int) {
 	}
 	maps := make([]complex64, len(ksp))
 	ev := make([]float32, rows*cols)
-	if err := espirit(context.Background(), maps, ev, ksp, coils, rows, cols, mask, ESPIRiTOptions{Calib: AutoCalib}); err != nil {
+	if err := espirit(context.Background(), maps, ev, ksp, coils, rows, cols, mask, opt); err != nil {
 		t.Fatal(err)
 	}
 	npix := rows * cols
 	// Without the mask, the zeros of k-space locate the same region.
-	again, err := ESPIRiT(context.Background(), ksp, coils, rows, cols, nil, ESPIRiTOptions{Calib: AutoCalib})
+	again, err := ESPIRiT(context.Background(), ksp, coils, rows, cols, nil, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +258,13 @@ func espRecoverSynthetic(t *testing.T, rows, cols int) {
 	// lie in the span of its map.
 	var num, na, nb, resid, energy float64
 	inside, lowEV := 0, 0
-	h, w := espCalibRegion(mask, nil, 0, rows, cols, MaxAutoCalib)
-	if h != 26 || w != min(cols, MaxAutoCalib) {
-		t.Fatalf("auto calibration region %d×%d, want 26×%d", h, w, min(cols, MaxAutoCalib))
+	limit, wantH := MaxAutoCalib, 26
+	if opt.Calib > 0 {
+		limit, wantH = opt.Calib, opt.Calib
+	}
+	h, w := espCalibRegion(mask, nil, 0, rows, cols, limit)
+	if h != wantH || w != min(cols, limit) {
+		t.Fatalf("calibration region %d×%d, want %d×%d", h, w, wantH, min(cols, limit))
 	}
 	rot := espFirstComponent(espCalibForTest(ksp, coils, rows, cols, h, w), coils, h*w)
 	for i := 0; i < npix; i++ {
