@@ -85,6 +85,8 @@ type Daemon struct {
 	paused atomic.Bool
 	live   atomic.Bool // the loop is running and accepting work
 	beat   atomic.Int64
+	nDone  atomic.Int64 // jobs finished by this process, for the stop log
+	nFail  atomic.Int64
 
 	mu        sync.Mutex
 	entries   map[string]*entry // inbox entries by name
@@ -269,7 +271,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("running jobs did not stop; exiting without them")
 		}
 	}
-	d.log.Info("kspaced stopped")
+	d.log.Info("kspaced stopped", "jobs_done", d.nDone.Load(), "jobs_failed", d.nFail.Load())
 	return loopErr
 }
 

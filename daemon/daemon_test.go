@@ -44,7 +44,7 @@ func TestJobStem(t *testing.T) {
 func TestIgnoredAndMainEntry(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.npy": false, "a.npy.json": true, "a.npy.ready": true, ".a.npy": true, "a.npy.part": true,
-		"a.hdr": true, "a.cfl": false, "study": false, "a.h5~": true,
+		"a.hdr": true, "a.cfl": false, "study": false, "a.h5~": true, "a_mask.npy": true,
 	} {
 		if got := ignored(name); got != want {
 			t.Errorf("ignored(%q) = %v, want %v", name, got, want)
@@ -56,6 +56,13 @@ func TestIgnoredAndMainEntry(t *testing.T) {
 	}
 	if m, err := mainEntry(dir); err != nil || m != "x.cfl" {
 		t.Fatalf("mainEntry = %q, %v; want x.cfl", m, err)
+	}
+	dir2 := t.TempDir()
+	for _, n := range []string{"k.npy", "k_mask.npy", "k.npy.json"} {
+		os.WriteFile(filepath.Join(dir2, n), nil, 0o644)
+	}
+	if m, err := mainEntry(dir2); err != nil || m != "k.npy" {
+		t.Fatalf("mainEntry = %q, %v; want k.npy", m, err)
 	}
 	os.WriteFile(filepath.Join(dir, "y.npy"), nil, 0o644)
 	if _, err := mainEntry(dir); err == nil {
@@ -312,7 +319,16 @@ func TestStudyFolderAndCFLPair(t *testing.T) {
 		t.Fatal("x.cfl taken without x.hdr")
 	}
 	drop(t, spool, "x.hdr", []byte("# Dimensions\n1 1\n"))
-	waitFor(t, 10*time.Second, "two jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	// A .npy with its sampling mask is one job too.
+	drop(t, spool, "k_mask.npy", []byte("mask"))
+	drop(t, spool, "k.npy", []byte("kspace"))
+	waitFor(t, 10*time.Second, "three jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
+	if got := list(t, filepath.Join(spool, DoneDir, "k", inputDir)); strings.Join(got, ",") != "k.npy,k_mask.npy" {
+		t.Errorf("npy job input folder = %v", got)
+	}
+	if rec.count("k_mask.npy") != 0 {
+		t.Error("a sampling mask was processed as a job of its own")
+	}
 	rep := readReport(t, spool, "study1")
 	want := []string{"study1/dicom/IM0001", "study1/dicom/IM0002", "study1/kspace.npy"}
 	if strings.Join(rep.Inputs, ",") != strings.Join(want, ",") {

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -241,6 +242,9 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 	r.Warnings = append(append([]string{}, r.Warnings...), warnings...)
 	if r.Outputs == nil {
 		r.Outputs = listFiles(tmp)
+	} else {
+		// Paths inside the private folder mean nothing once it is published.
+		r.Outputs = relInputs(tmp, r.Outputs)
 	}
 	if err := writeJSON(filepath.Join(tmp, reportFile), &r); err != nil {
 		return nil, false, fmt.Errorf("write report.json: %w", err)
@@ -273,10 +277,11 @@ func (d *Daemon) call(ctx context.Context, job pipeline.Job, out string, p pipel
 	return d.proc(ctx, job, out, p)
 }
 
+// relInputs makes paths under root relative to it (others stay as given).
 func relInputs(root string, inputs []string) []string {
 	out := make([]string, len(inputs))
 	for i, p := range inputs {
-		if r, err := filepath.Rel(root, p); err == nil {
+		if r, err := filepath.Rel(root, p); err == nil && filepath.IsAbs(p) && r != ".." && !strings.HasPrefix(r, "../") {
 			p = r
 		}
 		out[i] = filepath.ToSlash(p)
@@ -306,6 +311,7 @@ func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, 
 		d.log.Error("job published but its inputs could not be moved to done/", "job", c.id, "err", err)
 	}
 	d.m.jobs.WithLabelValues(OutcomeDone).Inc()
+	d.nDone.Add(1)
 	d.m.latency.Observe(time.Since(st.Seen).Seconds())
 	rec.finish(OutcomeDone, "")
 	d.log.Info("job done", "job", c.id, "method", method, "seconds", round3(took.Seconds()),
@@ -317,6 +323,9 @@ func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err e
 	os.RemoveAll(filepath.Join(c.dir, outTmpDir))
 	f := explain(outcome, err, limit, st.Attempts)
 	f.Job, f.Input, f.Time = c.id, c.entry, time.Now()
+	if c.entry != "" && !strings.Contains(f.Detail, c.entry) {
+		f.Detail = c.entry + ": " + f.Detail // say which drop it was
+	}
 	if werr := writeJSON(filepath.Join(c.dir, errorFile), f); werr != nil {
 		d.log.Error("cannot write error.json", "job", c.id, "err", werr)
 	}
@@ -326,6 +335,7 @@ func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err e
 		d.log.Error("job failed and its inputs could not be moved to failed/", "job", c.id, "err", merr)
 	}
 	d.m.jobs.WithLabelValues(outcome).Inc()
+	d.nFail.Add(1)
 	rec.finish(outcome, f.Message)
 	d.log.Warn("job failed", "job", c.id, "input", c.entry, "outcome", outcome, "reason", f.Message,
 		"err", err, "failed", filepath.Base(dest))

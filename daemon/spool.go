@@ -55,14 +55,23 @@ func ignored(name string) bool {
 			return true
 		}
 	}
-	// A BART .hdr is never a job by itself: it travels with its .cfl.
-	return strings.HasSuffix(name, readyExt) || strings.HasSuffix(name, sidecarExt) || strings.HasSuffix(name, ".hdr")
+	// A BART .hdr or a NumPy <base>_mask.npy is never a job by itself: it
+	// travels with its .cfl or <base>.npy.
+	return strings.HasSuffix(name, readyExt) || strings.HasSuffix(name, sidecarExt) ||
+		strings.HasSuffix(name, ".hdr") || strings.HasSuffix(name, maskSuffix)
 }
 
+// maskSuffix names the sampling mask kspaceio reads beside <base>.npy.
+const maskSuffix = "_mask.npy"
+
 // companions returns the names that travel with a job entry: its sidecar,
-// its readiness marker and, for a BART .cfl, the .hdr header it needs.
+// its readiness marker, a .npy's sampling mask and, for a BART .cfl, the .hdr
+// header it needs.
 func companions(name string) (optional []string, required string) {
 	optional = []string{name + sidecarExt, name + readyExt}
+	if strings.HasSuffix(name, ".npy") {
+		optional = append(optional, strings.TrimSuffix(name, ".npy")+maskSuffix)
+	}
 	if strings.HasSuffix(name, ".cfl") {
 		required = strings.TrimSuffix(name, ".cfl") + ".hdr"
 	}
@@ -78,6 +87,9 @@ func companionStem(name string) (string, bool) {
 	}
 	if strings.HasSuffix(name, ".hdr") {
 		return strings.TrimSuffix(name, ".hdr") + ".cfl", true
+	}
+	if strings.HasSuffix(name, maskSuffix) {
+		return strings.TrimSuffix(name, maskSuffix) + ".npy", true
 	}
 	return "", false
 }
