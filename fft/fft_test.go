@@ -169,9 +169,6 @@ func TestConcurrentCallers(t *testing.T) {
 }
 
 func TestNoAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops items under the race detector")
-	}
 	for _, sz := range []size{{64, 64, 4}, {97, 101, 3}, {320, 320, 1}} {
 		p, err := fft.NewPlan(sz.rows, sz.cols)
 		if err != nil {

@@ -12,7 +12,9 @@ func uintptrOf(p *complex64) uintptr { return uintptr(unsafe.Pointer(p)) }
 // Work is shared by the calling goroutine and long-lived helper goroutines,
 // each with its own scratch; helpers are handed a *job over a channel and all
 // participants claim task indices from an atomic counter. Jobs and the
-// callers' scratch come from pools, so a call allocates nothing once warm.
+// callers' scratch come from free lists, so a call allocates nothing once
+// warm. (Buffered channels rather than sync.Pool: the GC empties a sync.Pool,
+// and refilling it means reallocating scratch buffers of hundreds of KB.)
 
 const (
 	kindImages = iota // task i: whole image i
@@ -56,8 +58,8 @@ func (j *job) work(s *scratch) {
 }
 
 var (
-	jobs     = sync.Pool{New: func() any { return new(job) }}
-	scratchs = sync.Pool{New: func() any { return new(scratch) }}
+	freeJobs    = make(chan *job, 64)
+	freeScratch = make(chan *scratch, 64)
 
 	helperMu sync.Mutex
 	helpers  int
@@ -88,8 +90,18 @@ func dispatch(p *Plan, dst, src []complex64, inv bool) {
 	n := p.rows * p.cols
 	batch := len(src) / n
 	workers := runtime.GOMAXPROCS(0)
-	s := scratchs.Get().(*scratch)
-	defer scratchs.Put(s)
+	var s *scratch
+	select {
+	case s = <-freeScratch:
+	default:
+		s = new(scratch)
+	}
+	defer func() {
+		select {
+		case freeScratch <- s:
+		default: // more concurrent callers than slots: let it go
+		}
+	}()
 	if workers == 1 || len(src) < serialBelow {
 		s.fit(p)
 		for i := 0; i < batch; i++ {
@@ -110,7 +122,12 @@ func dispatch(p *Plan, dst, src []complex64, inv bool) {
 }
 
 func parallel(p *Plan, dst, src []complex64, inv bool, kind, ntask, workers int, s *scratch) {
-	j := jobs.Get().(*job)
+	var j *job
+	select {
+	case j = <-freeJobs:
+	default:
+		j = new(job)
+	}
 	j.p, j.dst, j.src, j.inv, j.kind, j.ntask = p, dst, src, inv, kind, ntask
 	j.next.Store(0)
 	h := min(workers, ntask) - 1
@@ -126,5 +143,8 @@ func parallel(p *Plan, dst, src []complex64, inv bool, kind, ntask, workers int,
 	j.work(s)
 	j.wg.Wait()
 	j.p, j.dst, j.src = nil, nil, nil
-	jobs.Put(j)
+	select {
+	case freeJobs <- j:
+	default:
+	}
 }

@@ -1,5 +1,0 @@
-//go:build !race
-
-package fft_test
-
-const raceEnabled = false
