@@ -111,43 +111,77 @@ func pixelFormatOf(es elems, pixelLen int) (pixelFormat, error) {
 // entry per frame, or a single entry for all.
 func decodeNative(dst []float32, src []byte, bo binary.ByteOrder, pf pixelFormat, frames []frame) {
 	bytesPer := pf.bitsAllocated / 8
-	shift := uint(pf.high + 1 - pf.bitsStored)
-	mask := uint32(1<<uint(pf.bitsStored) - 1)
-	if pf.bitsStored == 32 {
-		mask = 0xFFFFFFFF
+	c := sampleCodec{
+		shift:     uint(pf.high + 1 - pf.bitsStored),
+		mask:      uint32(uint64(1)<<uint(pf.bitsStored) - 1),
+		signShift: uint(32 - pf.bitsStored),
+		signed:    pf.signed,
 	}
-	sign := uint32(1) << uint(pf.bitsStored-1)
+	little := bo == binary.ByteOrder(binary.LittleEndian)
 	perFrame := pf.rows * pf.cols * pf.samples
 	plane := pf.rows * pf.cols
 	for f := 0; f < pf.frames; f++ {
 		fi := frames[min(f, len(frames)-1)] // one entry when all frames are alike
-		slope, icpt := fi.slope, fi.intercept
+		c.slope, c.icpt = fi.slope, fi.intercept
 		out := dst[f*perFrame : (f+1)*perFrame]
 		in := src[f*perFrame*bytesPer : (f+1)*perFrame*bytesPer]
-		for i := 0; i < perFrame; i++ {
-			var raw uint32
-			switch bytesPer {
-			case 1:
-				raw = uint32(in[i])
-			case 2:
-				raw = uint32(bo.Uint16(in[2*i:]))
-			default:
-				raw = bo.Uint32(in[4*i:])
+		if pf.planar {
+			// Stored plane by plane: sample s of pixel p is at s·plane+p.
+			for i := 0; i < perFrame; i++ {
+				var raw uint32
+				switch bytesPer {
+				case 1:
+					raw = uint32(in[i])
+				case 2:
+					raw = uint32(bo.Uint16(in[2*i:]))
+				default:
+					raw = bo.Uint32(in[4*i:])
+				}
+				out[(i%plane)*pf.samples+i/plane] = c.value(raw)
 			}
-			raw = (raw >> shift) & mask
-			var v float64
-			if pf.signed && raw&sign != 0 {
-				v = float64(int64(raw) - int64(mask) - 1)
-			} else {
-				v = float64(raw)
+			continue
+		}
+		// One loop per layout keeps byte-order dispatch out of the inner loop.
+		switch {
+		case bytesPer == 1:
+			for i, b := range in {
+				out[i] = c.value(uint32(b))
 			}
-			j := i
-			if pf.planar {
-				// Stored plane by plane: sample s of pixel p is at s·plane+p.
-				s, p := i/plane, i%plane
-				j = p*pf.samples + s
+		case bytesPer == 2 && little:
+			for i := range out {
+				out[i] = c.value(uint32(in[2*i]) | uint32(in[2*i+1])<<8)
 			}
-			out[j] = float32(v*slope + icpt)
+		case bytesPer == 2:
+			for i := range out {
+				out[i] = c.value(uint32(in[2*i])<<8 | uint32(in[2*i+1]))
+			}
+		case little:
+			for i := range out {
+				out[i] = c.value(binary.LittleEndian.Uint32(in[4*i:]))
+			}
+		default:
+			for i := range out {
+				out[i] = c.value(binary.BigEndian.Uint32(in[4*i:]))
+			}
 		}
 	}
+}
+
+// sampleCodec turns one stored sample into its rescaled value.
+type sampleCodec struct {
+	shift, signShift uint
+	mask             uint32
+	signed           bool
+	slope, icpt      float64
+}
+
+func (c *sampleCodec) value(raw uint32) float32 {
+	raw = (raw >> c.shift) & c.mask
+	var v float64
+	if c.signed {
+		v = float64(int32(raw<<c.signShift) >> c.signShift)
+	} else {
+		v = float64(raw)
+	}
+	return float32(v*c.slope + c.icpt)
 }
