@@ -227,6 +227,16 @@ static int ks_read_double(hid_t d, double *buf, hsize_t n, char *err, size_t cap
 	return r < 0 ? -1 : 0;
 }
 
+typedef struct { size_t max; int refused; } ks_limit;
+
+static void *ks_limited_alloc(size_t n, void *info) {
+	ks_limit *l = info;
+	if (n > l->max) { l->refused = 1; return NULL; }
+	return malloc(n);
+}
+
+static void ks_limited_free(void *p, void *info) { free(p); }
+
 // ks_read_string returns the first string of a scalar or 1-D string dataset
 // in a malloc'd buffer, refusing anything longer than max bytes.
 static int ks_read_string(hid_t d, size_t max, char **out, size_t *len, char *err, size_t cap) {
@@ -243,23 +253,24 @@ static int ks_read_string(hid_t d, size_t max, char **out, size_t *len, char *er
 	if (rank == 1) H5Sselect_hyperslab(fs, H5S_SELECT_SET, &zero, NULL, &one, NULL);
 	hid_t ms = H5Screate(H5S_SCALAR);
 	hid_t mt = H5Tcopy(H5T_C_S1);
+	H5Tset_cset(mt, H5Tget_cset(t)); // HDF5 does not convert between ASCII and UTF-8
 	int rc = 0;
 	if (H5Tis_variable_str(t) > 0) {
+		// H5Dvlen_get_buf_size crashes on variable-length strings in 1.10,
+		// so the size is bounded by an allocator that refuses more than max.
 		H5Tset_size(mt, H5T_VARIABLE);
-		hsize_t need = 0;
-		// Size the variable-length string before HDF5 allocates it.
-		if (H5Dvlen_get_buf_size(d, mt, fs, &need) < 0) rc = ks_fail(err, cap, "string size");
-		else if (need > max) { snprintf(err, cap, "string of %llu bytes exceeds %zu", (unsigned long long)need, max); rc = -1; }
-		else {
-			char *s = NULL;
-			if (H5Dread(d, mt, ms, fs, H5P_DEFAULT, &s) < 0) rc = ks_fail(err, cap, "read");
-			else if (s) {
-				*len = strlen(s);
-				*out = malloc(*len + 1);
-				memcpy(*out, s, *len + 1);
-				H5free_memory(s);
-			}
+		ks_limit lim = { max + 1, 0 };
+		hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
+		H5Pset_vlen_mem_manager(xfer, ks_limited_alloc, &lim, ks_limited_free, NULL);
+		char *s = NULL;
+		if (H5Dread(d, mt, ms, fs, xfer, &s) < 0) {
+			rc = ks_fail(err, cap, "read");
+			if (lim.refused) snprintf(err, cap, "string longer than %zu bytes", max);
+		} else if (s) {
+			*len = strlen(s);
+			*out = s; // malloc'd by ks_limited_alloc: the caller frees it
 		}
+		H5Pclose(xfer);
 	} else {
 		size_t sz = H5Tget_size(t);
 		if (sz > max) { snprintf(err, cap, "string of %zu bytes exceeds %zu", sz, max); rc = -1; }
@@ -498,6 +509,7 @@ static int ks_attr_read(hid_t loc, int i, int kind, void *buf, size_t bufcap, ch
 	else {
 		hid_t t = H5Aget_type(a);
 		hid_t mt = H5Tcopy(H5T_C_S1);
+		H5Tset_cset(mt, H5Tget_cset(t));
 		if (H5Tis_variable_str(t) > 0) {
 			H5Tset_size(mt, H5T_VARIABLE);
 			char *s = NULL;

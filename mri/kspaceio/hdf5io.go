@@ -290,13 +290,29 @@ func readFastMRI(f h5) (*Volume, error) {
 	return v, nil
 }
 
+func className(c int) string {
+	switch c {
+	case classInteger:
+		return "integer"
+	case classFloat:
+		return "float"
+	case classString:
+		return "string"
+	case classCompound:
+		return "compound"
+	case classEnum:
+		return "enum"
+	}
+	return fmt.Sprintf("HDF5 type class %d", c)
+}
+
 // complexMembers accepts h5py's complex compound {r, i} (or {real, imag}) of
 // two floats and returns the member names.
 func complexMembers(info dsInfo) (string, string, error) {
 	ok := info.class == classCompound && info.members == 2 && info.c0 == classFloat && info.c1 == classFloat &&
 		(info.m0 == "r" && info.m1 == "i" || info.m0 == "real" && info.m1 == "imag")
 	if !ok {
-		return "", "", fmt.Errorf("datatype is not complex (want a compound of two floats r, i as h5py writes complex64)")
+		return "", "", fmt.Errorf("datatype is %s, not complex (want a compound of two floats r, i as h5py writes complex64)", className(info.class))
 	}
 	return info.m0, info.m1, nil
 }
@@ -312,7 +328,7 @@ func readFastMRIMask(f h5, scans []mri.Scan, lo, hi int) error {
 		return err
 	}
 	if info.class != classFloat && info.class != classInteger && info.class != classEnum {
-		return fmt.Errorf("datatype class %d is not numeric or boolean", info.class)
+		return fmt.Errorf("datatype is %s, want numbers or booleans", className(info.class))
 	}
 	s := scans[0]
 	ok := len(info.dims) == 1 && info.dims[0] == int64(s.Cols) ||
