@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/suyashkumar/dicom"
@@ -254,6 +255,17 @@ func (s *OutputSeries) check(study Study) error {
 	}
 	if s.Geometry != nil && len(s.Geometry) != s.Slices {
 		return fmt.Errorf("%d slice geometries for %d slices", len(s.Geometry), s.Slices)
+	}
+	for i, g := range s.Geometry {
+		vals := append(append(append(g.Position[:0:0], g.Position[:]...), g.Orientation[:]...), g.PixelSpacing[:]...)
+		for _, v := range append(vals, g.SliceThickness) {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("slice %d geometry is not finite: %+v", i, g)
+			}
+		}
+		if g.PixelSpacing[0] <= 0 || g.PixelSpacing[1] <= 0 {
+			return fmt.Errorf("slice %d pixel spacing %v", i, g.PixelSpacing)
+		}
 	}
 	if math.IsNaN(s.Scale) || math.IsInf(s.Scale, 0) || s.Scale < 0 {
 		return fmt.Errorf("scale %v", s.Scale)
@@ -525,14 +537,6 @@ func (s *OutputSeries) dataset(study Study, opt WriteOptions, ref SeriesRef, q q
 	b.str(tag.ImplementationVersionName, implementationVersion)
 
 	p := study.Patient
-	texts := []string{p.Name, p.ID, study.Description, study.ReferringPhysician, study.ID, study.AccessionNumber}
-	ascii := true
-	for _, t := range texts {
-		ascii = ascii && isASCII(t)
-	}
-	if !ascii {
-		b.str(tag.SpecificCharacterSet, "ISO_IR 192")
-	}
 
 	// SOP Common, General Image, General Series, General Study, Patient.
 	b.str(tag.ImageType, s.imageType()...)
@@ -680,6 +684,13 @@ func (s *OutputSeries) dataset(study Study, opt WriteOptions, ref SeriesRef, q q
 	}
 	b.add(tag.PixelData, dicom.PixelDataInfo{IntentionallyUnprocessed: true, UnprocessedValueData: raw})
 
+	// Text outside ASCII (names, descriptions) is written as UTF-8.
+	for _, e := range b.els {
+		if v, ok := e.Value.GetValue().([]string); ok && !isASCII(strings.Join(v, "")) {
+			b.str(tag.SpecificCharacterSet, "ISO_IR 192")
+			break
+		}
+	}
 	els, err := b.sorted()
 	return dicom.Dataset{Elements: els}, err
 }

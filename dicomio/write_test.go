@@ -240,6 +240,9 @@ func TestWriteIntoSourceStudy(t *testing.T) {
 			if p.StudyUID != orig.StudyUID || p.PatientName != orig.PatientName || p.PatientID != orig.PatientID || p.StudyDate != orig.StudyDate {
 				t.Errorf("study/patient not copied: %+v vs %+v", p, orig)
 			}
+			if p.SpecificCharacterSet != "" {
+				t.Errorf("ASCII-only output declares character set %q", p.SpecificCharacterSet)
+			}
 			if p.FrameOfRef != orig.FrameOfRef {
 				t.Errorf("frame of reference %s, source %s", p.FrameOfRef, orig.FrameOfRef)
 			}
@@ -461,6 +464,10 @@ func TestWriteRejects(t *testing.T) {
 		"no study":  func(_ *OutputSeries, st *Study) { st.InstanceUID = "" },
 		"bad study": func(_ *OutputSeries, st *Study) { st.InstanceUID = "1.02" },
 		"scale":     func(s *OutputSeries, _ *Study) { s.Scale = -1 },
+		"NaN position": func(s *OutputSeries, _ *Study) {
+			s.Geometry = []SliceGeometry{{Position: [3]float64{math.NaN()}, PixelSpacing: [2]float64{1, 1}}}
+		},
+		"zero spacing": func(s *OutputSeries, _ *Study) { s.Geometry = []SliceGeometry{{}} },
 	}
 	for name, mutate := range bad {
 		s, st := ok, study
