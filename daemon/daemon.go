@@ -470,7 +470,7 @@ func (d *Daemon) scan(now time.Time) time.Time {
 			e.sig, e.dir, e.since = sig, dir, now
 		}
 		if err != nil {
-			continue // waiting for a companion (a .cfl's .hdr)
+			continue // waiting for a companion (a .cfl's .hdr), or a stat error
 		}
 		readyAt := e.since.Add(quiet)
 		if e.retryAt.After(readyAt) {

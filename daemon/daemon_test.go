@@ -287,7 +287,15 @@ func TestReadyMarkerSkipsQuietPeriod(t *testing.T) {
 	drop(t, spool, "m.npy", []byte("x"))
 	drop(t, spool, "waits.npy", []byte("x"))
 	drop(t, spool, "m.npy.ready", nil)
-	waitFor(t, 5*time.Second, "marked job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	// A study folder marked from inside.
+	os.MkdirAll(filepath.Join(spool, "build", "s"), 0o755)
+	os.WriteFile(filepath.Join(spool, "build", "s", "k.npy"), []byte("k"), 0o644)
+	os.WriteFile(filepath.Join(spool, "build", "s", readyExt), nil, 0o644)
+	os.Rename(filepath.Join(spool, "build", "s"), filepath.Join(spool, InboxDir, "s"))
+	waitFor(t, 5*time.Second, "marked jobs done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	if rep := readReport(t, spool, "s"); strings.Join(rep.Inputs, ",") != "s/k.npy" {
+		t.Errorf("marked folder inputs = %v (the marker is not an input)", rep.Inputs)
+	}
 	if _, err := os.Stat(filepath.Join(spool, DoneDir, "m", inputDir, "m.npy.ready")); err != nil {
 		t.Errorf("marker not moved with its job: %v", err)
 	}
@@ -723,10 +731,23 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	_, metrics := get("/metrics")
-	for _, want := range []string{`kspaced_jobs_total{outcome="done"} 1`, `kspaced_jobs_total{outcome="bad_input"} 1`,
+	wants := []string{`kspaced_jobs_total{outcome="done"} 1`, `kspaced_jobs_total{outcome="bad_input"} 1`,
 		`kspaced_job_duration_seconds_count{method="zero-filled"} 1`, "kspaced_queue_depth 0", "kspaced_jobs_in_flight 0",
-		"kspaced_job_latency_seconds_count 1"} {
+		"kspaced_job_latency_seconds_count 1"}
+	var metrics string
+	// Inputs are filed a moment before the worker's gauges settle.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		_, metrics = get("/metrics")
+		all := true
+		for _, w := range wants {
+			all = all && strings.Contains(metrics, w)
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -741,5 +762,43 @@ func TestHTTPEndpoints(t *testing.T) {
 	r.wait(t)
 	if code, _ := get("/readyz"); code != 503 {
 		t.Errorf("/readyz after stop = %d, want 503", code)
+	}
+}
+
+// A symlink dropped into the inbox is not followed: it lands in failed/ with
+// a reason rather than waiting forever.
+func TestSymlinkFails(t *testing.T) {
+	spool := t.TempDir()
+	target := filepath.Join(t.TempDir(), "elsewhere.npy")
+	os.WriteFile(target, []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(spool, InboxDir), 0o755)
+	if err := os.Symlink(target, filepath.Join(spool, InboxDir, "link.npy")); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	start(t, testConfig(spool), rec.process, false)
+	waitFor(t, 5*time.Second, "failed symlink", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	if f := readFailure(t, spool, "link"); f.Outcome != OutcomeBadInput || !strings.Contains(f.Detail, "symbolic links") {
+		t.Errorf("error.json = %+v", f)
+	}
+	if rec.total() != 0 {
+		t.Error("symlink was processed")
+	}
+}
+
+// A processor that lists no outputs gets them listed from its folder.
+func TestReportListsOutputs(t *testing.T) {
+	spool := t.TempDir()
+	proc := func(ctx context.Context, job pipeline.Job, out string, _ pipeline.Progress) (*pipeline.Report, error) {
+		os.MkdirAll(filepath.Join(out, "dicom"), 0o755)
+		os.WriteFile(filepath.Join(out, "dicom", "IM1.dcm"), []byte("d"), 0o644)
+		os.WriteFile(filepath.Join(out, "a.npy"), []byte("a"), 0o644)
+		return &pipeline.Report{}, nil
+	}
+	start(t, testConfig(spool), proc, false)
+	drop(t, spool, "o.npy", []byte("x"))
+	waitFor(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	if rep := readReport(t, spool, "o"); strings.Join(rep.Outputs, ",") != "a.npy,dicom/IM1.dcm" || rep.Method != "zero-filled" {
+		t.Errorf("report = %+v", rep)
 	}
 }

@@ -85,7 +85,9 @@ func (r *recorder) process(ctx context.Context, job pipeline.Job, out string, p 
 	if err := os.WriteFile(filepath.Join(out, "result.txt"), fmt.Appendf(nil, "%d\n", total), 0o644); err != nil {
 		return nil, err
 	}
-	return &pipeline.Report{Method: job.Config.Recon.Method, Slices: 1, Residual: []float64{0}}, nil
+	// Absolute output paths, as pipeline.Run reports them.
+	return &pipeline.Report{Method: job.Config.Recon.Method, Slices: 1, Residual: []float64{0},
+		Outputs: []string{filepath.Join(out, "result.txt")}}, nil
 }
 
 func (r *recorder) count(key string) int {

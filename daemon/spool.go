@@ -105,7 +105,8 @@ type signature struct {
 }
 
 // statEntry returns the signature of inbox/name, whether it is a folder,
-// and whether a readiness marker says it is complete.
+// and whether a readiness marker says it is complete. The only error besides
+// the entry vanishing is errMissingCompanion.
 func statEntry(inbox, name string) (sig signature, dir, marked bool, err error) {
 	p := filepath.Join(inbox, name)
 	fi, err := os.Lstat(p)
@@ -137,21 +138,25 @@ func statEntry(inbox, name string) (sig signature, dir, marked bool, err error) 
 		if _, err := os.Lstat(filepath.Join(p, readyExt)); err == nil {
 			marked = true
 		}
-		sig, err = folderSignature(p)
+		// A walk error (too many files, no permission) leaves a partial
+		// signature: the folder still becomes a job once quiet, and fails
+		// with a clear error instead of waiting forever.
+		sig, _ = folderSignature(p)
 		sig.ino = inode(fi)
 		if sc, err := os.Lstat(p + sidecarExt); err == nil {
 			sig.size += sc.Size()
 			sig.mtime = max(sig.mtime, sc.ModTime().UnixNano())
 		}
-		return sig, true, marked, err
+		return sig, true, marked, nil
 	default:
-		return sig, false, false, errNotRegular
+		// Symlinks, FIFOs, …: claimed like files and failed as bad input.
+		return signature{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ino: inode(fi)}, false, marked, nil
 	}
 }
 
 var (
 	errMissingCompanion = errors.New("waiting for companion file")
-	errNotRegular       = errors.New("not a regular file or folder")
+	errNotRegular       = errors.New("not a regular file or folder (symbolic links are not followed)")
 )
 
 // folderSignature walks a study folder (bounded) and hashes every file's
