@@ -183,8 +183,10 @@ type trainer struct {
 	ema, m, v []nn.Buffer
 	tmp       []nn.Buffer
 	step      int
-	stepRNG   *rand.PCG
+	stepRNG   *rand.PCG // reseeded from (seed, step) every step
 	rng       *rand.Rand
+	permPCG   *rand.PCG // reseeded from (seed, pass) for each pass's permutation
+	permRNG   *rand.Rand
 	perm      []int
 	permEpoch int
 	per       int
@@ -247,7 +249,11 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 	}
 	var bar *progressbar.ProgressBar
 	if progress != nil {
-		bar = progressbar.NewOptions(opt.Steps, progressbar.OptionSetWriter(progress),
+		max := opt.Steps
+		if opt.MaxDuration > 0 {
+			max = -1 // bounded by time: a spinner with the step count
+		}
+		bar = progressbar.NewOptions(max, progressbar.OptionSetWriter(progress),
 			progressbar.OptionSetDescription("train"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("step"), progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30))
@@ -345,6 +351,8 @@ func (t *trainer) alloc() {
 	t.img = make([]float32, t.per)
 	t.stepRNG = rand.NewPCG(0, 0)
 	t.rng = rand.New(t.stepRNG)
+	t.permPCG = rand.NewPCG(0, 0)
+	t.permRNG = rand.New(t.permPCG)
 }
 
 // swapEMA exchanges the network's weights with the EMA copies.
@@ -405,8 +413,9 @@ func (t *trainer) batchIndex(j int) int {
 			t.perm = make([]int, n)
 		}
 		copy(t.perm, t.trainIdx)
-		r := rand.New(rand.NewPCG(t.opt.Seed^0x7065726d, uint64(epoch)))
-		r.Shuffle(n, func(i, k int) { t.perm[i], t.perm[k] = t.perm[k], t.perm[i] })
+		t.permPCG.Seed(t.opt.Seed^0x7065726d, uint64(epoch))
+		perm := t.perm
+		t.permRNG.Shuffle(n, func(i, k int) { perm[i], perm[k] = perm[k], perm[i] })
 		t.permEpoch = epoch
 	}
 	return t.perm[(pos*b+j)%n]

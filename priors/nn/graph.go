@@ -243,3 +243,64 @@ func (g *Graph) plan(out *Tensor) {
 	g.seed = out
 	g.planned = true
 }
+
+// FLOPs is the floating-point operation count of one Forward through the
+// GEMM-shaped ops (convolutions, linear layers, attention); a backward pass
+// with parameter gradients costs about twice as much.
+func (g *Graph) FLOPs() float64 {
+	var f float64
+	for _, nd := range g.nodes {
+		switch n := nd.(type) {
+		case *convNode:
+			gm := n.geom
+			f += 2 * float64(gm.N*gm.Cout*gm.OutH()*gm.OutW()) * float64(gm.Cin*gm.K*gm.K)
+		case *linearNode:
+			f += 2 * float64(n.in[0].Shape[0]*n.in[0].Shape[1]*n.out.Shape[1])
+		case *attnNode:
+			nb, d, l, _ := n.dims()
+			f += 4 * float64(nb*n.heads) * float64(d) * float64(l) * float64(l)
+		}
+	}
+	return f
+}
+
+// Bytes is the backend memory the graph holds: values, gradient pool (once
+// Backward has run), per-op state and the convolution workspace.
+func (g *Graph) Bytes() int64 {
+	var n int
+	seen := map[*float32]bool{}
+	count := func(b Buffer) {
+		if b.N == 0 {
+			return
+		}
+		if b.Host != nil {
+			if seen[&b.Host[0]] {
+				return
+			}
+			seen[&b.Host[0]] = true
+		}
+		n += b.N
+	}
+	for _, t := range g.ins {
+		count(t.val)
+		count(t.grad)
+	}
+	for _, nd := range g.nodes {
+		t := nd.output()
+		count(t.val)
+		if t != g.seed {
+			count(t.grad)
+		}
+		switch x := nd.(type) {
+		case *groupNormNode:
+			count(x.mean)
+			count(x.rstd)
+		case *attnNode:
+			count(x.p)
+			count(x.dp)
+			count(x.ds)
+		}
+	}
+	count(g.ws)
+	return 4 * int64(n)
+}
