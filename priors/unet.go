@@ -199,9 +199,13 @@ type UNet struct {
 	be     nn.Backend
 	params []*nn.Param
 	byName map[string]*nn.Param
-	// MaxBatch bounds the images one graph holds (memory); Denoise splits
-	// larger batches.
+	// MaxBatch bounds the images one graph holds; Denoise and DenoiseVJP
+	// split larger batches. Zero (the default) derives it from MemoryBudget.
 	MaxBatch int
+	// MemoryBudget (bytes) sizes the automatic MaxBatch: activations and
+	// gradients of one chunk stay under it. Default 2 GiB.
+	MemoryBudget int64
+	perImage     int64 // measured graph bytes per image, 0 until needed
 	graphs   map[int]*unetGraph
 	gen      uint64 // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
 }
@@ -231,7 +235,7 @@ func NewUNetOn(be nn.Backend, cfg UNetConfig, seed uint64) (*UNet, error) {
 	}
 	cfg.Widths = slices.Clone(cfg.Widths)
 	cfg.Attention = slices.Clone(cfg.Attention)
-	u := &UNet{cfg: cfg, be: be, byName: map[string]*nn.Param{}, MaxBatch: 16, graphs: map[int]*unetGraph{}}
+	u := &UNet{cfg: cfg, be: be, byName: map[string]*nn.Param{}, MemoryBudget: 2 << 30, graphs: map[int]*unetGraph{}}
 	rng := rand.New(rand.NewPCG(seed, 0x6b7370616365))
 	cfg.walk(func(name string, shape ...int) {
 		p := nn.NewParam(be, name, shape...)
@@ -465,7 +469,24 @@ func (u *UNet) vjp(ug *unetGraph, dst, v, sigma []float32) error {
 	return nil
 }
 
-func (u *UNet) chunk(n int) int { return max(1, min(n, u.MaxBatch)) }
+// chunk is the batch size one graph runs for a request of n images.
+func (u *UNet) chunk(n int) int {
+	if u.MaxBatch > 0 {
+		return max(1, min(n, u.MaxBatch))
+	}
+	if u.perImage == 0 {
+		// Values of a one-image graph, doubled for the gradient pool.
+		g, err := u.graph(1)
+		if err != nil {
+			return 1 // the caller's own graph() call reports the error
+		}
+		u.perImage = max(1, 2*g.g.Bytes())
+		if n != 1 {
+			delete(u.graphs, 1)
+		}
+	}
+	return max(1, min(n, int(u.MemoryBudget/u.perImage)))
+}
 
 // Denoise implements Denoiser.
 func (u *UNet) Denoise(dst, xt, sigma []float32) error {
