@@ -291,6 +291,12 @@ func normal(o [6]float64) [3]float64 {
 // ReadFile reads one DICOM file as a StudyData holding one series with one
 // instance.
 func ReadFile(path string, opt ReadOptions) (*StudyData, error) {
+	// Stat before opening: opening a FIFO would block.
+	if info, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: not a regular file", ErrNotDICOM)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

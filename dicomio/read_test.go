@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // goodFiles are real files other tools wrote that must read exactly as
@@ -378,5 +380,30 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSpecialFilesDoNotHang: a FIFO in a drop folder (or named directly)
+// must be refused, not opened (opening would block forever).
+func TestSpecialFilesDoNotHang(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.dcm")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := ReadFile(fifo, ReadOptions{}); !errors.Is(err, ErrNotDICOM) {
+			t.Errorf("ReadFile(FIFO): %v", err)
+		}
+		if studies, errs := ReadStudies(dir, fifo); len(studies) != 0 || len(errs) != 0 {
+			t.Errorf("ReadStudies over a FIFO: %v %v", studies, errs)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a FIFO blocked")
 	}
 }
