@@ -7,7 +7,12 @@ import (
 // CPU is the reference backend: host memory, OpenBLAS sgemm for GEMM-shaped
 // work and Go kernels split over all cores for the rest. A CPU value may be
 // shared by graphs running in different goroutines.
-type CPU struct{ p *pool }
+type CPU struct {
+	p *pool
+	// goSplit splits convolutions across the worker pool, for use with
+	// single-threaded BLAS.
+	goSplit bool
+}
 
 // NewCPU returns the CPU backend using GOMAXPROCS worker goroutines.
 func NewCPU() *CPU { return &CPU{p: defaultPool()} }

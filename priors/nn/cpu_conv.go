@@ -144,21 +144,9 @@ func (c *CPU) ConvForward(y, x, w, bias, ws Buffer, g ConvGeom) {
 		return
 	}
 	s := c.convSplit(ws, g)
-	_, wp, np := g.padded()
 	c.toPadded(s.xp, x.Host, g)
 	transposeTaps(s.wt, w.Host, g, false)
-	cols := g.cols()
-	for ky := 0; ky < g.K; ky++ {
-		for kx := 0; kx < g.K; kx++ {
-			k, off := ky*g.K+kx, ky*wp+kx
-			beta := float32(1)
-			if k == 0 {
-				beta = 0
-			}
-			sblas.Sgemm(tr(false), tr(false), g.Cout, cols, g.Cin, 1, s.wt[k*g.Cout*g.Cin:(k+1)*g.Cout*g.Cin], g.Cin,
-				s.xp[off:], np, beta, s.yp, np)
-		}
-	}
+	c.taps(tapForward, s, g, g.Cout)
 	var bh []float32
 	if bias.N > 0 {
 		bh = bias.Host
@@ -189,31 +177,75 @@ func (c *CPU) ConvBackward(dx, dw, db, dy, x, w, ws Buffer, g ConvGeom) {
 		return
 	}
 	s := c.convSplit(ws, g)
-	_, wp, np := g.padded()
-	cols := g.cols()
+	_, wp, _ := g.padded()
 	c.outToPadded(s.yp, dy.Host, g)
 	if dw.N > 0 {
 		c.toPadded(s.xp, x.Host, g)
-		for ky := 0; ky < g.K; ky++ {
-			for kx := 0; kx < g.K; kx++ {
-				k, off := ky*g.K+kx, ky*wp+kx
-				sblas.Sgemm(tr(false), tr(true), g.Cout, g.Cin, cols, 1, s.yp, np, s.xp[off:], np,
-					0, s.wg[k*g.Cout*g.Cin:(k+1)*g.Cout*g.Cin], g.Cin)
-			}
-		}
+		c.taps(tapFilter, s, g, g.Cout)
 		transposeTaps(s.wg, dw.Host, g, true)
 	}
 	if dx.N > 0 {
 		transposeTaps(s.wt, w.Host, g, false)
-		clear(s.dxp)
-		for ky := 0; ky < g.K; ky++ {
-			for kx := 0; kx < g.K; kx++ {
-				k, off := ky*g.K+kx, ky*wp+kx
-				sblas.Sgemm(tr(true), tr(false), g.Cin, cols, g.Cout, 1, s.wt[k*g.Cout*g.Cin:(k+1)*g.Cout*g.Cin], g.Cin,
-					s.yp, np, 1, s.dxp[off:], np)
-			}
-		}
+		c.taps(tapData, s, g, g.Cin)
 		dispatch(c.p, &padJobs, g.N*g.Cin, 4, padJob{nchw: dx.Host, pad: s.dxp, g: g, c: g.Cin, mode: 2,
 			off: g.Pad*wp + g.Pad, oh: g.H, ow: g.W})
 	}
+}
+
+const (
+	tapForward = iota // yp = Σ_k W_k·shift_k(xp), rows are output channels
+	tapFilter         // wg[k] = yp·shift_k(xp)ᵀ, rows are output channels
+	tapData           // shift_k(dxp) += W_kᵀ·yp, rows are input channels
+)
+
+// tapJob runs the K² tap sgemms of one pass for a range of matrix rows
+// (channels), so that workers with single-threaded BLAS never write the
+// same memory and every value keeps the same summation order.
+type tapJob struct {
+	mode int
+	s    convWS
+	g    ConvGeom
+}
+
+func (j *tapJob) run(lo, hi int) {
+	g, s := j.g, j.s
+	_, wp, np := g.padded()
+	cols := g.cols()
+	m := hi - lo
+	kk := g.Cout * g.Cin
+	if j.mode == tapData {
+		clear(s.dxp[lo*np : hi*np])
+	}
+	for ky := 0; ky < g.K; ky++ {
+		for kx := 0; kx < g.K; kx++ {
+			k, off := ky*g.K+kx, ky*wp+kx
+			switch j.mode {
+			case tapForward:
+				beta := float32(1)
+				if k == 0 {
+					beta = 0
+				}
+				sblas.Sgemm(tr(false), tr(false), m, cols, g.Cin, 1, s.wt[k*kk+lo*g.Cin:], g.Cin,
+					s.xp[off:], np, beta, s.yp[lo*np:], np)
+			case tapFilter:
+				sblas.Sgemm(tr(false), tr(true), m, g.Cin, cols, 1, s.yp[lo*np:], np, s.xp[off:], np,
+					0, s.wg[k*kk+lo*g.Cin:], g.Cin)
+			case tapData:
+				sblas.Sgemm(tr(true), tr(false), m, cols, g.Cout, 1, s.wt[k*kk+lo:], g.Cin,
+					s.yp, np, 1, s.dxp[lo*np+off:], np)
+			}
+		}
+	}
+}
+
+var tapJobs jobPool[tapJob]
+
+// taps runs one pass over rows channels: split across the worker pool when
+// BLAS is single-threaded, else as one call per tap that OpenBLAS threads.
+func (c *CPU) taps(mode int, s convWS, g ConvGeom, rows int) {
+	grain := rows
+	if c.goSplit {
+		grain = 8
+	}
+	dispatch(c.p, &tapJobs, rows, grain, tapJob{mode: mode, s: s, g: g})
 }

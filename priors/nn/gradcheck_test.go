@@ -355,8 +355,15 @@ func TestOpGradients(t *testing.T) {
 // spread of geometries, including ones where the tap shifts cross image
 // boundaries in the batched layout.
 func TestConvGeometries(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		testConvGeometries(t, split)
+	}
+}
+
+func testConvGeometries(t *testing.T, split bool) {
 	r := rand.New(rand.NewPCG(3, 3))
 	be := NewCPU()
+	be.goSplit = split
 	for _, gm := range []ConvGeom{
 		{N: 1, Cin: 1, H: 1, W: 1, Cout: 1, K: 3, Pad: 1},
 		{N: 4, Cin: 3, H: 7, W: 2, Cout: 5, K: 3, Pad: 1},
@@ -364,6 +371,7 @@ func TestConvGeometries(t *testing.T) {
 		{N: 3, Cin: 2, H: 6, W: 5, Cout: 3, K: 5, Pad: 1},
 		{N: 2, Cin: 3, H: 4, W: 4, Cout: 2, K: 1, Pad: 1},
 		{N: 5, Cin: 16, H: 9, W: 11, Cout: 8, K: 1, Pad: 0},
+		{N: 2, Cin: 24, H: 6, W: 7, Cout: 40, K: 3, Pad: 1}, // enough channels to split
 	} {
 		g := NewGraph(be)
 		x := g.Input(gm.N, gm.Cin, gm.H, gm.W, true)
@@ -381,7 +389,7 @@ func TestConvGeometries(t *testing.T) {
 		be.Download(got, y.Value())
 		want := refConv(to64(xv), to64(wv), to64(bv), gm.N, gm.Cin, gm.H, gm.W, gm.Cout, gm.K, gm.Pad)
 		if e := closeTo(got, want); e > 1e-5 {
-			t.Errorf("%+v: forward error %.3g", gm, e)
+			t.Errorf("%+v split %v: forward error %.3g", gm, split, e)
 		}
 		// Adjoint identity ⟨u, conv(x)⟩ = ⟨conv*(u), x⟩ for the data gradient.
 		u := randVals(r, y.Len(), 1)
@@ -401,7 +409,17 @@ func TestConvGeometries(t *testing.T) {
 			rhs += float64(dx[i]) * float64(xv[i])
 		}
 		if math.Abs(lhs-rhs) > 1e-4*math.Max(1, math.Abs(lhs)) {
-			t.Errorf("%+v: adjoint mismatch %g vs %g", gm, lhs, rhs)
+			t.Errorf("%+v split %v: adjoint mismatch %g vs %g", gm, split, lhs, rhs)
+		}
+		// The filter gradient: ⟨u, conv_w(x)⟩ is linear in w, so it equals ⟨dw, w⟩.
+		dw := make([]float32, w.Len())
+		be.Download(dw, w.Grad)
+		var wl float64
+		for i := range dw {
+			wl += float64(dw[i]) * float64(wv[i])
+		}
+		if math.Abs(lhs-wl) > 1e-4*math.Max(1, math.Abs(lhs)) {
+			t.Errorf("%+v split %v: filter gradient mismatch %g vs %g", gm, split, lhs, wl)
 		}
 	}
 }
