@@ -215,51 +215,35 @@ func (g *Gaussian) factor(s float64) {
 	g.fSigma = s
 }
 
-// jacobian overwrites v with Σ(Σ + σ²I)⁻¹v for the factored σ.
+// jacobian overwrites v with Σ(Σ + σ²I)⁻¹v = v − σ²(Σ + σ²I)⁻¹v for the
+// factored σ: two passes over U. The subtraction loses nothing that matters
+// in float64 (relative error ~1e-16·σ²/λ_min(Σ) at worst).
 func (g *Gaussian) jacobian(v []float64) {
-	r := g.r
-	// k = (Σ + σ²I)⁻¹ v.
+	r, s2 := g.r, g.fSigma*g.fSigma
+	b := g.b
+	clear(b)
 	for i, x := range v {
-		g.k[i] = x * g.dinv[i]
+		a := x * g.dinv[i]
+		g.k[i] = a
+		if r > 0 && a != 0 {
+			for p, y := range g.u[i*r : (i+1)*r] {
+				b[p] += a * y
+			}
+		}
 	}
 	if r > 0 {
-		g.ut(g.b, g.k)
-		g.cholSolve(g.b)
-		for i := range g.n {
-			row := g.u[i*r : (i+1)*r]
-			var s float64
-			for p, x := range row {
-				s += x * g.b[p]
-			}
-			g.k[i] -= g.dinv[i] * s
-		}
-		// v = Σ k = d⊙k + U(Uᵀk).
-		g.ut(g.b, g.k)
+		g.cholSolve(b)
 	}
-	for i := range g.n {
-		x := g.d[i] * g.k[i]
-		if r > 0 {
-			row := g.u[i*r : (i+1)*r]
-			for p, y := range row {
-				x += y * g.b[p]
-			}
-		}
-		v[i] = x
-	}
-}
-
-// ut writes Uᵀ v into dst.
-func (g *Gaussian) ut(dst, v []float64) {
-	r := g.r
-	clear(dst)
 	for i, x := range v {
-		if x == 0 {
-			continue
+		k := g.k[i]
+		if r > 0 {
+			var s float64
+			for p, y := range g.u[i*r : (i+1)*r] {
+				s += y * b[p]
+			}
+			k -= g.dinv[i] * s
 		}
-		row := g.u[i*r : (i+1)*r]
-		for p, y := range row {
-			dst[p] += x * y
-		}
+		v[i] = x - s2*k
 	}
 }
 

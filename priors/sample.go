@@ -163,8 +163,8 @@ func newSampler(d Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*
 		return nil, fmt.Errorf("sample posterior: %d CG iterations, want 1 to 1000", opt.CGIter)
 	case !(opt.CGTol >= 0 && opt.CGTol < 1):
 		return nil, fmt.Errorf("sample posterior: CG tolerance %v, want [0, 1)", opt.CGTol)
-	case opt.Samples < 1 || opt.Samples > 4096:
-		return nil, fmt.Errorf("sample posterior: %d samples, want 1 to 4096", opt.Samples)
+	case opt.Samples < 1 || opt.Samples > 65536:
+		return nil, fmt.Errorf("sample posterior: %d samples, want 1 to 65536", opt.Samples)
 	case !(opt.Zeta >= 0) || math.IsInf(opt.Zeta, 0):
 		return nil, fmt.Errorf("sample posterior: DPS step %v, want finite and non-negative", opt.Zeta)
 	case !(opt.NoiseVar >= 0) || math.IsInf(opt.NoiseVar, 0):
@@ -194,6 +194,9 @@ func newSampler(d Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*
 		return nil, fmt.Errorf("sample posterior: %d noise variances for %d measurements", len(opt.NoiseVarDiag), m)
 	}
 	nb, n := opt.Samples, 2*hw
+	if nb*(n+4*m) > maxBatchValues {
+		return nil, fmt.Errorf("sample posterior: a batch of %d samples of %d×%d images and %d measurements is too large", nb, rows, cols, m)
+	}
 	s := &sampler{
 		d: d, A: A, opt: opt,
 		mmps: opt.Method != "dps", ddim: opt.Sampler == "ddim",
@@ -240,12 +243,24 @@ func newSampler(d Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*
 	return s, nil
 }
 
+// maxBatchValues bounds the sampler's largest buffers (about 1 GiB each).
+const maxBatchValues = 1 << 28
+
 func finite64(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 func (s *sampler) run(ctx context.Context) error {
+	s.start()
+	return s.loop(ctx)
+}
+
+// start draws x_1 ~ N(0, SigmaMax² I).
+func (s *sampler) start() {
 	for k := range s.x {
 		s.x[k] = float32(SigmaMax * s.rng.NormFloat64())
 	}
+}
+
+func (s *sampler) loop(ctx context.Context) error {
 	steps := s.opt.Steps
 	for i := range steps {
 		if err := ctx.Err(); err != nil {

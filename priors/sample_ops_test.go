@@ -364,3 +364,62 @@ func (c *smpCounting) DenoiseVJP(dst, xt, sigma []float32) (func(dst, v []float3
 	}
 	return func(dst, v []float32) error { c.vjps++; return f(dst, v) }, nil
 }
+
+// smpPixels measures a few pixels with complex gains: y_k = g_k x[idx_k].
+// With a diagonal prior the posterior stays diagonal.
+type smpPixels struct {
+	n    int
+	idx  []int
+	gain []complex64
+}
+
+func (o *smpPixels) InLen() int  { return o.n }
+func (o *smpPixels) OutLen() int { return len(o.idx) }
+func (o *smpPixels) Forward(dst, src []complex64) {
+	for k, i := range o.idx {
+		dst[k] = o.gain[k] * src[i]
+	}
+}
+func (o *smpPixels) Adjoint(dst, src []complex64) {
+	clear(dst)
+	for k, i := range o.idx {
+		g := o.gain[k]
+		dst[i] += complex(real(g), -imag(g)) * src[k]
+	}
+}
+
+// smpSchedule is the sampler's σ grid, written out independently:
+// σ_i = 1e-3·1e5^(1 − i/(S−1)).
+func smpSchedule(steps int) []float64 {
+	s := make([]float64, steps)
+	for i := range s {
+		s[i] = 1e-3 * math.Pow(1e5, 1-float64(i)/float64(steps-1))
+	}
+	return s
+}
+
+// smpRecursion follows one component of a Gaussian posterior N(m, v)
+// through the sampler with an exact denoiser E = m + k(x_t − m),
+// k = v/(v + σ_t²). It returns the factor φ with output − m = φ·(x_1 − m) +
+// (noise), and the output variance when x_1 ~ N(0, SigmaMax²) (DDPM adds
+// σ_s²(1 − σ_s²/σ_t²) per step; DDIM adds none).
+func smpRecursion(v float64, steps int, ddim bool) (phi, variance float64) {
+	s := smpSchedule(steps)
+	phi, V := 1.0, s[0]*s[0]
+	for i := 0; i < steps-1; i++ {
+		st, ss := s[i], s[i+1]
+		k := v / (v + st*st)
+		rho := ss * ss / (st * st)
+		if ddim {
+			rho = ss / st
+		}
+		a := k + rho*(1-k)
+		phi *= a
+		V *= a * a
+		if !ddim {
+			V += ss * ss * (1 - rho)
+		}
+	}
+	k := v / (v + s[steps-1]*s[steps-1])
+	return phi * k, V * k * k
+}
