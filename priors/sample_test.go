@@ -22,7 +22,7 @@ type smpProblem struct {
 	A        mri.Operator
 	y        []complex64
 	noiseVar float64
-	mu       *mat.VecDense  // posterior mean, real representation
+	mu       *mat.VecDense // posterior mean, real representation
 	cov      *mat.SymDense // posterior covariance
 }
 
