@@ -133,7 +133,9 @@ func TestESPIRiTMatchesBART(t *testing.T) {
 }
 
 // BenchmarkESPIRiTvsBART times our ESPIRiT and `bart ecalib` (a process,
-// including its file I/O) on the same k-space, calib 24, kernel 6, one map.
+// including its file I/O) back to back on the same k-space, calib 24,
+// kernel 6, one map, and reports the fastest of b.N runs of each, which is
+// the fairest figure on a shared machine.
 func BenchmarkESPIRiTvsBART(b *testing.B) {
 	bart := testutil.Tool(b, "bart")
 	for _, c := range []struct{ coils, n int }{{8, 128}, {16, 320}} {
@@ -142,18 +144,19 @@ func BenchmarkESPIRiTvsBART(b *testing.B) {
 		if err := kspaceio.WriteCFL(filepath.Join(dir, "ksp"), []int{c.n, c.n, 1, c.coils}, ksp); err != nil {
 			b.Fatal(err)
 		}
-		name := fmt.Sprintf("%dcoils_%d", c.coils, c.n)
-		b.Run(name+"/ours", func(b *testing.B) {
+		b.Run(fmt.Sprintf("%dcoils_%d", c.coils, c.n), func(b *testing.B) {
+			ours, theirs := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
 			for range b.N {
+				start := time.Now()
 				if _, err := mri.ESPIRiT(context.Background(), ksp, c.coils, c.n, c.n, nil, mri.ESPIRiTOptions{}); err != nil {
 					b.Fatal(err)
 				}
+				ours = min(ours, time.Since(start))
+				theirs = min(theirs, espRun(b, dir, bart, "ecalib", "-m1", "-r", "24", "-k", "6", "ksp", "sens"))
 			}
-		})
-		b.Run(name+"/bart", func(b *testing.B) {
-			for range b.N {
-				espRun(b, dir, bart, "ecalib", "-m1", "-r", "24", "-k", "6", "ksp", "sens")
-			}
+			b.ReportMetric(float64(ours.Microseconds())/1e3, "ours-ms")
+			b.ReportMetric(float64(theirs.Microseconds())/1e3, "bart-ms")
+			b.ReportMetric(float64(theirs)/float64(ours), "bart/ours")
 		})
 	}
 }
