@@ -52,7 +52,7 @@ const maxInterruptions = 3
 
 // Timings of the watcher loop.
 const (
-	scanDebounce = 25 * time.Millisecond
+	scanDebounce = 5 * time.Millisecond
 	tickInterval = time.Second
 	abandonWait  = 5 * time.Second
 	// claimBackoff delays the next claim of an entry whose claim failed for

@@ -66,7 +66,7 @@ var fixtures struct {
 
 // makeFixtures simulates a 4-coil 32×32 Shepp–Logan acquisition and writes
 // it as .npy (complex64 [coil,ky,kx]), fastMRI .h5 and BART .cfl/.hdr.
-func makeFixtures(t *testing.T) {
+func makeFixtures(t testing.TB) {
 	t.Helper()
 	fixtures.once.Do(func() {
 		dir, err := os.MkdirTemp("", "kspaced-fixtures-")
@@ -137,7 +137,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // writeConfig writes a serve config for tests: zero-filled, JSON logs.
-func writeConfig(t *testing.T, dir, quiet string) string {
+func writeConfig(t testing.TB, dir, quiet string) string {
 	t.Helper()
 	p := filepath.Join(dir, "kspaced.yaml")
 	body := `recon:
@@ -156,7 +156,7 @@ daemon:
 	return p
 }
 
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	s := &server{logs: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(kspacedBin, append([]string{"serve"}, args...)...)
@@ -181,7 +181,7 @@ func startServer(t *testing.T, args ...string) *server {
 }
 
 // stop sends sig and waits for the process to exit.
-func (s *server) stop(t *testing.T, sig os.Signal) error {
+func (s *server) stop(t testing.TB, sig os.Signal) error {
 	t.Helper()
 	s.cmd.Process.Signal(sig)
 	select {
@@ -193,7 +193,7 @@ func (s *server) stop(t *testing.T, sig os.Signal) error {
 	}
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -204,7 +204,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-func names(t *testing.T, dir string) []string {
+func names(t testing.TB, dir string) []string {
 	t.Helper()
 	des, err := os.ReadDir(dir)
 	if err != nil && !os.IsNotExist(err) {
@@ -219,7 +219,7 @@ func names(t *testing.T, dir string) []string {
 }
 
 // put writes data beside the inbox and renames it in (the producer protocol).
-func put(t *testing.T, spool, name string, data []byte) {
+func put(t testing.TB, spool, name string, data []byte) {
 	t.Helper()
 	tmp := filepath.Join(spool, "."+name+".part")
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
@@ -230,7 +230,7 @@ func put(t *testing.T, spool, name string, data []byte) {
 	}
 }
 
-func mkSpool(t *testing.T) string {
+func mkSpool(t testing.TB) string {
 	spool := filepath.Join(t.TempDir(), "spool")
 	if err := os.MkdirAll(filepath.Join(spool, daemon.InboxDir), 0o755); err != nil {
 		t.Fatal(err)
