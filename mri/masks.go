@@ -144,8 +144,8 @@ func rowsOf(keep []bool, rows int) []float32 {
 // sampled calib×calib centre, the kind `bart poisson -v` and SigPy's poisson
 // make. The minimum distance between samples grows linearly with the
 // normalised distance from the k-space centre (scaled per axis, so the
-// pattern is isotropic in normalised k-space); the slope is found by
-// bisection until rows·cols/samples is within 2% of accel (or the closest
+// pattern is isotropic in normalised k-space; see radii); the slope is searched
+// until rows·cols/samples is within 2% of accel (or the closest
 // pattern found is returned if that fails, within 10%, else an error). The
 // same seed gives the same mask.
 func PoissonDiscMask(rows, cols int, accel float64, calib int, seed uint64) ([]float32, error) {
@@ -165,25 +165,46 @@ func PoissonDiscMask(rows, cols int, accel float64, calib int, seed uint64) ([]f
 		}
 		return g.mask, nil
 	}
+	// Root-find slope ↦ acceleration (increasing, a little noisy): bracket
+	// by doubling from slope 1, then Illinois false position, keeping the
+	// closest pattern seen.
 	total := float64(rows * cols)
-	lo, hi := 0.0, float64(max(rows, cols))
 	var best []float32
 	bestErr := math.Inf(1)
-	for it := 0; it < 40; it++ {
-		slope := (lo + hi) / 2
-		n := g.generate(slope, seed)
-		got := total / float64(n)
+	eval := func(slope float64) float64 {
+		got := total / float64(g.generate(slope, seed))
 		if e := math.Abs(got-accel) / accel; e < bestErr {
 			bestErr = e
 			best = append(best[:0], g.mask...)
 		}
-		if bestErr <= 0.02 {
-			break
+		return got - accel
+	}
+	lo, flo := 0.0, 1-accel // slope 0 samples everything
+	hi, fhi := 1.0, eval(1)
+	for fhi < 0 && bestErr > 0.02 && hi < float64(4*max(rows, cols)) {
+		lo, flo = hi, fhi
+		hi *= 2
+		fhi = eval(hi)
+	}
+	side := 0
+	for it := 0; it < 40 && bestErr > 0.02 && fhi >= 0; it++ {
+		s := (lo*fhi - hi*flo) / (fhi - flo)
+		if !(s > lo && s < hi) {
+			s = (lo + hi) / 2
 		}
-		if got < accel {
-			lo = slope
+		fs := eval(s)
+		if fs < 0 {
+			lo, flo = s, fs
+			if side == -1 {
+				fhi /= 2
+			}
+			side = -1
 		} else {
-			hi = slope
+			hi, fhi = s, fs
+			if side == 1 {
+				flo /= 2
+			}
+			side = 1
 		}
 	}
 	if bestErr > 0.1 {
@@ -202,13 +223,17 @@ func newPoissonGen(rows, cols, calib int) *poissonGen {
 	return &poissonGen{rows: rows, cols: cols, calib: calib, mask: make([]float32, rows*cols)}
 }
 
-// radii is the exclusion radius (in pixels, per axis) around (r, c).
+// radii is the exclusion radius (in pixels, per axis) around (r, c):
+// 0.5 + slope·R at normalised radius R. On the pixel grid a radius up to 1
+// excludes nothing and one just above 1 already halves the density, so
+// starting below 1 gives a fully sampled centre that shrinks smoothly as the
+// slope grows, and every acceleration above 1 is reachable.
 func (g *poissonGen) radii(r, c int, slope float64) (ry, rx float64) {
 	m := float64(max(g.rows, g.cols))
 	y := float64(r-g.rows/2) / (float64(g.rows) / 2)
 	x := float64(c-g.cols/2) / (float64(g.cols) / 2)
-	rad := 1 + slope*math.Hypot(x, y)
-	return max(1, rad*float64(g.rows)/m), max(1, rad*float64(g.cols)/m)
+	rad := 0.5 + slope*math.Hypot(x, y)
+	return rad * float64(g.rows) / m, rad * float64(g.cols) / m
 }
 
 // generate fills g.mask by Bridson-style dart throwing from a random start
@@ -226,6 +251,8 @@ func (g *poissonGen) generate(slope float64, seed uint64) int {
 		p := int(g.active[ai])
 		pr, pc := p/g.cols, p%g.cols
 		ry, rx := g.radii(pr, pc, slope)
+		// Candidates at 1–2 radii, but at least at the neighbouring pixels.
+		ry, rx = max(ry, 1), max(rx, 1)
 		placed := false
 		for t := 0; t < tries; t++ {
 			d := 1 + rng.Float64()
