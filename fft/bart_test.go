@@ -54,9 +54,11 @@ func TestAgainstBART(t *testing.T) {
 			} else {
 				fft.Forward(got, x, sz.rows, sz.cols)
 			}
-			if e := relErr(got, widen(want)); e > 1e-5 || e != e {
+			e := relErr(got, widen(want))
+			if e > 1e-5 || e != e {
 				t.Errorf("%d×%d×%d inverse=%v: relative error to bart %.3g", sz.batch, sz.rows, sz.cols, inv, e)
 			}
+			t.Logf("%d×%d×%d inverse=%v: relative error to bart %.2g", sz.batch, sz.rows, sz.cols, inv, e)
 		}
 	}
 }

@@ -2,13 +2,16 @@
 // (fftshift ∘ fft2 ∘ ifftshift with norm "ortho", as fastMRI's fft2c and BART's
 // `fft -u 3`) on batches of complex64 images stored row-major and contiguously.
 //
-// The engine is pure Go: a mixed-radix (2, 3, 4, 5, generic odd up to 47)
+// The engine needs no cgo: a mixed-radix (2, 3, 4, 5, generic odd up to 47)
 // Stockham FFT with Bluestein's algorithm for larger prime factors, run on
 // blocks of rows (transposed into a small buffer) and blocks of columns so
-// every butterfly streams over contiguous memory. The shifts are folded into
-// those block copies as index rotations, so centring costs nothing for even or
-// odd sizes. Work is spread over GOMAXPROCS goroutines: whole images when the
-// batch is large, row and column blocks of each image otherwise.
+// every butterfly streams over contiguous memory with one scalar twiddle. On
+// amd64 CPUs with AVX2 and FMA the butterflies and block copies are Go
+// assembly; elsewhere, or built with -tags purego, portable Go kernels do the
+// same work. The shifts are folded into the block copies as index rotations,
+// so centring costs nothing for even or odd sizes. Work is spread over
+// GOMAXPROCS goroutines: whole images when the batch is large, row and column
+// blocks of each image otherwise.
 package fft
 
 import (
@@ -19,7 +22,9 @@ import (
 
 // Forward writes the centred orthonormal 2-D DFT of every rows×cols image in
 // src into dst. len(src) must be a multiple of rows*cols; dst and src may be
-// the same slice. It panics if the shapes disagree.
+// the same slice. Like copy with mismatched arguments it is a programming
+// error, and a panic, to pass sizes outside 1…MaxLen, slices of different
+// lengths, or slices that overlap without being equal.
 func Forward(dst, src []complex64, rows, cols int) { planFor(rows, cols).run(dst, src, false) }
 
 // Inverse is the adjoint (and inverse) of Forward.
@@ -40,13 +45,17 @@ const (
 	colLanes = 16 // columns transformed together in the column pass
 )
 
+// MaxLen bounds rows and cols, so a size read from a corrupt header cannot
+// make a plan allocate gigabytes of twiddles and scratch.
+const MaxLen = 1 << 16
+
 var plans sync.Map // [2]int -> *Plan
 
 // NewPlan returns the plan for rows×cols images, shared with Forward and
-// Inverse through a cache.
+// Inverse through a cache (one per size, kept for the life of the process).
 func NewPlan(rows, cols int) (*Plan, error) {
-	if rows <= 0 || cols <= 0 || rows > math.MaxInt32 || cols > math.MaxInt32 || rows > math.MaxInt/cols {
-		return nil, fmt.Errorf("fft: bad image size %d×%d", rows, cols)
+	if rows <= 0 || cols <= 0 || rows > MaxLen || cols > MaxLen {
+		return nil, fmt.Errorf("fft: image size %d×%d outside 1…%d", rows, cols, MaxLen)
 	}
 	key := [2]int{rows, cols}
 	if p, ok := plans.Load(key); ok {

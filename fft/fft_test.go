@@ -185,7 +185,7 @@ func TestNoAllocations(t *testing.T) {
 }
 
 func TestBadShapes(t *testing.T) {
-	for _, rc := range [][2]int{{0, 4}, {4, 0}, {-1, 3}} {
+	for _, rc := range [][2]int{{0, 4}, {4, 0}, {-1, 3}, {fft.MaxLen + 1, 2}, {1, 1 << 40}} {
 		if _, err := fft.NewPlan(rc[0], rc[1]); err == nil {
 			t.Errorf("NewPlan(%d, %d): no error", rc[0], rc[1])
 		}
