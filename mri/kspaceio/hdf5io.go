@@ -65,7 +65,7 @@ func readHDF5(path, format string, size int64) (*Volume, error) {
 }
 
 // batchBytes bounds the acquisition data held by the HDF5 library at once.
-const batchBytes = 32 << 20
+const batchBytes = 8 << 20
 
 func readISMRMRD(f h5, fileSize int64) (*Volume, error) {
 	g, err := f.group("dataset")

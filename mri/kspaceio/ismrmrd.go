@@ -6,8 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"gonum.org/v1/gonum/dsp/fourier"
-
+	"github.com/kspaced/kspaced/fft"
 	"github.com/kspaced/kspaced/mri"
 )
 
@@ -234,13 +233,12 @@ type assembler struct {
 	hits     [][]uint16 // per scan (then per calibration scan): acquisitions per row
 	noise    []complex128
 	noiseN   int
-	os       *osRemover
-	line     []complex128
+	os       *osStage // nil when the readout is kept as encoded
 	overflow bool
 }
 
 func newAssembler(p *acqPlan) *assembler {
-	a := &assembler{p: p, line: make([]complex128, p.encX)}
+	a := &assembler{p: p}
 	alloc := func(n int) []mri.Scan {
 		s := make([]mri.Scan, n)
 		for i := range s {
@@ -256,7 +254,7 @@ func newAssembler(p *acqPlan) *assembler {
 		a.noise = make([]complex128, p.coils*p.coils)
 	}
 	if p.reconX < p.encX {
-		a.os = newOSRemover(p.encX, p.reconX)
+		a.os = newOSStage(p.encX, p.reconX, p.coils)
 	}
 	return a
 }
@@ -294,8 +292,10 @@ func (a *assembler) add(i int, h *acqHead, data []float32) error {
 	hits[row]++
 	for c := 0; c < nc; c++ {
 		src := data[2*c*ns : 2*(c+1)*ns]
-		for x := range a.line {
-			a.line[x] = 0
+		dst := s.KSpace[(c*s.Rows+row)*s.Cols : (c*s.Rows+row+1)*s.Cols]
+		line := dst // without resampling, samples add straight into place
+		if a.os != nil {
+			line = a.os.next(dst)
 		}
 		// Samples [pre, ns-post) in stored order; a reversed readout was
 		// recorded back to front, so stored sample j belongs at ns-1-j.
@@ -304,18 +304,7 @@ func (a *assembler) add(i int, h *acqHead, data []float32) error {
 			if reverse {
 				pos = ns - 1 - j
 			}
-			a.line[first+pos] = complex(float64(src[2*j]), float64(src[2*j+1]))
-		}
-		dst := s.KSpace[(c*s.Rows+row)*s.Cols : (c*s.Rows+row+1)*s.Cols]
-		if a.os != nil {
-			a.os.apply(a.line)
-			for x := range dst {
-				dst[x] += complex64(a.os.out[x])
-			}
-		} else {
-			for x := range dst {
-				dst[x] += complex64(a.line[x])
-			}
+			line[first+pos] += complex(src[2*j], src[2*j+1])
 		}
 	}
 	m := s.Mask[row*s.Cols : (row+1)*s.Cols]
@@ -351,6 +340,9 @@ func (a *assembler) addNoise(data []float32, ns, nc, pre, post int) {
 
 // finish averages repeated lines and attaches the noise covariance.
 func (a *assembler) finish() (scans, cal []mri.Scan, dup int) {
+	if a.os != nil {
+		a.os.flush()
+	}
 	all := append(append([]mri.Scan{}, a.scans...), a.cal...)
 	for g := range all {
 		s := &all[g]
@@ -385,43 +377,58 @@ func (a *assembler) finish() (scans, cal []mri.Scan, dup int) {
 	return a.scans, a.cal, dup
 }
 
-// osRemover removes readout oversampling from one line: centred inverse DFT
-// of length n, keep the central m image samples, centred forward DFT of
-// length m (both orthonormal, so sample values and noise variance keep their
-// scale).
-type osRemover struct {
-	n, m     int
-	big, sml *fourier.CmplxFFT
-	a        []complex128
-	out      []complex128
+// osStage removes readout oversampling from batches of lines: centred
+// inverse DFT of length encX, keep the central reconX image samples, centred
+// forward DFT of length reconX (both orthonormal, so sample values and noise
+// variance keep their scale). Lines are staged and transformed together so
+// the FFT runs on large batches; each result is added to its destination.
+type osStage struct {
+	encX, reconX int
+	big, small   []complex64
+	dst          [][]complex64
+	n            int
 }
 
-func newOSRemover(n, m int) *osRemover {
-	return &osRemover{n: n, m: m, big: fourier.NewCmplxFFT(n), sml: fourier.NewCmplxFFT(m),
-		a: make([]complex128, n), out: make([]complex128, m)}
+// osStageValues bounds the staging buffer (4 MiB of complex64).
+const osStageValues = 1 << 19
+
+func newOSStage(encX, reconX, minLines int) *osStage {
+	lines := max(minLines, osStageValues/encX)
+	return &osStage{encX: encX, reconX: reconX, big: make([]complex64, lines*encX),
+		small: make([]complex64, lines*reconX), dst: make([][]complex64, lines)}
 }
 
-// apply reads the centred k-space line k (length n, modified) into r.out.
-func (r *osRemover) apply(k []complex128) {
-	n, m := r.n, r.m
-	// ifftshift: unshifted[i] = k[(i + n/2) mod n]
+// next returns the zeroed buffer of the next staged line, whose result will
+// be added to dst.
+func (st *osStage) next(dst []complex64) []complex64 {
+	if st.n == len(st.dst) {
+		st.flush()
+	}
+	l := st.big[st.n*st.encX : (st.n+1)*st.encX]
+	clear(l)
+	st.dst[st.n] = dst
+	st.n++
+	return l
+}
+
+func (st *osStage) flush() {
+	n, ex, rx := st.n, st.encX, st.reconX
+	if n == 0 {
+		return
+	}
+	big, small := st.big[:n*ex], st.small[:n*rx]
+	fft.Inverse(big, big, 1, ex)
 	for i := 0; i < n; i++ {
-		r.a[i] = k[(i+n/2)%n]
+		// centred image index ex/2 − rx/2 + j becomes centred index j.
+		copy(small[i*rx:(i+1)*rx], big[i*ex+ex/2-rx/2:])
 	}
-	r.big.Sequence(r.a, r.a)
-	// image (centred) index j ↔ unshifted (j - n/2) mod n; keep centred
-	// indices [n/2 - m/2, n/2 - m/2 + m), which become centred m-indices [0, m).
-	s := 1 / math.Sqrt(float64(n))
-	for j := 0; j < m; j++ {
-		ic := j + n/2 - m/2
-		// place into unshifted small array at (j - m/2) mod m
-		r.out[((j-m/2)%m+m)%m] = r.a[((ic-n/2)%n+n)%n] * complex(s, 0)
+	fft.Forward(small, small, 1, rx)
+	for i, d := range st.dst[:n] {
+		line := small[i*rx : (i+1)*rx]
+		for x := range d {
+			d[x] += line[x]
+		}
+		st.dst[i] = nil
 	}
-	r.sml.Coefficients(r.out, r.out)
-	// fftshift of the result, scaled: centred index i ↔ unshifted (i - m/2) mod m.
-	s = 1 / math.Sqrt(float64(m))
-	copy(r.a[:m], r.out)
-	for i := 0; i < m; i++ {
-		r.out[i] = r.a[((i-m/2)%m+m)%m] * complex(s, 0)
-	}
+	st.n = 0
 }
