@@ -412,66 +412,65 @@ func espPixelMaps(ctx context.Context, maps []complex64, evals []float32, g, rot
 		}
 	})
 	npix := rows * cols
+	// Rows go out in blocks of espRowBlock so that each pass over t serves
+	// several rows; every row still starts from rot at x = 0 and warm-starts
+	// along x, so results do not depend on scheduling.
+	blocks := (rows + espRowBlock - 1) / espRowBlock
 	var next atomic.Int64
 	var failed atomic.Bool
-	workers := max(1, min(rows, runtime.GOMAXPROCS(0)))
+	workers := max(1, min(blocks, runtime.GOMAXPROCS(0)))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			packed := make([]complex128, pairs)
+			packed := make([]complex128, espRowBlock*pairs)
 			mat := make([]complex128, coils*coils)
-			v := make([]complex128, coils)
+			v := make([]complex128, espRowBlock*coils)
 			tmp := make([]complex128, coils)
 			eig := espEigWorkspace(coils)
 			for {
-				y := int(next.Add(1) - 1)
-				if y >= rows || failed.Load() {
+				blk := int(next.Add(1) - 1)
+				if blk >= blocks || failed.Load() {
 					return
 				}
 				if ctx.Err() != nil {
 					failed.Store(true)
 					return
 				}
-				copy(v, rot) // each row starts from the same vector, so results do not depend on scheduling
-				wy := ey[y*d : (y+1)*d]
+				y0 := blk * espRowBlock
+				nr := min(espRowBlock, rows-y0)
+				for r := 0; r < nr; r++ {
+					copy(v[r*coils:(r+1)*coils], rot)
+				}
 				for x := 0; x < cols; x++ {
-					clear(packed)
-					for dy, w := range wy {
+					clear(packed[:nr*pairs])
+					for dy := 0; dy < d; dy++ {
 						tt := t[(dy*cols+x)*pairs : (dy*cols+x+1)*pairs]
-						for p := range packed {
-							packed[p] += w * tt[p]
+						for r := 0; r < nr; r++ {
+							w := ey[(y0+r)*d+dy]
+							pk := packed[r*pairs : (r+1)*pairs]
+							for p, tv := range tt {
+								pk[p] += w * tv
+							}
 						}
 					}
-					for a, p := 0, 0; a < coils; a++ {
-						for b := a; b < coils; b++ {
-							mat[a*coils+b] = packed[p]
-							mat[b*coils+a] = cmplx.Conj(packed[p])
-							p++
+					for r := 0; r < nr; r++ {
+						pk := packed[r*pairs : (r+1)*pairs]
+						for a, p := 0, 0; a < coils; a++ {
+							for b := a; b < coils; b++ {
+								mat[a*coils+b] = pk[p]
+								mat[b*coils+a] = cmplx.Conj(pk[p])
+								p++
+							}
 						}
-					}
-					lambda := espDominant(mat, v, tmp, eig)
-					if evals != nil {
-						evals[y*cols+x] = float32(lambda)
-					}
-					i := y*cols + x
-					if lambda <= crop || lambda == 0 {
-						for c := 0; c < coils; c++ {
-							maps[c*npix+i] = 0
+						vr := v[r*coils : (r+1)*coils]
+						lambda := espDominant(mat, vr, tmp, eig)
+						i := (y0+r)*cols + x
+						if evals != nil {
+							evals[i] = float32(lambda)
 						}
-						continue
-					}
-					var proj complex128
-					for c := 0; c < coils; c++ {
-						proj += cmplx.Conj(rot[c]) * v[c]
-					}
-					s := complex(1, 0)
-					if a := cmplx.Abs(proj); a > 0 {
-						s = cmplx.Conj(proj) / complex(a, 0)
-					}
-					for c := 0; c < coils; c++ {
-						maps[c*npix+i] = complex64(v[c] * s)
+						espStoreMap(maps, i, npix, vr, rot, lambda, crop)
 					}
 				}
 			}
@@ -482,6 +481,32 @@ func espPixelMaps(ctx context.Context, maps []complex64, evals []float32, g, rot
 		return err
 	}
 	return nil
+}
+
+// espRowBlock is how many image rows one worker evaluates together.
+const espRowBlock = 8
+
+// espStoreMap writes the unit eigenvector v as pixel i of maps, rotated so
+// that its projection on rot is real positive, or zeros where the
+// eigenvalue is cropped.
+func espStoreMap(maps []complex64, i, npix int, v, rot []complex128, lambda, crop float64) {
+	if lambda <= crop || lambda == 0 {
+		for c := range v {
+			maps[c*npix+i] = 0
+		}
+		return
+	}
+	var proj complex128
+	for c := range v {
+		proj += cmplx.Conj(rot[c]) * v[c]
+	}
+	s := complex(1, 0)
+	if a := cmplx.Abs(proj); a > 0 {
+		s = cmplx.Conj(proj) / complex(a, 0)
+	}
+	for c := range v {
+		maps[c*npix+i] = complex64(v[c] * s)
+	}
 }
 
 // espDominant writes the dominant unit eigenvector of the Hermitian
