@@ -10,6 +10,13 @@ package kspaceio
 #include <string.h>
 #include <stdint.h>
 
+// H5Dvlen_reclaim became H5Treclaim in 1.12 (Debian bookworm ships 1.10).
+#if H5_VERSION_GE(1, 12, 0)
+#define ks_vlen_reclaim(t, s, p, b) H5Treclaim(t, s, p, b)
+#else
+#define ks_vlen_reclaim(t, s, p, b) H5Dvlen_reclaim(t, s, p, b)
+#endif
+
 // ---- errors: the HDF5 error stack becomes one line of text ----------------
 
 typedef struct { char first[256], last[256]; int n; } ks_errs;
@@ -442,7 +449,7 @@ static int ks_read_data(ks_reader *r, hid_t d, hsize_t start, hsize_t count, ks_
 	herr_t rc = H5Dread(d, r->mt, ms, fs, r->xfer, out);
 	if (rc < 0) {
 		ks_fail(err, cap, "read acquisition data");
-		H5Dvlen_reclaim(r->mt, ms, r->xfer, out);
+		ks_vlen_reclaim(r->mt, ms, r->xfer, out);
 		ks_unselect(fs, ms);
 		return -1;
 	}
@@ -452,7 +459,7 @@ static int ks_read_data(ks_reader *r, hid_t d, hsize_t start, hsize_t count, ks_
 
 static void ks_reclaim(ks_reader *r, hsize_t count, ks_acq_data *out) {
 	hid_t ms = H5Screate_simple(1, &count, NULL);
-	H5Dvlen_reclaim(r->mt, ms, r->xfer, out);
+	ks_vlen_reclaim(r->mt, ms, r->xfer, out);
 	H5Sclose(ms);
 	H5Eclear2(H5E_DEFAULT);
 }
