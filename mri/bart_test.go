@@ -31,21 +31,27 @@ type reconFixture struct {
 	kspBase, mapsBase string      // the same data as BART files
 }
 
-var reconBartThreads = "1"
-
+// reconRun runs bart in dir on one OpenMP thread: BART's threads spin-wait,
+// and on a shared, loaded machine that costs it 10-50× in wall time.
 func reconRun(t testing.TB, dir, bart string, args ...string) time.Duration {
+	t.Helper()
+	d, _ := reconRunThreads(t, dir, bart, 1, args...)
+	return d
+}
+
+// reconRunThreads runs bart with OMP_NUM_THREADS=threads and returns the
+// wall time of the whole command and its output.
+func reconRunThreads(t testing.TB, dir, bart string, threads int, args ...string) (time.Duration, string) {
 	t.Helper()
 	cmd := exec.Command(bart, args...)
 	cmd.Dir = dir
-	// BART's OpenMP threads spin-wait; on a shared, loaded machine that
-	// costs it 10-50× in wall time, so tests run it on one thread.
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+reconBartThreads)
+	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads))
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bart %v: %v\n%s", args, err, out)
 	}
-	return time.Since(start)
+	return time.Since(start), string(out)
 }
 
 func reconRead(t testing.TB, base string, want ...int) []complex64 {

@@ -50,9 +50,10 @@ func waveletFilter(k WaveletKind) ([]float64, error) {
 // Not safe for concurrent use (line buffers).
 type Wavelet struct {
 	rows, cols int
-	h, g       []float64
-	levels     [][2]int // size of the band each level transforms
-	line, out  []complex128
+	h, g       []float32
+	levels     [][2]int    // size of the band each level transforms
+	line       []complex64 // one row or column
+	band       []complex64 // copy of the band for the column pass
 }
 
 // MinSize is the smallest band side a wavelet level is applied to.
@@ -67,21 +68,23 @@ func NewWavelet(kind WaveletKind, rows, cols, maxLevels int) (*Wavelet, error) {
 	if rows < 1 || rows > MaxDim || cols < 1 || cols > MaxDim {
 		return nil, fmt.Errorf("wavelet size %d×%d outside [1, %d]", rows, cols, MaxDim)
 	}
-	g := make([]float64, len(h))
-	for j := range g {
-		g[j] = h[len(h)-1-j]
+	w := &Wavelet{rows: rows, cols: cols, h: make([]float32, len(h)), g: make([]float32, len(h))}
+	for j := range h {
+		w.h[j] = float32(h[j])
+		w.g[j] = float32(h[len(h)-1-j])
 		if j%2 == 1 {
-			g[j] = -g[j]
+			w.g[j] = -w.g[j]
 		}
 	}
-	w := &Wavelet{rows: rows, cols: cols, h: h, g: g}
 	r, c := rows, cols
 	for (maxLevels <= 0 || len(w.levels) < maxLevels) && r >= MinSize && c >= MinSize {
 		w.levels = append(w.levels, [2]int{r, c})
 		r, c = (r+1)/2, (c+1)/2
 	}
-	m := max(rows, cols)
-	w.line, w.out = make([]complex128, m), make([]complex128, m)
+	w.line = make([]complex64, max(rows, cols))
+	if len(w.levels) > 0 {
+		w.band = make([]complex64, rows*cols)
+	}
 	return w, nil
 }
 
@@ -116,57 +119,51 @@ func (w *Wavelet) Inverse(dst, src []complex64) {
 }
 
 // level transforms the top-left r×c band of x along rows then columns
-// (inverse: columns then rows).
+// (inverse: columns then rows). Arithmetic is float32: the filters have 2 or
+// 4 taps, so rounding stays near float32 epsilon per level.
 func (w *Wavelet) level(x []complex64, r, c int, inverse bool) {
-	alongRows := func() {
-		for i := 0; i < r; i++ {
-			row := x[i*w.cols : i*w.cols+c]
-			for j, v := range row {
-				w.line[j] = complex128(v)
-			}
-			w.filter(w.out[:c], w.line[:c], inverse)
-			for j := range row {
-				row[j] = complex64(w.out[j])
-			}
-		}
-	}
-	alongCols := func() {
-		for j := 0; j < c; j++ {
-			for i := 0; i < r; i++ {
-				w.line[i] = complex128(x[i*w.cols+j])
-			}
-			w.filter(w.out[:r], w.line[:r], inverse)
-			for i := 0; i < r; i++ {
-				x[i*w.cols+j] = complex64(w.out[i])
-			}
-		}
-	}
 	if inverse {
-		alongCols()
-		alongRows()
-	} else {
-		alongRows()
-		alongCols()
+		w.columns(x, r, c, true)
+	}
+	line := w.line[:c]
+	for i := 0; i < r; i++ {
+		row := x[i*w.cols : i*w.cols+c]
+		copy(line, row)
+		w.filter(row, line, inverse)
+	}
+	if !inverse {
+		w.columns(x, r, c, false)
 	}
 }
 
-// filter is one 1-D level on a line of length n: forward gives
+// filter is one 1-D level on a line of length n = len(in): forward gives
 // [lowpass (n/2) | odd sample if any | highpass (n/2)], inverse undoes it.
-func (w *Wavelet) filter(out, in []complex128, inverse bool) {
+// out and in must not overlap.
+func (w *Wavelet) filter(out, in []complex64, inverse bool) {
 	n := len(in)
 	half := n / 2
 	even := 2 * half
 	coarse := n - half // lowpass plus the odd sample
+	taps := len(w.h)
 	if !inverse {
 		for k := 0; k < half; k++ {
-			var a, d complex128
-			for j, hj := range w.h {
-				v := in[(2*k+j)%even]
-				a += complex(hj, 0) * v
-				d += complex(w.g[j], 0) * v
+			var ar, ai, dr, di float32
+			for j := 0; j < taps; j++ {
+				idx := 2*k + j
+				if idx >= even {
+					idx -= even
+					for idx >= even { // bands shorter than the filter
+						idx -= even
+					}
+				}
+				v := in[idx]
+				ar += w.h[j] * real(v)
+				ai += w.h[j] * imag(v)
+				dr += w.g[j] * real(v)
+				di += w.g[j] * imag(v)
 			}
-			out[k] = a
-			out[coarse+k] = d
+			out[k] = complex(ar, ai)
+			out[coarse+k] = complex(dr, di)
 		}
 		if n%2 == 1 {
 			out[half] = in[n-1]
@@ -176,11 +173,65 @@ func (w *Wavelet) filter(out, in []complex128, inverse bool) {
 	clear(out[:even])
 	for k := 0; k < half; k++ {
 		a, d := in[k], in[coarse+k]
-		for j, hj := range w.h {
-			out[(2*k+j)%even] += complex(hj, 0)*a + complex(w.g[j], 0)*d
+		for j := 0; j < taps; j++ {
+			idx := (2*k + j) % even
+			out[idx] += complex(w.h[j]*real(a)+w.g[j]*real(d), w.h[j]*imag(a)+w.g[j]*imag(d))
 		}
 	}
 	if n%2 == 1 {
 		out[n-1] = in[half]
+	}
+}
+
+// columns is filter applied down every column of the r×c band, done a row
+// at a time so every inner loop runs over contiguous memory.
+func (w *Wavelet) columns(x []complex64, r, c int, inverse bool) {
+	band := w.band[:r*c]
+	for i := 0; i < r; i++ {
+		copy(band[i*c:(i+1)*c], x[i*w.cols:i*w.cols+c])
+	}
+	rowOf := func(i int) []complex64 { return x[i*w.cols : i*w.cols+c] }
+	half := r / 2
+	even := 2 * half
+	coarse := r - half
+	if !inverse {
+		for k := 0; k < half; k++ {
+			lo, hi := rowOf(k), rowOf(coarse+k)
+			clear(lo)
+			clear(hi)
+			for j := range w.h {
+				src := band[((2*k+j)%even)*c : ((2*k+j)%even+1)*c]
+				axpyReal2(lo, hi, w.h[j], w.g[j], src)
+			}
+		}
+		if r%2 == 1 {
+			copy(rowOf(half), band[(r-1)*c:r*c])
+		}
+		return
+	}
+	for i := 0; i < even; i++ {
+		clear(rowOf(i))
+	}
+	for k := 0; k < half; k++ {
+		a, d := band[k*c:(k+1)*c], band[(coarse+k)*c:(coarse+k+1)*c]
+		for j := range w.h {
+			dst := rowOf((2*k + j) % even)
+			for i := range dst {
+				dst[i] += complex(w.h[j]*real(a[i])+w.g[j]*real(d[i]), w.h[j]*imag(a[i])+w.g[j]*imag(d[i]))
+			}
+		}
+	}
+	if r%2 == 1 {
+		copy(rowOf(r-1), band[half*c:(half+1)*c])
+	}
+}
+
+// axpyReal2 adds h·src to lo and g·src to hi.
+func axpyReal2(lo, hi []complex64, h, g float32, src []complex64) {
+	src = src[:len(lo)]
+	hi = hi[:len(lo)]
+	for i, v := range src {
+		lo[i] += complex(h*real(v), h*imag(v))
+		hi[i] += complex(g*real(v), g*imag(v))
 	}
 }

@@ -1,0 +1,77 @@
+package mri_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kspaced/kspaced/mri"
+)
+
+// BenchmarkReconVsBART times one 128×128 8-coil slice (the fixture of
+// TestReconstructionAgainstBART) reconstructed by us and by `bart pics`,
+// side by side. BART's ns/op is the wall time of the whole command (process
+// start, reading and writing .cfl files); its own "Total Time" line, the
+// compute part, is reported as bart-compute-s.
+func BenchmarkReconVsBART(b *testing.B) {
+	f := newReconFixture(b, reconAccel)
+	f.addNoise(b, reconNoise, 1)
+	op := mri.NewSENSE(f.maps, f.coils, f.rows, f.cols, f.mask)
+	n := f.rows * f.cols
+	ctx := context.Background()
+	x := make([]complex64, n)
+	const l1Lambda = 0.005
+	algs := []struct {
+		name  string
+		ours  func()
+		flags []string
+	}{
+		{"cgsense", func() {
+			clear(x)
+			mri.CGSENSE(ctx, x, op, f.under, reconL2Lambda, reconIters, 0, nil)
+		}, []string{"-l2", "-r", strconv.FormatFloat(reconL2Lambda, 'g', -1, 64)}},
+		{"l1wavelet", func() {
+			clear(x)
+			mri.L1Wavelet(ctx, x, op, f.under, f.rows, f.cols, mri.L1Options{Lambda: l1Lambda, MaxIter: reconIters, Shift: true, Seed: 1})
+		}, []string{"-l1", "-r", strconv.FormatFloat(l1Lambda, 'g', -1, 64)}},
+	}
+	for _, a := range algs {
+		b.Run(fmt.Sprintf("%s/ours-%dthreads", a.name, runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			for b.Loop() {
+				a.ours()
+			}
+		})
+		for _, threads := range []int{1, runtime.NumCPU()} {
+			b.Run(fmt.Sprintf("%s/bart-%dthreads", a.name, threads), func(b *testing.B) {
+				args := append([]string{"pics", "-w", "1", "-i", strconv.Itoa(reconIters)}, a.flags...)
+				args = append(args, f.kspBase, f.mapsBase, "bench")
+				var compute time.Duration
+				runs := 0
+				for b.Loop() {
+					_, out := reconRunThreads(b, f.dir, f.bart, threads, args...)
+					compute += bartTotalTime(b, out)
+					runs++
+				}
+				b.ReportMetric(compute.Seconds()/float64(runs), "bart-compute-s")
+			})
+		}
+	}
+}
+
+// bartTotalTime parses pics' "Total Time: <seconds>" line.
+func bartTotalTime(b *testing.B, out string) time.Duration {
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Total Time:"); ok {
+			s, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return time.Duration(s * float64(time.Second))
+			}
+		}
+	}
+	b.Fatalf("no Total Time in bart output:\n%s", out)
+	return 0
+}
