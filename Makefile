@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 BIN := bin/kspaced
 DEMO_OUT ?= out/demo
 
-.PHONY: all build deps demo test vet bench fuzz gpu-check build-cuda clean
+.PHONY: all build deps demo test vet bench bench-fftw gpu-check build-cuda clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: deps vet
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./fft ./mri/... ./priors/...
 	$(BIN) bench
+
+# The FFT side by side with FFTW (Debian libfftw3-dev), same batch, same threads.
+bench-fftw: deps
+	$(GO) test -tags fftw -run '^$$' -bench 'FFT$$|SideBySide' -benchtime 30x ./fft/
 
 build-cuda: deps
 	$(GO) build -tags cuda -o bin/kspaced-cuda ./cmd/kspaced
