@@ -174,6 +174,13 @@ func TestOperatorShapes(t *testing.T) {
 	if err := CheckSENSE(c.maps, 2, 8, 8, c.mask); err != nil {
 		t.Error(err)
 	}
+	scan := &Scan{Coils: 2, Rows: 8, Cols: 8, Mask: c.mask}
+	if op, err := scan.SENSE(c.maps); err != nil || op.OutLen() != 128 {
+		t.Errorf("Scan.SENSE: %v", err)
+	}
+	if _, err := scan.SENSE(c.maps[:64]); err == nil {
+		t.Error("Scan.SENSE: short maps accepted")
+	}
 	defer func() {
 		if recover() == nil {
 			t.Error("Forward with a short dst did not panic")

@@ -70,3 +70,12 @@ func finite(v complex64) bool {
 	r, i := float64(real(v)), float64(imag(v))
 	return !math.IsNaN(r) && !math.IsInf(r, 0) && !math.IsNaN(i) && !math.IsInf(i, 0)
 }
+
+// SENSE builds the scan's measurement operator from coil maps
+// [coil][rows][cols], checking shapes first (NewSENSE panics on a mismatch).
+func (s *Scan) SENSE(maps []complex64) (*SENSE, error) {
+	if err := CheckSENSE(maps, s.Coils, s.Rows, s.Cols, s.Mask); err != nil {
+		return nil, err
+	}
+	return NewSENSE(maps, s.Coils, s.Rows, s.Cols, s.Mask), nil
+}
