@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
+	"runtime"
+	"sort"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/uid"
@@ -113,5 +118,61 @@ func BenchmarkDecodeNative(b *testing.B) {
 	b.SetBytes(int64(len(src)))
 	for i := 0; i < b.N; i++ {
 		decodeNative(dst, src, binary.LittleEndian, pf, fr)
+	}
+}
+
+// threadCPU is this OS thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which
+// waiting for a core on a loaded machine does not inflate.
+func threadCPU() time.Duration {
+	var ts syscall.Timespec
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 3, uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Nano())
+}
+
+// BenchmarkReadSideBySide alternates this package's read and the library's
+// own pixel-decoding parse call by call on one locked thread, so both see
+// the same load; it reports minimum and median wall and thread-CPU times
+// and the ratios library/dicomio.
+func BenchmarkReadSideBySide(b *testing.B) {
+	for _, n := range []int{256, 512} {
+		raw := benchFile(b, n, n)
+		b.Run(fmt.Sprintf("%d", n), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var wall, cpu [2][]time.Duration
+			for i := 0; i < b.N; i++ {
+				for k := 0; k < 2; k++ {
+					t0, c0 := time.Now(), threadCPU()
+					var err error
+					if k == 0 {
+						_, err = decode(raw, ReadOptions{})
+					} else {
+						_, err = dicom.Parse(bytes.NewReader(raw), int64(len(raw)), nil)
+					}
+					cpu[k] = append(cpu[k], threadCPU()-c0)
+					wall[k] = append(wall[k], time.Since(t0))
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			stat := func(d []time.Duration) (mn, med float64) {
+				s := append([]time.Duration(nil), d...)
+				sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+				return float64(s[0].Microseconds()), float64(s[len(s)/2].Microseconds())
+			}
+			dw, dwm := stat(wall[0])
+			lw, lwm := stat(wall[1])
+			dc, _ := stat(cpu[0])
+			lc, _ := stat(cpu[1])
+			b.ReportMetric(dw, "dicomio-min-µs")
+			b.ReportMetric(dwm, "dicomio-med-µs")
+			b.ReportMetric(lw, "library-min-µs")
+			b.ReportMetric(lwm, "library-med-µs")
+			b.ReportMetric(dc, "dicomio-cpu-min-µs")
+			b.ReportMetric(lc, "library-cpu-min-µs")
+			b.ReportMetric(lc/math.Max(dc, 1), "cpu-ratio")
+			b.ReportMetric(lwm/math.Max(dwm, 1), "median-ratio")
+		})
 	}
 }
