@@ -227,6 +227,7 @@ func TestWriteIntoSourceStudy(t *testing.T) {
 	src := studies[0]
 	se := src.Series[0]
 	in := se.Instances[0]
+	orig := pydicomRead(t, in.Path)[0]
 	for _, size := range []int{64, 96} {
 		dir := t.TempDir()
 		refs, _ := writeTestScan(t, dir, src.Study, se, 1, size, size)
@@ -235,7 +236,6 @@ func TestWriteIntoSourceStudy(t *testing.T) {
 			dcmdump(t, r.Files[0])
 		}
 		py := pydicomRead(t, refs[0].Files[0], refs[1].Files[0])
-		orig := pydicomRead(t, in.Path)[0]
 		for _, p := range py {
 			if p.StudyUID != orig.StudyUID || p.PatientName != orig.PatientName || p.PatientID != orig.PatientID || p.StudyDate != orig.StudyDate {
 				t.Errorf("study/patient not copied: %+v vs %+v", p, orig)
