@@ -25,22 +25,27 @@ func WritePreviews(dir string, zeroFilled, recon, std []float32, slices, rows, c
 	switch {
 	case slices < 1 || rows < 1 || cols < 1 || rows > 65535 || cols > 65535:
 		return nil, fmt.Errorf("previews: shape %d×%d×%d", slices, rows, cols)
-	case len(zeroFilled) != n || len(recon) != n || len(std) != n:
+	case len(zeroFilled) != n || len(recon) != n || (std != nil && len(std) != n):
 		return nil, fmt.Errorf("previews: %d, %d and %d values for %d×%d×%d", len(zeroFilled), len(recon), len(std), slices, rows, cols)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("previews: %w", err)
 	}
 	glo, ghi := window(recon)
-	slo, shi := window(std)
-	if slo > 0 {
-		slo = 0
+	var slo, shi float64
+	if std != nil {
+		slo, shi = window(std)
+		slo = min(slo, 0)
 	}
-	lay := newLayout(rows, cols)
+	lay := newLayout(rows, cols, std != nil)
 	var paths []string
 	plane := rows * cols
 	for s := 0; s < slices; s++ {
-		img := lay.render(zeroFilled[s*plane:(s+1)*plane], recon[s*plane:(s+1)*plane], std[s*plane:(s+1)*plane], glo, ghi, slo, shi)
+		var sd []float32
+		if std != nil {
+			sd = std[s*plane : (s+1)*plane]
+		}
+		img := lay.render(zeroFilled[s*plane:(s+1)*plane], recon[s*plane:(s+1)*plane], sd, glo, ghi, slo, shi)
 		var buf bytes.Buffer
 		if err := png.Encode(&buf, img); err != nil {
 			return paths, fmt.Errorf("previews: encode slice %d: %w", s+1, err)
@@ -95,8 +100,10 @@ func finiteOnly(v []float32) []float32 {
 	return v
 }
 
-// layout places three panels, a colour bar and its labels.
+// layout places three panels, a colour bar and its labels, or only the
+// first two panels when there is no uncertainty map.
 type layout struct {
+	withStd            bool
 	rows, cols, k      int
 	pw, ph, gap        int
 	barX, barW, labelX int
@@ -108,16 +115,20 @@ const (
 	labelChars = 8
 )
 
-func newLayout(rows, cols int) layout {
-	l := layout{rows: rows, cols: cols, k: 1, gap: 4, barW: 12}
+func newLayout(rows, cols int, withStd bool) layout {
+	l := layout{withStd: withStd, rows: rows, cols: cols, k: 1, gap: 4, barW: 12}
 	if rows < 256 {
 		l.k = (256 + rows - 1) / rows
 	}
 	l.pw, l.ph = cols*l.k, rows*l.k
+	l.h = max(l.ph, 7*glyphScale*3)
+	if !withStd {
+		l.w = 2*l.pw + l.gap
+		return l
+	}
 	l.barX = 3*l.pw + 3*l.gap
 	l.labelX = l.barX + l.barW + 3
 	l.w = l.labelX + labelChars*4*glyphScale + l.gap
-	l.h = max(l.ph, 7*glyphScale*3)
 	return l
 }
 
@@ -134,9 +145,15 @@ func (l layout) render(zf, rc, sd []float32, glo, ghi, slo, shi float64) *image.
 			i := (y/l.k)*l.cols + x/l.k
 			img.SetRGBA(x, y, grey(float64(zf[i])))
 			img.SetRGBA(l.pw+l.gap+x, y, grey(float64(rc[i])))
+			if sd == nil {
+				continue
+			}
 			t := clamp01((float64(sd[i]) - slo) / (shi - slo))
 			img.SetRGBA(2*(l.pw+l.gap)+x, y, cmap[int(math.Round(t*255))])
 		}
+	}
+	if sd == nil {
+		return img
 	}
 	// Colour bar: top is the window's upper end.
 	for y := 0; y < l.ph; y++ {

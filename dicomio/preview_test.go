@@ -69,7 +69,7 @@ func TestWritePreviews(t *testing.T) {
 	if slo > 0 {
 		slo = 0
 	}
-	lay := newLayout(rows, cols)
+	lay := newLayout(rows, cols, true)
 	if lay.k != 8 {
 		t.Fatalf("32 rows enlarged %d×, want 8×", lay.k)
 	}
@@ -126,6 +126,36 @@ func TestWritePreviews(t *testing.T) {
 	}
 	if _, err := WritePreviews(dir, zf[:10], mean, std, slices, rows, cols); err == nil {
 		t.Error("mismatched lengths accepted")
+	}
+}
+
+// TestWritePreviewsWithoutStd: classical methods have no uncertainty map and
+// get two panels, zero-filled | reconstruction, and no colour bar.
+func TestWritePreviewsWithoutStd(t *testing.T) {
+	const slices, rows, cols = 1, 32, 40
+	mean, _, zf := phantom(slices, rows, cols)
+	paths, err := WritePreviews(t.TempDir(), zf, mean, nil, slices, rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lay := newLayout(rows, cols, false)
+	if b := img.Bounds(); b.Dx() != 2*lay.pw+lay.gap || b.Dy() != lay.h {
+		t.Fatalf("preview %v, want %d×%d", b, 2*lay.pw+lay.gap, lay.h)
+	}
+	glo, ghi := window(mean)
+	i := 16*cols + 20
+	want := uint8(math.Round(255 * math.Max(0, math.Min(1, (float64(mean[i])-glo)/(ghi-glo)))))
+	if got := rgbaAt(img, lay.pw+lay.gap+20*lay.k+lay.k/2, 16*lay.k+lay.k/2); got.R != want {
+		t.Fatalf("recon panel %v, want grey %d", got, want)
 	}
 }
 

@@ -87,7 +87,9 @@ func headerGeometry(m kspaceio.Meta, slices, rows, cols int) []dicomio.SliceGeom
 	geo := make([]dicomio.SliceGeometry, slices)
 	for i := range geo {
 		geo[i] = dicomio.SliceGeometry{
-			Position:       [3]float64{-fovC / 2, -fovR / 2, (float64(i) - float64(slices-1)/2) * thick},
+			// DICOM positions the centre of the first pixel, half a pixel
+			// inside the field of view's corner.
+			Position:       [3]float64{(dc - fovC) / 2, (dr - fovR) / 2, (float64(i) - float64(slices-1)/2) * thick},
 			Orientation:    [6]float64{1, 0, 0, 0, 1, 0},
 			PixelSpacing:   [2]float64{dr, dc},
 			SliceThickness: thick,
@@ -117,7 +119,7 @@ func writeDICOM(outDir string, v *kspaceio.Volume, im *images, src *sourceStudy,
 	mag := magnitudes(im.recon)
 	scale := dicomio.DisplayScale(mag)
 	var geo []dicomio.SliceGeometry
-	if source == nil || len(source.Instances) != im.slices {
+	if source == nil || len(source.Geometry()) != im.slices { // multi-frame sources count frames
 		geo = headerGeometry(v.Meta, im.slices, im.rows, im.cols)
 	}
 	mean := dicomio.OutputSeries{

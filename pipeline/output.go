@@ -76,7 +76,7 @@ func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, src
 		}
 		out = append(out, dirs...)
 	}
-	if cfg.Output.Previews && im.std != nil {
+	if cfg.Output.Previews {
 		files, err := dicomio.WritePreviews(filepath.Join(outDir, "previews", base), magnitudes(im.zeroFilled),
 			magnitudes(im.recon), im.std, im.slices, im.rows, im.cols)
 		if err != nil {

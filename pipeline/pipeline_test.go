@@ -54,7 +54,7 @@ func TestRunMethodsOnSimulatedBrain(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", method, err)
 		}
-		if rep.Slices != 1 || len(rep.Outputs) != 2 || len(rep.Residual) != 1 { // .npy and one DICOM series
+		if rep.Slices != 1 || len(rep.Outputs) != 3 || len(rep.Residual) != 1 { // .npy, one DICOM series, one preview
 			t.Fatalf("%s: report %+v", method, rep)
 		}
 		a, err := kspaceio.ReadNPY(filepath.Join(out, "brain.npy"))
@@ -92,8 +92,8 @@ func TestRunJoinsSourceStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Outputs) != 1 {
-		t.Fatalf("want one DICOM series, outputs %v", rep.Outputs)
+	if len(rep.Outputs) != 2 || filepath.Ext(rep.Outputs[1]) != ".png" {
+		t.Fatalf("want one DICOM series and one preview, outputs %v", rep.Outputs)
 	}
 	studies, errs := dicomio.ReadStudies(filepath.Join(first, "dicom"))
 	if len(errs) > 0 || len(studies) != 1 {
