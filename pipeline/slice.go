@@ -150,7 +150,9 @@ func residual(op mri.Operator, x, y []complex64) float64 {
 	return math.Sqrt(num / den)
 }
 
-func sq(v complex64) float64 { return float64(real(v))*float64(real(v)) + float64(imag(v))*float64(imag(v)) }
+func sq(v complex64) float64 {
+	return float64(real(v))*float64(real(v)) + float64(imag(v))*float64(imag(v))
+}
 
 func cabs(v complex64) float64 { return math.Sqrt(sq(v)) }
 
