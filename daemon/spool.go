@@ -288,8 +288,9 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 		}
 		lock, err := lockDir(wd)
 		if err != nil {
-			// A peer's recovery is removing our fresh, empty folder; the
-			// entry stays in the inbox for the next round.
+			// A peer's recovery is looking at (or removing) our fresh, empty
+			// folder; the entry stays in the inbox for the next round.
+			os.Remove(wd)
 			return nil, errLost
 		}
 		c := &claim{id: id, dir: wd, lock: lock, entry: name}
