@@ -40,13 +40,14 @@ func BenchmarkReconVsBART(b *testing.B) {
 		}, []string{"-l1", "-r", strconv.FormatFloat(l1Lambda, 'g', -1, 64)}},
 	}
 	for _, a := range algs {
-		b.Run(fmt.Sprintf("%s/ours-%dthreads", a.name, runtime.GOMAXPROCS(0)), func(b *testing.B) {
+		// Ours uses GOMAXPROCS threads (set it with -cpu).
+		b.Run(a.name+"/ours", func(b *testing.B) {
 			for b.Loop() {
 				a.ours()
 			}
 		})
 		for _, threads := range []int{1, runtime.NumCPU()} {
-			b.Run(fmt.Sprintf("%s/bart-%dthreads", a.name, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/bart-omp%d", a.name, threads), func(b *testing.B) {
 				args := append([]string{"pics", "-w", "1", "-i", strconv.Itoa(reconIters)}, a.flags...)
 				args = append(args, f.kspBase, f.mapsBase, "bench")
 				var compute time.Duration
@@ -74,4 +75,51 @@ func bartTotalTime(b *testing.B, out string) time.Duration {
 	}
 	b.Fatalf("no Total Time in bart output:\n%s", out)
 	return 0
+}
+
+// BenchmarkL1QualitySweep is not about speed: it reports PSNR (dB) and SSIM
+// of L1-wavelet and CG-SENSE, ours and BART's, over noise levels and λ on the
+// BART phantom fixture, for docs/bench/mri.md. Run with -benchtime 1x.
+func BenchmarkL1QualitySweep(b *testing.B) {
+	f := newReconFixture(b, reconAccel)
+	clean := append([]complex64(nil), f.under...)
+	op := mri.NewSENSE(f.maps, f.coils, f.rows, f.cols, f.mask)
+	n := f.rows * f.cols
+	ctx := context.Background()
+	for _, sigma := range []float64{0, 0.003, 0.01} {
+		copy(f.under, clean)
+		f.addNoise(b, sigma, 1)
+		for _, lam := range []float64{0.001, 0.002, 0.005, 0.01, 0.02} {
+			name := fmt.Sprintf("noise=%g/lambda=%g", sigma, lam)
+			b.Run(name+"/l1-ours", func(b *testing.B) {
+				x := make([]complex64, n)
+				for b.Loop() {
+					clear(x)
+					mri.L1Wavelet(ctx, x, op, f.under, f.rows, f.cols, mri.L1Options{Lambda: lam, MaxIter: reconIters, Shift: true, Seed: 1})
+				}
+				p, s := f.scores(b, x)
+				b.ReportMetric(p, "dB")
+				b.ReportMetric(s, "ssim")
+			})
+			b.Run(name+"/l1-bart", func(b *testing.B) {
+				var x []complex64
+				for b.Loop() {
+					x, _ = f.bartPics(b, "sweep", "-l1", "-r", strconv.FormatFloat(lam, 'g', -1, 64), "-i", strconv.Itoa(reconIters))
+				}
+				p, s := f.scores(b, x)
+				b.ReportMetric(p, "dB")
+				b.ReportMetric(s, "ssim")
+			})
+		}
+		b.Run(fmt.Sprintf("noise=%g/lambda=%g/l2-ours", sigma, reconL2Lambda), func(b *testing.B) {
+			x := make([]complex64, n)
+			for b.Loop() {
+				clear(x)
+				mri.CGSENSE(ctx, x, op, f.under, reconL2Lambda, reconIters, 0, nil)
+			}
+			p, s := f.scores(b, x)
+			b.ReportMetric(p, "dB")
+			b.ReportMetric(s, "ssim")
+		})
+	}
 }
