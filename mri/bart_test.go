@@ -35,23 +35,24 @@ type reconFixture struct {
 // and on a shared, loaded machine that costs it 10-50× in wall time.
 func reconRun(t testing.TB, dir, bart string, args ...string) time.Duration {
 	t.Helper()
-	d, _ := reconRunThreads(t, dir, bart, 1, args...)
+	d, _, _ := reconRunThreads(t, dir, bart, 1, args...)
 	return d
 }
 
 // reconRunThreads runs bart with OMP_NUM_THREADS=threads and returns the
-// wall time of the whole command and its output.
-func reconRunThreads(t testing.TB, dir, bart string, threads int, args ...string) (time.Duration, string) {
+// wall time of the whole command, its CPU time (user + system) and its output.
+func reconRunThreads(t testing.TB, dir, bart string, threads int, args ...string) (wall, cpu time.Duration, out string) {
 	t.Helper()
 	cmd := exec.Command(bart, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads))
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	b, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("bart %v: %v\n%s", args, err, out)
+		t.Fatalf("bart %v: %v\n%s", args, err, b)
 	}
-	return time.Since(start), string(out)
+	wall = time.Since(start)
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), string(b)
 }
 
 func reconRead(t testing.TB, base string, want ...int) []complex64 {
