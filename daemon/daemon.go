@@ -608,11 +608,6 @@ func (d *Daemon) recoverWork(now time.Time) {
 	}
 }
 
-func emptyDir(p string) bool {
-	des, err := os.ReadDir(p)
-	return err != nil || len(des) == 0
-}
-
 // handle claims (if needed) and processes one task.
 func (d *Daemon) handle(stop, hard context.Context, t task) {
 	c := t.c
@@ -627,7 +622,7 @@ func (d *Daemon) handle(stop, hard context.Context, t task) {
 			e.state = pending
 			if !errors.Is(err, errLost) {
 				e.retryAt = time.Now().Add(claimBackoff)
-				d.log.Error("cannot claim input", "input", e.name, "err", err)
+				d.log.Error("cannot claim input", "input", e.name, "err", d.clean(err))
 			}
 			d.mu.Unlock()
 			return

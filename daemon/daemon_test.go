@@ -615,6 +615,20 @@ func TestGPUSerialised(t *testing.T) {
 	}
 }
 
+// A claim that died between its mkdir and its rename leaves an empty
+// work/<id>; the retry of the same entry keeps the id.
+func TestInterruptedClaimKeepsID(t *testing.T) {
+	spool := t.TempDir()
+	os.MkdirAll(filepath.Join(spool, WorkDir, "c", inputDir), 0o755)
+	drop(t, spool, "c.npy", []byte("x"))
+	rec := newRecorder()
+	start(t, testConfig(spool), rec.process, false)
+	waitFor(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	if got := list(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "c" {
+		t.Errorf("outbox = %v, want c", got)
+	}
+}
+
 func TestIDsNeverCollide(t *testing.T) {
 	spool := t.TempDir()
 	os.MkdirAll(filepath.Join(spool, OutboxDir, "a"), 0o755) // an earlier job "a", still in outbox

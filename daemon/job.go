@@ -157,9 +157,9 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 		}
 		wait := backoff(cfg.Daemon.RetryBackoff, try)
 		d.m.retries.Inc()
-		warnings = append(warnings, fmt.Sprintf("attempt %d failed (%v); retried", st.Attempts, err))
-		d.log.Warn("job failed with a possibly temporary error; retrying", "job", c.id, "attempt", st.Attempts, "retry_in", wait.String(), "err", err)
-		rec.set(func(r *record) { r.State, r.Message = "waiting to retry", err.Error() })
+		warnings = append(warnings, fmt.Sprintf("attempt %d failed (%s); retried", st.Attempts, d.clean(err)))
+		d.log.Warn("job failed with a possibly temporary error; retrying", "job", c.id, "attempt", st.Attempts, "retry_in", wait.String(), "err", d.clean(err))
+		rec.set(func(r *record) { r.State, r.Message = "waiting to retry", d.clean(err) })
 		select {
 		case <-time.After(wait):
 		case <-stop.Done():
@@ -308,7 +308,7 @@ func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, 
 	dest, err := moveOut(c.dir, d.path(DoneDir), c.id)
 	if err != nil {
 		// The result is published; a later recovery retries the filing.
-		d.log.Error("job published but its inputs could not be moved to done/", "job", c.id, "err", err)
+		d.log.Error("job published but its inputs could not be moved to done/", "job", c.id, "err", d.clean(err))
 	}
 	d.m.jobs.WithLabelValues(OutcomeDone).Inc()
 	d.nDone.Add(1)
@@ -323,6 +323,7 @@ func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err e
 	os.RemoveAll(filepath.Join(c.dir, outTmpDir))
 	f := explain(outcome, err, limit, st.Attempts)
 	f.Job, f.Input, f.Time = c.id, c.entry, time.Now()
+	f.Detail = d.clean(err)
 	if c.entry != "" && !strings.Contains(f.Detail, c.entry) {
 		f.Detail = c.entry + ": " + f.Detail // say which drop it was
 	}
@@ -338,7 +339,7 @@ func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err e
 	d.nFail.Add(1)
 	rec.finish(outcome, f.Message)
 	d.log.Warn("job failed", "job", c.id, "input", c.entry, "outcome", outcome, "reason", f.Message,
-		"err", err, "failed", filepath.Base(dest))
+		"err", f.Detail, "failed", filepath.Base(dest))
 }
 
 // abandon leaves a job in work/ at shutdown; the lock is released by the
@@ -397,6 +398,13 @@ func explain(outcome string, err error, limit time.Duration, attempts int) Failu
 		f.Action = "Ask IT to check the server's disk and permissions, then move the input back into the inbox."
 	}
 	return f
+}
+
+// clean shortens paths inside the spool in an error message to their part
+// below the spool root (work/<job>/input/<file>): logs and error.json carry
+// job ids and file names, not the host's directory layout.
+func (d *Daemon) clean(err error) string {
+	return strings.ReplaceAll(err.Error(), d.spool+string(filepath.Separator), "")
 }
 
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

@@ -273,28 +273,38 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 			id = stem + "-" + strconv.Itoa(n)
 		}
 		wd := filepath.Join(spool, WorkDir, id)
+		var lock *os.File
 		if err := os.Mkdir(wd, 0o755); err != nil {
-			if errors.Is(err, fs.ErrExist) {
+			if !errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("claim %s: %w", name, err)
+			}
+			// A claim that died before its entry arrived keeps its id: adopt
+			// the empty folder rather than move on to <stem>-2.
+			if lock = adoptEmpty(wd); lock == nil {
 				continue
 			}
-			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
 		// Checked after the mkdir: a job with this id that was in work/ a
 		// moment ago has published to outbox/ and moved on before its work
 		// folder disappeared, so the check cannot miss it.
 		if idTaken(spool, id) {
+			if lock != nil {
+				lock.Close()
+			}
 			os.Remove(wd)
 			continue
 		}
-		lock, err := lockDir(wd)
-		if err != nil {
-			// A peer's recovery is looking at (or removing) our fresh, empty
-			// folder; the entry stays in the inbox for the next round.
-			os.Remove(wd)
-			return nil, errLost
+		if lock == nil {
+			var err error
+			if lock, err = lockDir(wd); err != nil {
+				// A peer's recovery is looking at (or removing) our fresh,
+				// empty folder; the entry stays in the inbox for next time.
+				os.Remove(wd)
+				return nil, errLost
+			}
 		}
 		c := &claim{id: id, dir: wd, lock: lock, entry: name}
-		if err := os.Mkdir(filepath.Join(wd, inputDir), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(wd, inputDir), 0o755); err != nil {
 			c.release(true)
 			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
@@ -312,6 +322,26 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 }
 
 var errLost = errors.New("entry taken by another process")
+
+// adoptEmpty locks an existing work folder whose input never arrived (a
+// claim interrupted between mkdir and rename) and returns the lock, or nil
+// if the folder is held by someone or holds a job.
+func adoptEmpty(wd string) *os.File {
+	lock, err := lockDir(wd)
+	if err != nil {
+		return nil
+	}
+	if !emptyDir(filepath.Join(wd, inputDir)) {
+		lock.Close()
+		return nil
+	}
+	return lock
+}
+
+func emptyDir(p string) bool {
+	des, err := os.ReadDir(p)
+	return err != nil || len(des) == 0
+}
 
 // idTaken reports whether a finished job already uses id.
 func idTaken(spool, id string) bool {
