@@ -250,7 +250,7 @@ func TestSlowWriterNotTakenEarly(t *testing.T) {
 	spool := t.TempDir()
 	rec := newRecorder()
 	c := testConfig(spool)
-	c.Daemon.QuietPeriod = 300 * time.Millisecond
+	c.Daemon.QuietPeriod = time.Second // 10× the writer's pauses: load spikes must not flake this
 	start(t, c, rec.process, false)
 	p := filepath.Join(spool, InboxDir, "slow.npy")
 	if err := os.WriteFile(p, []byte("head"), 0o644); err != nil {
@@ -509,7 +509,7 @@ func TestOnce(t *testing.T) {
 	defer close(stopGrowing)
 	rec := newRecorder()
 	c := testConfig(spool)
-	c.Daemon.QuietPeriod = 200 * time.Millisecond
+	c.Daemon.QuietPeriod = 500 * time.Millisecond
 	r := start(t, c, rec.process, true)
 	select {
 	case err := <-r.done:
