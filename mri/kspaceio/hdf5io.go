@@ -351,13 +351,13 @@ func readFastMRIMask(f h5, scans []mri.Scan, lo, hi int) error {
 // non-zero sample: fastMRI undersamples whole phase-encoding columns.
 func columnMask(s *mri.Scan, lo, hi int) []float32 {
 	hit := make([]bool, s.Cols)
-	for c := 0; c < s.Coils; c++ {
-		for r := 0; r < s.Rows; r++ {
-			row := s.KSpace[(c*s.Rows+r)*s.Cols : (c*s.Rows+r+1)*s.Cols]
-			for x := lo; x < hi; x++ {
-				if row[x] != 0 {
-					hit[x] = true
-				}
+	left := hi - lo // columns not yet seen non-zero; fully sampled data stop after one row
+	for i := 0; i < s.Coils*s.Rows && left > 0; i++ {
+		row := s.KSpace[i*s.Cols : (i+1)*s.Cols]
+		for x := lo; x < hi; x++ {
+			if row[x] != 0 && !hit[x] {
+				hit[x] = true
+				left--
 			}
 		}
 	}
