@@ -79,7 +79,10 @@
 // as fastMRI's single-coil files), mask float32 in the smallest of (W),
 // (H, W), (slices, H, W) that holds it, ismrmrd_header built from Meta (a
 // fixed-length string; missing matrices and encoding limits come from the
-// k-space size) and Attrs. WriteReconstruction writes a fastMRI-style
+// k-space size) and Attrs. Scans are written as they are, never transposed:
+// a volume read from ISMRMRD keeps its [ky][kx] orientation, which Meta's
+// (x, y) matrices then describe the other way round from fastMRI's files.
+// WriteReconstruction writes a fastMRI-style
 // `reconstruction` float32 (slices, rows, cols). Both write a temporary file
 // beside the target and rename it into place.
 //
