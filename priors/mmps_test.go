@@ -19,6 +19,15 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 	g := smpPrior(t, rng, h, w, 3, 1)
 	dense := smpNewDense(rng, 12, h*w, 0.4)
 	fftOp := smpNewMaskedFFT(h, w, smpRandomMask(rng, h, w, 0.3))
+	// The project's own SENSE operator: 3 coils, mask in place.
+	coilOp := smpNewSENSE(rng, 3, h, w, smpRandomMask(rng, h, w, 0.3))
+	maskF := make([]float32, h*w)
+	for i, m := range coilOp.mask {
+		if m {
+			maskF[i] = 1
+		}
+	}
+	sense := mri.NewSENSE(coilOp.maps, 3, h, w, maskF)
 	for _, tc := range []struct {
 		name string
 		A    mri.Operator
@@ -27,6 +36,7 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 		{"dense", dense, false},
 		{"dense/diagonal noise", dense, true},
 		{"masked fft", fftOp, false},
+		{"mri.SENSE", sense, false},
 	} {
 		m := tc.A.OutLen()
 		opt := SampleOptions{Steps: 2, CGIter: 4 * m, CGTol: 1e-6, Samples: 3, NoiseVar: 0.02}

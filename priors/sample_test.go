@@ -441,7 +441,14 @@ func TestHardDataConsistency(t *testing.T) {
 	for i := range inPlace.maps {
 		inPlace.maps[i] = 1
 	}
-	for _, A := range []mri.Operator{smpNewMaskedFFT(h, w, mask), inPlace} {
+	maskF := make([]float32, h*w)
+	for i, m := range mask {
+		if m {
+			maskF[i] = 1
+		}
+	}
+	single := mri.NewSENSE(inPlace.maps, 1, h, w, maskF)
+	for _, A := range []mri.Operator{smpNewMaskedFFT(h, w, mask), inPlace, single} {
 		_, y := smpMeasure(t, rng, g, A, 0)
 		for _, opt := range []SampleOptions{
 			{Method: "dps", HardDC: true, Steps: 12, Samples: 3, Seed: 1},
