@@ -315,25 +315,39 @@ func (d *Daemon) loop(ctx context.Context, w *fsnotify.Watcher, tasks chan<- tas
 	defer tick.Stop()
 	var lastScan time.Duration
 
+	// offer is the task waiting for an idle worker. It leaves the queue (and
+	// its entry is marked taken) before it is offered, so a worker that gets
+	// it and fails fast cannot race the bookkeeping.
+	var offer *task
+	defer func() {
+		if offer != nil {
+			d.putBack(*offer)
+		}
+	}()
 	for {
-		if d.once && !onceDeadline.IsZero() && !time.Now().Before(onceDeadline) && d.onceFinished() {
+		if d.once && !onceDeadline.IsZero() && !time.Now().Before(onceDeadline) && offer == nil && d.onceFinished() {
 			return nil
 		}
+		if offer == nil {
+			if t, ok := d.take(); ok {
+				offer = &t
+			}
+		}
 		var out chan<- task
-		t, ok := d.head()
-		if ok {
+		var t task
+		if offer != nil {
 			if d.paused.Load() {
 				if d.once {
 					return ErrLowDisk
 				}
 			} else {
-				out = tasks
+				out, t = tasks, *offer
 			}
 		}
 		select {
 		case out <- t:
 			d.busy.Add(1)
-			d.pop(t)
+			offer = nil
 		case _, ok := <-events:
 			if !ok {
 				events = nil
@@ -385,28 +399,32 @@ func (d *Daemon) loop(ctx context.Context, w *fsnotify.Watcher, tasks chan<- tas
 	}
 }
 
-// head returns the next task without removing it.
-func (d *Daemon) head() (task, bool) {
+// take removes the next task from the queues, recovered jobs first.
+func (d *Daemon) take() (task, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.recovered) > 0 {
-		return task{c: d.recovered[0]}, true
+	var t task
+	switch {
+	case len(d.recovered) > 0:
+		t.c, d.recovered = d.recovered[0], d.recovered[1:]
+	case len(d.queue) > 0:
+		t.e, d.queue = d.queue[0], d.queue[1:]
+		t.e.state = taken
+	default:
+		return t, false
 	}
-	if len(d.queue) > 0 {
-		return task{e: d.queue[0]}, true
-	}
-	return task{}, false
+	d.gauges()
+	return t, true
 }
 
-// pop removes a task head returned, now handed to a worker.
-func (d *Daemon) pop(t task) {
+// putBack returns a task that was never handed out.
+func (d *Daemon) putBack(t task) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if t.c != nil {
-		d.recovered = d.recovered[1:]
+		d.recovered = append([]*claim{t.c}, d.recovered...)
 	} else {
-		d.queue = d.queue[1:]
-		t.e.state = taken
+		t.e.state = pending
 	}
 	d.gauges()
 }
