@@ -259,3 +259,35 @@ func normaliseMaps(maps []complex64, coils, n int) {
 		}
 	}
 }
+
+func TestSENSEConcurrentOperators(t *testing.T) {
+	// Separate operators (sharing maps, mask and the worker pool) may run
+	// in parallel goroutines and give the same bits as run alone.
+	c := newSenseCase(12, 6, 32, 24)
+	x := randVec(testRand(13), 32*24)
+	want := make([]complex64, len(x))
+	NewSENSE(c.maps, c.coils, c.rows, c.cols, c.mask).Normal(want, x)
+	const workers = 4
+	got := make([][]complex64, workers)
+	done := make(chan int)
+	for w := 0; w < workers; w++ {
+		go func() {
+			s := NewSENSE(c.maps, c.coils, c.rows, c.cols, c.mask)
+			got[w] = make([]complex64, len(x))
+			for i := 0; i < 20; i++ {
+				s.Normal(got[w], x)
+			}
+			done <- w
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	for w := range got {
+		for i := range want {
+			if got[w][i] != want[i] {
+				t.Fatalf("goroutine %d differs at %d", w, i)
+			}
+		}
+	}
+}
