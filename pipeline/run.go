@@ -33,7 +33,11 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	}
 	rep.Inputs = append(kspaceFiles, others...)
 	if len(kspaceFiles) == 0 {
-		return nil, fmt.Errorf("%w: %w (found %d other files)", ErrBadInput, errNoKSpace, len(others))
+		names := make([]string, len(others))
+		for i, o := range others {
+			names[i] = filepath.Base(o)
+		}
+		return nil, fmt.Errorf("%w: %w: %s is not ISMRMRD or fastMRI HDF5, BART .cfl or NumPy .npy k-space", ErrBadInput, errNoKSpace, strings.Join(names, ", "))
 	}
 	src, warnings := readSourceStudy(others)
 	rep.Warnings = append(rep.Warnings, warnings...)

@@ -21,57 +21,22 @@ type sliceResult struct {
 	Warnings   []string
 }
 
-// reconstructSlice prewhitens s (in place) when it carries a noise
-// covariance, estimates coil maps, and reconstructs with rc.Method.
+// reconstructSlice prepares s (whitening it in place) and reconstructs it
+// with rc.Method.
 func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, timings map[string]float64) (*sliceResult, error) {
-	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-	}
-	res := &sliceResult{}
-	n := s.Rows * s.Cols
-	if s.NoiseCov != nil {
-		// Whiten with the covariance divided by its mean variance: coils are
-		// decorrelated but the image keeps its units, and the noise left is
-		// white with that mean variance.
-		var tr float64
-		for c := 0; c < s.Coils; c++ {
-			tr += float64(real(s.NoiseCov[c*s.Coils+c]))
-		}
-		if tr > 0 {
-			res.NoiseVar = tr / float64(s.Coils)
-			for i := range s.NoiseCov {
-				s.NoiseCov[i] /= complex(float32(res.NoiseVar), 0)
-			}
-		}
-		if err := mri.Prewhiten(s, nil); err != nil {
-			res.NoiseVar = 0
-			res.Warnings = append(res.Warnings, "noise covariance unusable, data not prewhitened: "+err.Error())
-		}
-	}
-	stop := timer(timings, "coil_maps")
-	maps, warn, err := coilMaps(ctx, s, rc.CoilMaps)
-	if warn != "" {
-		res.Warnings = append(res.Warnings, warn)
-	}
+	stop := timer(timings, "prepare")
+	p, err := Prepare(ctx, s, rc.CoilMaps)
 	stop()
 	if err != nil {
 		return nil, err
 	}
-	op := mri.NewSENSE(maps, s.Coils, s.Rows, s.Cols, s.Mask)
-
-	res.ZeroFilled = make([]complex64, n)
-	if err := mri.ZeroFilled(res.ZeroFilled, s, maps); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-	}
-	// Scale so the zero-filled image peaks at 1: regularisation weights then
-	// mean the same thing for every scanner and protocol.
-	scale := 0.0
-	for _, v := range res.ZeroFilled {
-		scale = math.Max(scale, cabs(v))
-	}
-	if scale == 0 {
-		return nil, fmt.Errorf("%w: k-space holds no signal (all sampled values are zero)", ErrBadInput)
-	}
+	res := &sliceResult{ZeroFilled: p.ZeroFilled, NoiseVar: p.NoiseVar, Warnings: p.Warnings}
+	n := s.Rows * s.Cols
+	op := p.Op
+	// Classical methods work on k-space scaled so the zero-filled image
+	// peaks at 1: regularisation weights then mean the same thing for every
+	// scanner and protocol.
+	scale := p.Peak
 	y := make([]complex64, len(s.KSpace))
 	inv := complex(float32(1/scale), 0)
 	for i, v := range s.KSpace {
@@ -105,33 +70,6 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, timin
 	}
 	res.Image = x
 	return res, nil
-}
-
-// coilMaps estimates sensitivities by ESPIRiT. A calibration region narrower
-// than two kernels gives too few patches for the signal subspace (maps then
-// fail visibly), so the kernel shrinks to half the ACS width, never below 3.
-func coilMaps(ctx context.Context, s *mri.Scan, cm configs.CoilMaps) (maps []complex64, warning string, err error) {
-	if s.Coils == 1 {
-		maps = make([]complex64, s.Rows*s.Cols)
-		for i := range maps {
-			maps[i] = 1
-		}
-		return maps, "", nil
-	}
-	if acs := mri.ACSWidth(s.Mask, s.Rows, s.Cols); acs > 0 && cm.Kernel > max(3, acs/2) {
-		warning = fmt.Sprintf("calibration region only %d lines wide: ESPIRiT kernel reduced from %d to %d", acs, cm.Kernel, max(3, acs/2))
-		cm.Kernel = max(3, acs/2)
-	}
-	maps, err = mri.ESPIRiT(ctx, s.KSpace, s.Coils, s.Rows, s.Cols, s.Mask, mri.ESPIRiTOptions{
-		Calib: cm.Calib, Kernel: cm.Kernel, Threshold: cm.Threshold, Crop: cm.Crop,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, "", err
-		}
-		return nil, "", fmt.Errorf("%w: coil sensitivity estimation (ESPIRiT): %v", ErrBadInput, err)
-	}
-	return maps, warning, nil
 }
 
 // residual is ‖y − A x‖ / ‖y‖ over the sampled locations.
