@@ -144,10 +144,10 @@ func rowsOf(keep []bool, rows int) []float32 {
 // sampled calib×calib centre, the kind `bart poisson -v` and SigPy's poisson
 // make. The minimum distance between samples grows linearly with the
 // normalised distance from the k-space centre (scaled per axis, so the
-// pattern is isotropic in normalised k-space; see radii); the slope is searched
-// until rows·cols/samples is within 2% of accel (or the closest
-// pattern found is returned if that fails, within 10%, else an error). The
-// same seed gives the same mask.
+// pattern is isotropic in normalised k-space; see radii). The slope is
+// searched until rows·cols/samples is within 2% of accel; failing that the
+// closest pattern found is returned if within 10%, else an error. The same
+// seed gives the same mask.
 func PoissonDiscMask(rows, cols int, accel float64, calib int, seed uint64) ([]float32, error) {
 	if err := checkMaskArgs(rows, cols, 0, accel); err != nil {
 		return nil, fmt.Errorf("poisson-disc mask: %w", err)
@@ -156,7 +156,7 @@ func PoissonDiscMask(rows, cols int, accel float64, calib int, seed uint64) ([]f
 		return nil, fmt.Errorf("poisson-disc mask: calibration size %d outside [0, %d]", calib, min(rows, cols))
 	}
 	if float64(calib*calib)*accel > float64(rows*cols) {
-		return nil, fmt.Errorf("poisson-disc mask: a %d×%d calibration region alone is below acceleration %v", calib, calib, accel)
+		return nil, fmt.Errorf("poisson-disc mask: a %d×%d calibration region alone holds more than %d·%d/%v samples", calib, calib, rows, cols, accel)
 	}
 	g := newPoissonGen(rows, cols, calib)
 	if accel == 1 {
