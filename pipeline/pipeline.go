@@ -37,9 +37,16 @@ type Report struct {
 	Slices     int                `json:"slices"`
 	// Residual is ‖y − A x‖ / ‖y‖ over the sampled k-space, per slice.
 	Residual []float64 `json:"data_consistency_residual"`
+	Cost     *Cost     `json:"sampling_cost,omitempty"`
 	Warnings []string  `json:"warnings"`
 	Outputs  []string  `json:"outputs"`
 }
 
 // Progress receives (done, total) units of work; it may be nil.
 type Progress func(done, total int)
+
+// Cost counts the network work of the sampling methods, per posterior sample.
+type Cost struct {
+	DenoiserEvalsPerSample int `json:"denoiser_evaluations_per_sample"`
+	VJPsPerSample          int `json:"vjps_per_sample"`
+}

@@ -39,6 +39,10 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 		}
 		return nil, fmt.Errorf("%w: %w: %s is not ISMRMRD or fastMRI HDF5, BART .cfl or NumPy .npy k-space", ErrBadInput, errNoKSpace, strings.Join(names, ", "))
 	}
+	pr, err := loadPrior(&cfg.Recon)
+	if err != nil {
+		return nil, err
+	}
 	src, warnings := readSourceStudy(others)
 	rep.Warnings = append(rep.Warnings, warnings...)
 	vols := make([]*kspaceio.Volume, len(kspaceFiles))
@@ -65,12 +69,15 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, rep.Seconds)
+			r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, rep.Seconds)
 			if err != nil {
 				return nil, fmt.Errorf("%s slice %d: %w", filepath.Base(v.Path), i, err)
 			}
 			results[i] = r
 			rep.Residual = append(rep.Residual, r.Residual)
+			if pr != nil {
+				rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs}
+			}
 			for _, w := range r.Warnings {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", filepath.Base(v.Path), i, w))
 			}

@@ -17,13 +17,15 @@ type sliceResult struct {
 	Std        []float32   // pixelwise posterior std of the magnitude; nil for classical methods
 	Residual   float64     // ‖M(y − A x)‖ / ‖y‖
 	Iterations int
-	NoiseVar   float64 // per-sample noise variance after whitening; 0 when unknown
-	Warnings   []string
+	// Denoiser evaluations and VJPs per posterior sample (sampling methods).
+	DenoiserEvals, VJPs int
+	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
+	Warnings            []string
 }
 
 // reconstructSlice prepares s (whitening it in place) and reconstructs it
 // with rc.Method.
-func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, timings map[string]float64) (*sliceResult, error) {
+func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, timings map[string]float64) (*sliceResult, error) {
 	stop := timer(timings, "prepare")
 	p, err := Prepare(ctx, s, rc.CoilMaps)
 	stop()
@@ -31,6 +33,15 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, timin
 		return nil, err
 	}
 	res := &sliceResult{ZeroFilled: p.ZeroFilled, NoiseVar: p.NoiseVar, Warnings: p.Warnings}
+	if pr != nil {
+		stop := timer(timings, "sampling")
+		err := samplePosterior(ctx, p, pr, rc, res)
+		stop()
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 	n := s.Rows * s.Cols
 	op := p.Op
 	// Classical methods work on k-space scaled so the zero-filled image

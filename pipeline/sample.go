@@ -1,0 +1,56 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/priors"
+)
+
+// prior is a loaded diffusion prior with what inference must honour.
+type prior struct {
+	d    priors.Denoiser
+	name string
+}
+
+// loadPrior reads the checkpoint named by rc.Sampler.Prior for the sampling
+// methods; classical methods need none.
+func loadPrior(rc *configs.Recon) (*prior, error) {
+	if rc.Method != "mmps" && rc.Method != "dps" {
+		return nil, nil
+	}
+	if rc.Device != "cpu" {
+		return nil, fmt.Errorf("recon.device %q: this binary has only the CPU backend", rc.Device)
+	}
+	u, meta, err := priors.LoadUNet(rc.Sampler.Prior)
+	if err != nil {
+		return nil, fmt.Errorf("load prior: %w", err)
+	}
+	if s := meta.Normalisation.Scheme; s != "" && s != NormalisationScheme {
+		return nil, fmt.Errorf("prior %s was trained with normalisation %q; kspaced applies %q", rc.Sampler.Prior, s, NormalisationScheme)
+	}
+	return &prior{d: u, name: filepath.Base(rc.Sampler.Prior)}, nil
+}
+
+// samplePosterior draws rc.Sampler.Samples posterior samples of a prepared
+// slice and fills res with their mean, magnitude std and residual.
+func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult) error {
+	s := p.Scan
+	c, h, w := pr.d.Shape()
+	if c != 2 || h != s.Rows || w != s.Cols {
+		return fmt.Errorf("%w: prior %s is for %d×%d complex images, this slice is %d×%d", ErrBadInput, pr.name, h, w, s.Rows, s.Cols)
+	}
+	sp := rc.Sampler
+	post, err := priors.SamplePosterior(ctx, pr.d, p.Op, s.KSpace, priors.SampleOptions{
+		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
+	})
+	if err != nil {
+		return err
+	}
+	res.Image, res.Std, res.Residual = post.Mean, post.MagStd, post.Residual
+	res.DenoiserEvals, res.VJPs = post.DenoiserEvals, post.VJPs
+	return nil
+}

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/priors"
+)
+
+// TestRunMMPSPlumbing runs mmps end to end with a tiny untrained U-Net: it
+// checks the wiring (shapes, std output, cost accounting, report), not image
+// quality, which the priors package tests with exact Gaussian priors.
+func TestRunMMPSPlumbing(t *testing.T) {
+	dir := t.TempDir()
+	const n, coils = 32, 4
+	img := make([]complex64, n*n)
+	for i, v := range simulate.SheppLogan(n) {
+		img[i] = complex(v, 0)
+	}
+	mask := make([]float32, n*n)
+	for r := 0; r < n; r++ {
+		for c := 0; c < n; c++ {
+			if c%2 == 0 || (c >= n/2-5 && c < n/2+5) {
+				mask[r*n+c] = 1
+			}
+		}
+	}
+	scan, err := simulate.KSpace(img, simulate.CoilMaps(coils, n, n), coils, n, n, mask, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "phantom.npy")
+	if err := kspaceio.WriteNPYComplex64(in, []int{coils, n, n}, scan.KSpace); err != nil {
+		t.Fatal(err)
+	}
+	if err := kspaceio.WriteNPYFloat32(filepath.Join(dir, "phantom_mask.npy"), []int{n, n}, mask); err != nil {
+		t.Fatal(err)
+	}
+	net, err := priors.NewUNet(priors.SmallUNet(n, n), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "prior.safetensors")
+	if err := net.Save(ckpt, priors.CheckpointMeta{Architecture: net.Config(),
+		Normalisation: priors.Normalisation{Scheme: NormalisationScheme}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := configs.Default()
+	cfg.Recon.Method = "mmps"
+	cfg.Recon.Sampler.Prior = ckpt
+	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.CGIterations, cfg.Recon.Sampler.Samples = 4, 2, 3
+	cfg.Recon.CoilMaps.Calib, cfg.Recon.CoilMaps.Kernel = 10, 4
+	cfg.Output.NPY = true
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Job{ID: "p", Inputs: []string{in}, Config: cfg}, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Prior != ckpt || rep.Cost == nil || rep.Cost.DenoiserEvalsPerSample != 4 || rep.Cost.VJPsPerSample < 4 {
+		t.Fatalf("report prior %q cost %+v", rep.Prior, rep.Cost)
+	}
+	mean, err := kspaceio.ReadNPY(filepath.Join(out, "phantom.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	std, err := kspaceio.ReadNPY(filepath.Join(out, "phantom_std.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mean.Data) != n*n || len(std.Data) != n*n || std.Complex {
+		t.Fatalf("mean %v, std %v", mean.Shape, std.Shape)
+	}
+	var pos int
+	for _, v := range std.Data {
+		if real(v) > 0 {
+			pos++
+		}
+	}
+	if pos < n*n/2 {
+		t.Fatalf("std positive at only %d of %d pixels", pos, n*n)
+	}
+	// Two DICOM series (mean and std) and one preview.
+	dcm, _ := filepath.Glob(filepath.Join(out, "dicom", "*", "*.dcm"))
+	png, _ := filepath.Glob(filepath.Join(out, "previews", "phantom", "*.png"))
+	if len(dcm) != 2 || len(png) != 1 {
+		t.Fatalf("dicom %v previews %v", dcm, png)
+	}
+
+	// A prior of another size is refused with a clear error.
+	cfg.Recon.Sampler.Prior = filepath.Join(dir, "small.safetensors")
+	small, _ := priors.NewUNet(priors.SmallUNet(16, 16), 1)
+	if err := small.Save(cfg.Recon.Sampler.Prior, priors.CheckpointMeta{Architecture: small.Config()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), Job{ID: "q", Inputs: []string{in}, Config: cfg}, out, nil); err == nil {
+		t.Fatal("16×16 prior accepted for a 32×32 scan")
+	}
+}
