@@ -224,6 +224,19 @@ func TestDPSDoesNotMatchGaussianPosterior(t *testing.T) {
 			t.Errorf("dps: %d evaluations and %d VJPs, want 128 and 127", p.DenoiserEvals, p.VJPs)
 		}
 	}
+	// For comparison (logged, not asserted: how far a CG budget is from
+	// converged depends on the problem's conditioning, about 10 iterations
+	// here): MMPS with a fixed small CG budget on the same problem.
+	for _, cg := range []int{1, 3} {
+		p, err := SamplePosterior(context.Background(), pb.g, pb.A, pb.y, SampleOptions{
+			Steps: 128, CGIter: cg, Samples: N, NoiseVar: pb.noiseVar, Seed: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		meanRel, zMax, varAvg, varMax := pb.compare(p)
+		t.Logf("mmps CG %d: mean relative error %.4f, largest z %.1f, variance ratio −1: average %+.3f, largest %.3f",
+			cg, meanRel, zMax, varAvg, varMax)
+	}
 }
 
 // Calibration: for images x drawn from the prior and y = A x + n, the true
