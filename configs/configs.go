@@ -29,6 +29,7 @@ type Config struct {
 	Output   Output   `yaml:"output"`
 	Simulate Simulate `yaml:"simulate"`
 	Daemon   Daemon   `yaml:"daemon"`
+	Retrain  Retrain  `yaml:"retrain"`
 }
 
 // Recon selects and tunes the reconstruction method.
@@ -163,7 +164,7 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 
 var sectionOf = map[string]string{
 	"Config": "top level", "Recon": "recon", "CoilMaps": "recon.coil_maps", "Sampler": "recon.sampler",
-	"Output": "output", "Simulate": "simulate", "Daemon": "daemon",
+	"Output": "output", "Simulate": "simulate", "Daemon": "daemon", "Retrain": "retrain",
 }
 
 func decode(into *Config, raw []byte, name string) (*Config, error) {

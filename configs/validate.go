@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 	v.dur("daemon.retry_backoff", d.RetryBackoff, 0, 24*time.Hour)
 	v.check(d.MinFreeMB >= 0, "daemon.min_free_mb = %d, want ≥ 0", d.MinFreeMB)
 	v.oneOf("daemon.log_format", d.LogFormat, "text", "json")
+	c.Retrain.validate(&v)
 	return errors.Join(v.errs...)
 }
 
