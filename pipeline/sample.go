@@ -24,14 +24,18 @@ func loadPrior(rc *configs.Recon) (*prior, error) {
 	if rc.Device != "cpu" {
 		return nil, fmt.Errorf("recon.device %q: this binary has only the CPU backend", rc.Device)
 	}
-	u, meta, err := priors.LoadUNet(rc.Sampler.Prior)
+	d, info, err := priors.LoadPrior(rc.Sampler.Prior)
 	if err != nil {
 		return nil, fmt.Errorf("load prior: %w", err)
 	}
-	if s := meta.Normalisation.Scheme; s != "" && s != NormalisationScheme {
+	if s := info.Normalisation.Scheme; s != "" && s != NormalisationScheme {
 		return nil, fmt.Errorf("prior %s was trained with normalisation %q; kspaced applies %q", rc.Sampler.Prior, s, NormalisationScheme)
 	}
-	return &prior{d: u, name: filepath.Base(rc.Sampler.Prior)}, nil
+	name := filepath.Base(rc.Sampler.Prior)
+	if info.Provenance.EMLap > 0 {
+		name += fmt.Sprintf(" (%s, EM lap %d)", info.Kind, info.Provenance.EMLap)
+	}
+	return &prior{d: d, name: name}, nil
 }
 
 // samplePosterior draws rc.Sampler.Samples posterior samples of a prepared

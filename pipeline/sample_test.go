@@ -94,6 +94,28 @@ func TestRunMMPSPlumbing(t *testing.T) {
 		t.Fatalf("dicom %v previews %v", dcm, png)
 	}
 
+	// A Gaussian prior checkpoint goes through the same path.
+	gpath := filepath.Join(dir, "gauss.safetensors")
+	dim := 2 * n * n
+	diag := make([]float32, dim)
+	for i := range diag {
+		diag[i] = 0.1
+	}
+	g, err := priors.NewGaussian(make([]float32, dim), diag, nil, 2, n, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := priors.SaveGaussian(gpath, g, priors.GaussianMeta{Normalisation: priors.Normalisation{Scheme: NormalisationScheme}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Recon.Sampler.Prior = gpath
+	if rep, err = Run(context.Background(), Job{ID: "g", Inputs: []string{in}, Config: cfg}, t.TempDir(), nil); err != nil {
+		t.Fatalf("gaussian prior: %v", err)
+	}
+	if rep.Residual[0] > 0.5 {
+		t.Fatalf("gaussian prior: residual %g", rep.Residual[0])
+	}
+
 	// A prior of another size is refused with a clear error.
 	cfg.Recon.Sampler.Prior = filepath.Join(dir, "small.safetensors")
 	small, _ := priors.NewUNet(priors.SmallUNet(16, 16), 1)
