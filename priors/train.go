@@ -85,13 +85,17 @@ type TrainOptions struct {
 	BatchSize   int     // 16
 	LR          float64 // Adam learning rate, 1e-3
 	WarmupSteps int     // linear learning-rate warm-up, 0: none
-	Beta1       float64 // 0.9
-	Beta2       float64 // 0.999
-	AdamEps     float64 // 1e-8
-	EMADecay    float64 // 0.999 (ramped up over the first steps)
-	ClipNorm    float64 // global gradient-norm clip, 1; negative disables
-	NoFlip      bool    // disable random horizontal/vertical flips
-	Seed        uint64
+	// DecayStart in (0, 1) decays the learning rate linearly to a tenth of
+	// LR from that fraction of the run (of Steps, or of MaxDuration when
+	// that runs out first) to its end. 0: constant.
+	DecayStart float64
+	Beta1      float64 // 0.9
+	Beta2      float64 // 0.999
+	AdamEps    float64 // 1e-8
+	EMADecay   float64 // 0.999 (ramped up over the first steps)
+	ClipNorm   float64 // global gradient-norm clip, 1; negative disables
+	NoFlip     bool    // disable random horizontal/vertical flips
+	Seed       uint64
 	// Validation images; when nil, ValFraction of the data (chosen by the
 	// seed) is held out instead. Validation loss is computed with the EMA
 	// weights at fixed noise, so epochs compare.
@@ -142,6 +146,8 @@ func (o *TrainOptions) defaults() error {
 		return fmt.Errorf("train: validation fraction %g", o.ValFraction)
 	case o.WarmupSteps < 0 || o.StepsPerEpoch < 0 || o.CheckpointEvery < 0:
 		return errors.New("train: negative step count")
+	case !(o.DecayStart >= 0 && o.DecayStart < 1):
+		return fmt.Errorf("train: decay start %g", o.DecayStart)
 	case math.IsNaN(o.ClipNorm):
 		return errors.New("train: NaN clip norm")
 	}
@@ -194,6 +200,7 @@ type trainer struct {
 	sig       []float32
 	img       []float32
 	dataHash  string
+	frac      float64 // fraction of the run done, for the learning-rate decay
 }
 
 // Train fits the network to data by denoising score matching on the VE
@@ -268,6 +275,10 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 		if opt.MaxDuration > 0 && time.Since(start) > opt.MaxDuration {
 			st.TimedOut = true
 			break
+		}
+		t.frac = float64(t.step) / float64(opt.Steps)
+		if opt.MaxDuration > 0 {
+			t.frac = math.Max(t.frac, float64(time.Since(start))/float64(opt.MaxDuration))
 		}
 		loss, err := t.trainStep()
 		if err != nil {
@@ -474,6 +485,9 @@ func (t *trainer) trainStep() (float64, error) {
 	if opt.WarmupSteps > 0 && t.step < opt.WarmupSteps {
 		lr *= float64(t.step) / float64(opt.WarmupSteps)
 	}
+	if d := opt.DecayStart; d > 0 && t.frac > d {
+		lr *= 1 - 0.9*math.Min(1, (t.frac-d)/(1-d))
+	}
 	bc1 := float32(1 - math.Pow(opt.Beta1, float64(t.step)))
 	bc2 := float32(1 - math.Pow(opt.Beta2, float64(t.step)))
 	decay := math.Min(opt.EMADecay, float64(1+t.step)/float64(10+t.step))
@@ -552,7 +566,7 @@ func (t *trainer) validate() (float64, error) {
 func (t *trainer) state() trainState {
 	o := t.opt
 	return trainState{Step: t.step, Seed: o.Seed, BatchSize: o.BatchSize, TrainIdx: t.trainIdx, DataHash: t.dataHash,
-		Options: map[string]any{"lr": o.LR, "warmup": o.WarmupSteps, "beta1": o.Beta1, "beta2": o.Beta2,
+		Options: map[string]any{"lr": o.LR, "warmup": o.WarmupSteps, "decay_start": o.DecayStart, "beta1": o.Beta1, "beta2": o.Beta2,
 			"adam_eps": o.AdamEps, "ema_decay": o.EMADecay, "clip_norm": o.ClipNorm, "flip": !o.NoFlip}}
 }
 

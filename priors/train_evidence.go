@@ -60,7 +60,7 @@ var DefaultEvidenceVolumes = []string{
 
 // EvidenceUNet is the network LearnEvidence trains by default.
 func EvidenceUNet(size int) UNetConfig {
-	return UNetConfig{Channels: 2, Rows: size, Cols: size, Widths: []int{64, 96, 128}, Blocks: 1,
+	return UNetConfig{Channels: 2, Rows: size, Cols: size, Widths: []int{32, 64, 96}, Blocks: 1,
 		Attention: []int{2}, Heads: 2, EmbedDim: 64, EmbedMaxPeriod: 1000, Unshuffle: 2, Groups: 8}
 }
 
@@ -127,7 +127,7 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	}
 	start := time.Now()
 	st, err := Train(ctx, u, train, TrainOptions{Steps: 1 << 30, BatchSize: opt.BatchSize, LR: opt.LR, WarmupSteps: 200,
-		Seed: opt.Seed, ValFraction: 0.05, StepsPerEpoch: 200, MaxDuration: opt.Budget, EMADecay: 0.998}, w)
+		Seed: opt.Seed, ValFraction: 0.05, StepsPerEpoch: 200, MaxDuration: opt.Budget, EMADecay: 0.995, DecayStart: 0.5}, w)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +361,7 @@ func (p *pcaWiener) denoise(xt []float32, sigma, delta float64) []float32 {
 // evaluation data itself: an optimistic figure for the Gaussian baseline.
 func (p *pcaWiener) best(x, xt []float32, sigma float64) (float64, float64) {
 	bestM, bestD := math.Inf(1), 0.0
-	for _, delta := range []float64{0, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2} {
+	for _, delta := range []float64{0, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3} {
 		if m := mse(p.denoise(xt, sigma, delta), x); m < bestM {
 			bestM, bestD = m, delta
 		}

@@ -206,8 +206,8 @@ type UNet struct {
 	// gradients of one chunk stay under it. Default 2 GiB.
 	MemoryBudget int64
 	perImage     int64 // measured graph bytes per image, 0 until needed
-	graphs   map[int]*unetGraph
-	gen      uint64 // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
+	graphs       map[int]*unetGraph
+	gen          uint64 // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
 }
 
 // unetGraph is the network unrolled for one batch size, with host staging.

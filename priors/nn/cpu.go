@@ -416,3 +416,14 @@ var adamJobs jobPool[adamJob]
 func (c *CPU) Adam(p, g, m, v Buffer, lr, beta1, beta2, eps, bc1, bc2 float32) {
 	dispatch(c.p, &adamJobs, p.N, elemGrain, adamJob{p.Host, g.Host, m.Host, v.Host, lr, beta1, beta2, eps, bc1, bc2})
 }
+
+// SplitConvolutions makes the backend run convolutions as row blocks on its
+// own workers, each calling single-threaded BLAS, and sets OpenBLAS to one
+// thread (process-wide). Off by default: it measured slower on an otherwise
+// idle machine.
+func (c *CPU) SplitConvolutions(on bool) {
+	c.goSplit = on
+	if on {
+		SetBLASThreads(1)
+	}
+}
