@@ -153,7 +153,9 @@ func (d *cudaDriver) rawAlloc(bytes int) (Ptr, error) {
 	return Ptr(p), nil
 }
 
-func (d *cudaDriver) rawFree(p Ptr) error { return cuErr("cuMemFree", C.kg_mem_free(d.ctx, C.uint64_t(p))) }
+func (d *cudaDriver) rawFree(p Ptr) error {
+	return cuErr("cuMemFree", C.kg_mem_free(d.ctx, C.uint64_t(p)))
+}
 
 func (d *cudaDriver) memset32(p Ptr, v uint32, n int) error {
 	return cuErr("cuMemsetD32Async", C.kg_memset32(d.ctx, d.stream, C.uint64_t(p), C.uint(v), C.size_t(n)))
@@ -171,7 +173,9 @@ func (d *cudaDriver) dtod(dst, src Ptr, bytes int) error {
 	return cuErr("cuMemcpyDtoDAsync", C.kg_dtod(d.ctx, d.stream, C.uint64_t(dst), C.uint64_t(src), C.size_t(bytes)))
 }
 
-func (d *cudaDriver) sync() error { return cuErr("cuStreamSynchronize", C.kg_stream_sync(d.ctx, d.stream)) }
+func (d *cudaDriver) sync() error {
+	return cuErr("cuStreamSynchronize", C.kg_stream_sync(d.ctx, d.stream))
+}
 
 func (d *cudaDriver) memInfo() (int64, int64, error) {
 	var f, t C.size_t
@@ -236,7 +240,9 @@ func (m *cudaModule) function(name string) (unsafe.Pointer, error) {
 	return unsafe.Pointer(f), nil
 }
 
-func (m *cudaModule) unload() error { return cuErr("cuModuleUnload", C.kg_module_unload(m.d.ctx, m.mod)) }
+func (m *cudaModule) unload() error {
+	return cuErr("cuModuleUnload", C.kg_module_unload(m.d.ctx, m.mod))
+}
 
 func (d *cudaDriver) launch(fn unsafe.Pointer, g, b Dim3, shmem int, a *argPack) error {
 	r := C.kg_launch(d.ctx, d.stream, C.CUfunction(fn), C.uint(g.X), C.uint(g.Y), C.uint(g.Z),

@@ -96,7 +96,9 @@ func (e *emuDriver) rawFree(p Ptr) error {
 	return nil
 }
 
-func (e *emuDriver) poison(p Ptr, bytes int) { C.emu_memset32(C.uint64_t(p), 0xffffffff, C.size_t(bytes/4)) }
+func (e *emuDriver) poison(p Ptr, bytes int) {
+	C.emu_memset32(C.uint64_t(p), 0xffffffff, C.size_t(bytes/4))
+}
 
 func (e *emuDriver) memset32(p Ptr, v uint32, n int) error {
 	C.emu_memset32(C.uint64_t(p), C.uint(v), C.size_t(n))
@@ -235,7 +237,9 @@ func (b *emuBLAS) destroy() error        { return nil }
 
 type emuFFT struct{ rows, cols, batch int }
 
-func (e *emuDriver) newFFT(rows, cols, batch int) (fftImpl, error) { return &emuFFT{rows, cols, batch}, nil }
+func (e *emuDriver) newFFT(rows, cols, batch int) (fftImpl, error) {
+	return &emuFFT{rows, cols, batch}, nil
+}
 
 func (f *emuFFT) exec(data Ptr, inverse bool) error {
 	return fftErr("cufftExecC2C", C.emu_fft(C.uint64_t(data), C.int(f.rows), C.int(f.cols), C.int(f.batch), cbool(inverse)))
