@@ -49,7 +49,7 @@ type CUDA struct {
 const dotBlocks = 1024 // most partial sums a Dot downloads
 
 type cudaKernels struct {
-	fill, axpby, scaleRows, dot, silu, siluBwd, addBcast, sumBcast                 *gpu.Kernel
+	fill, axpby, scaleRows, dot, silu, siluBwd, addBcast, sumBcast                  *gpu.Kernel
 	softmax, softmaxBwd, pool, poolBwd, up, upBwd, unshuffle, embed, embedBwd, adam *gpu.Kernel
 	gnFwd, gnBwdPart, gnBwdParams, gnBwdDx, pad, unpad, taps                        *gpu.Kernel
 }
