@@ -121,7 +121,10 @@ type Context struct {
 	mu      sync.Mutex // guards args and serialises launches
 	args    *argPack
 	modules []*Module
-	closed  bool
+
+	compileMu sync.Mutex         // one compilation at a time
+	compiled  map[string]*Module // by source text
+	closed    bool
 }
 
 func newContext(d driver) *Context {
@@ -353,8 +356,14 @@ func (k *Kernel) Launch(grid, block Dim3, shmem int, args ...Arg) error {
 
 // Compile builds a CUDA C source (NVRTC on a GPU, the host compiler on the
 // emulator) and loads it. Every `extern "C" __global__ void` function in src
-// becomes a Kernel.
+// becomes a Kernel. Modules are cached by source, so operators built per
+// scan compile their kernels once per context.
 func (c *Context) Compile(name, src string) (*Module, error) {
+	c.compileMu.Lock()
+	defer c.compileMu.Unlock()
+	if m, ok := c.compiled[src]; ok {
+		return m, nil
+	}
 	decls, err := ParseKernels(src)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", name, err)
@@ -375,6 +384,10 @@ func (c *Context) Compile(name, src string) (*Module, error) {
 	c.mu.Lock()
 	c.modules = append(c.modules, m)
 	c.mu.Unlock()
+	if c.compiled == nil {
+		c.compiled = map[string]*Module{}
+	}
+	c.compiled[src] = m
 	return m, nil
 }
 

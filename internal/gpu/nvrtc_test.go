@@ -9,7 +9,9 @@ import (
 
 	"github.com/kspaced/kspaced/internal/gpu"
 	"github.com/kspaced/kspaced/internal/gpu/gputest"
-	_ "github.com/kspaced/kspaced/priors/nn" // registers its kernel source
+	_ "github.com/kspaced/kspaced/fft" // each registers its kernel source
+	_ "github.com/kspaced/kspaced/mri"
+	_ "github.com/kspaced/kspaced/priors/nn"
 )
 
 // TestNVRTCCompilesAll compiles every kernel source the packages register
@@ -35,7 +37,7 @@ func TestNVRTCCompilesAll(t *testing.T) {
 	for _, s := range srcs {
 		names[s.Name] = true
 	}
-	for _, want := range []string{"nn"} {
+	for _, want := range []string{"nn", "fft", "mri"} {
 		if !names[want] {
 			t.Errorf("kernel source %q not registered", want)
 		}
