@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/kspaced/kspaced/fft" // each registers its kernel source
 	"github.com/kspaced/kspaced/internal/gpu"
 	"github.com/kspaced/kspaced/internal/gpu/gputest"
-	_ "github.com/kspaced/kspaced/fft" // each registers its kernel source
 	_ "github.com/kspaced/kspaced/mri"
 	_ "github.com/kspaced/kspaced/priors/nn"
 )
