@@ -411,6 +411,11 @@ func LoadUNet(path string) (*UNet, *CheckpointMeta, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
+	// Check the tensors against the architecture before allocating the
+	// network, so that a small file cannot claim a huge one.
+	if err := checkTensors(meta.Architecture, ts); err != nil {
+		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+	}
 	u, err := NewUNet(meta.Architecture, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
@@ -459,6 +464,35 @@ func unetSameConfig(a, b UNetConfig) bool {
 		return c
 	}
 	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+// checkTensors reports whether ts holds every parameter of cfg with its
+// shape, and nothing else but "train." tensors.
+func checkTensors(cfg UNetConfig, ts map[string]ckptTensor) error {
+	var err error
+	names := map[string]bool{}
+	cfg.walk(func(name string, shape ...int) {
+		names[name] = true
+		if err != nil {
+			return
+		}
+		t, ok := ts[name]
+		switch {
+		case !ok:
+			err = fmt.Errorf("tensor %q missing", name)
+		case !slices.Equal(t.shape, shape):
+			err = fmt.Errorf("tensor %q has shape %v, the architecture needs %v", name, t.shape, shape)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for name := range ts {
+		if !names[name] && !strings.HasPrefix(name, "train.") {
+			return fmt.Errorf("unexpected tensor %q", name)
+		}
+	}
+	return nil
 }
 
 // setWeights checks that ts holds exactly the network's parameters (under

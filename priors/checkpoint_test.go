@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -141,13 +142,23 @@ func TestCheckpointCorruptFiles(t *testing.T) {
 		"image size":         edit(`"image_size":"2x16x16"`, `"image_size":"2x16x17"`),
 		"unknown arch field": edit(`\"groups\":4`, `\"groups\":4,\"extra\":1`),
 		"no metadata":        edit(`"__metadata__"`, `"__other__"`),
+		// A valid huge architecture in a small file must fail before the
+		// network is allocated (it would need gigabytes).
+		"huge architecture": edit(`\"widths\":[8,16]`, `\"widths\":[1024,1024]`),
 	}
 	for name, b := range cases {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := LoadUNet(p); err == nil {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _, err := LoadUNet(p)
+		runtime.ReadMemStats(&after)
+		if a := after.TotalAlloc - before.TotalAlloc; a > 64<<20 {
+			t.Errorf("%s: loading allocated %d MiB", name, a>>20)
+		}
+		if err == nil {
 			t.Errorf("%s: loaded", name)
 		} else if !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: error %q does not name the file", name, err)
@@ -157,7 +168,7 @@ func TestCheckpointCorruptFiles(t *testing.T) {
 		t.Fatalf("the unedited file fails: %v", err)
 	}
 	// The edits above must have matched something.
-	for _, s := range []string{`"dtype":"F32"`, `"data_offsets":[0,`, `"shape":[16,16]`, `"data_offsets":[1024,`, `"emb.fc1.w"`, `\"groups\":4`, `"image_size":"2x16x16"`} {
+	for _, s := range []string{`\"widths\":[8,16]`, `"dtype":"F32"`, `"data_offsets":[0,`, `"shape":[16,16]`, `"data_offsets":[1024,`, `"emb.fc1.w"`, `\"groups\":4`, `"image_size":"2x16x16"`} {
 		if !strings.Contains(header, s) {
 			t.Errorf("header lacks %s; the corruption case is vacuous", s)
 		}

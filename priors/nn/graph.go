@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // Tensor is a float32 array of shape [N][C][H][W] inside a Graph; vectors are
@@ -268,18 +269,19 @@ func (g *Graph) FLOPs() float64 {
 // Backward has run), per-op state and the convolution workspace.
 func (g *Graph) Bytes() int64 {
 	var n int
-	seen := map[*float32]bool{}
+	seen := map[uintptr]bool{} // pooled gradients share storage
 	count := func(b Buffer) {
 		if b.N == 0 {
 			return
 		}
+		key := b.Dev
 		if b.Host != nil {
-			if seen[&b.Host[0]] {
-				return
-			}
-			seen[&b.Host[0]] = true
+			key = uintptr(unsafe.Pointer(&b.Host[0]))
 		}
-		n += b.N
+		if !seen[key] {
+			seen[key] = true
+			n += b.N
+		}
 	}
 	for _, t := range g.ins {
 		count(t.val)
