@@ -12,6 +12,7 @@ const emuPrelude = `
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <ucontext.h>
 #include <utility>
 
@@ -28,28 +29,98 @@ namespace emu {
 uint3 tid, bid;
 dim3 bdim, gdim;
 
+#if defined(__x86_64__)
+// Switching fibers with swapcontext costs two signal-mask system calls;
+// on x86-64 a switch only needs the callee-saved registers and the stack.
+extern "C" void emu_switch(void **save_sp, void *new_sp);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".type emu_switch,@function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n");
+#define EMU_FAST_SWITCH 1
+#endif
+
 struct Fiber {
+#if EMU_FAST_SWITCH
+	void *sp;
+#else
 	ucontext_t uc;
+#endif
 	char *stack;
 	int state; // 0 runnable, 1 waiting at __syncthreads, 2 returned
 };
 const size_t kStack = 64 * 1024;
 Fiber *fibers;
 unsigned nfibers;
+#if EMU_FAST_SWITCH
+void *sched_sp;
+#else
 ucontext_t sched;
+#endif
 unsigned cur;
 void (*body)(void *);
 void *body_arg;
+bool direct;      // threads run as plain calls: the kernel never synchronises
+bool direct_sync; // a thread called __syncthreads in direct mode
 
 void sync() {
+	if (direct) {
+		direct_sync = true;
+		return;
+	}
 	fibers[cur].state = 1;
+#if EMU_FAST_SWITCH
+	emu_switch(&fibers[cur].sp, sched_sp);
+#else
 	swapcontext(&fibers[cur].uc, &sched);
+#endif
 }
 
+#if EMU_FAST_SWITCH
+void entry() {
+	body(body_arg);
+	fibers[cur].state = 2;
+	emu_switch(&fibers[cur].sp, sched_sp); // never resumed
+	abort();
+}
+
+void start_fiber(Fiber &f) {
+	// The stack as emu_switch expects to find it: six saved registers, then
+	// entry as the return address, placed so that entry starts with the
+	// stack aligned as after a call.
+	uintptr_t top = ((uintptr_t)(f.stack + kStack)) & ~(uintptr_t)15;
+	void **sp = (void **)(top - 16);
+	sp[1] = 0;
+	sp[0] = (void *)entry;
+	sp -= 6;
+	for (int i = 0; i < 6; i++) sp[i] = 0;
+	f.sp = sp;
+	f.state = 0;
+}
+
+void resume(Fiber &f) { emu_switch(&sched_sp, f.sp); }
+#else
 void entry() {
 	body(body_arg);
 	fibers[cur].state = 2;
 }
+
+void start_fiber(Fiber &f) {
+	getcontext(&f.uc);
+	f.uc.uc_stack.ss_sp = f.stack;
+	f.uc.uc_stack.ss_size = kStack;
+	f.uc.uc_link = &sched;
+	makecontext(&f.uc, entry, 0);
+	f.state = 0;
+}
+
+void resume(Fiber &f) { swapcontext(&sched, &f.uc); }
+#endif
 
 bool grow(unsigned n) {
 	if (n <= nfibers) return true;
@@ -82,19 +153,33 @@ int run(dim3 g, dim3 b, int order, void (*fn)(void *), void *arg, char *err, int
 	bdim = b;
 	body = fn;
 	body_arg = arg;
+	direct = false;
+	direct_sync = false;
+	// Block 0 runs as fibers. If none of its threads synchronised, the
+	// kernel is taken not to, and the remaining blocks run each thread as a
+	// plain call, far cheaper than a context switch (a thread that then
+	// does call __syncthreads is reported).
+	bool synced = false;
 	for (unsigned z = 0; z < g.z; z++)
 	for (unsigned y = 0; y < g.y; y++)
 	for (unsigned x = 0; x < g.x; x++) {
 		bid.x = x; bid.y = y; bid.z = z;
-		for (unsigned t = 0; t < nt; t++) {
-			Fiber &f = fibers[t];
-			getcontext(&f.uc);
-			f.uc.uc_stack.ss_sp = f.stack;
-			f.uc.uc_stack.ss_size = kStack;
-			f.uc.uc_link = &sched;
-			makecontext(&f.uc, entry, 0);
-			f.state = 0;
+		if (direct) {
+			for (unsigned i = 0; i < nt; i++) {
+				unsigned t = order ? (unsigned)nt - 1 - i : i;
+				tid.x = t % b.x;
+				tid.y = (t / b.x) % b.y;
+				tid.z = t / (b.x * b.y);
+				body(body_arg);
+				if (direct_sync) {
+					snprintf(err, errlen, "block (%u,%u,%u) thread %u called __syncthreads, which no thread of block 0 did",
+					         x, y, z, t);
+					return -1;
+				}
+			}
+			continue;
 		}
+		for (unsigned t = 0; t < nt; t++) start_fiber(fibers[t]);
 		for (;;) {
 			for (unsigned i = 0; i < nt; i++) {
 				unsigned t = order ? (unsigned)nt - 1 - i : i;
@@ -103,11 +188,12 @@ int run(dim3 g, dim3 b, int order, void (*fn)(void *), void *arg, char *err, int
 				tid.x = t % b.x;
 				tid.y = (t / b.x) % b.y;
 				tid.z = t / (b.x * b.y);
-				swapcontext(&sched, &fibers[t].uc);
+				resume(fibers[t]);
 			}
 			unsigned done = 0;
 			for (unsigned t = 0; t < nt; t++) done += fibers[t].state == 2;
 			if (done == nt) break;
+			synced = true;
 			if (done > 0) {
 				snprintf(err, errlen, "block (%u,%u,%u): %u of %llu threads returned while the others wait in __syncthreads",
 				         x, y, z, done, nt);
@@ -115,7 +201,9 @@ int run(dim3 g, dim3 b, int order, void (*fn)(void *), void *arg, char *err, int
 			}
 			for (unsigned t = 0; t < nt; t++) fibers[t].state = 0;
 		}
+		if (!synced) direct = true;
 	}
+	direct = false;
 	return 0;
 }
 

@@ -65,3 +65,11 @@ func Each(t *testing.T, f func(t *testing.T, c *gpu.Context)) {
 	t.Run("emulator-reverse", func(t *testing.T) { f(t, Emulator(t, true)) })
 	t.Run("gpu", func(t *testing.T) { f(t, Device(t)) })
 }
+
+// Both runs f as subtests "emulator" and "gpu", for tests too slow to
+// emulate twice; the kernels' thread-order independence is checked by the
+// op-level tests that use Each.
+func Both(t *testing.T, f func(t *testing.T, c *gpu.Context)) {
+	t.Run("emulator", func(t *testing.T) { f(t, Emulator(t, false)) })
+	t.Run("gpu", func(t *testing.T) { f(t, Device(t)) })
+}
