@@ -1,0 +1,135 @@
+package main
+
+// Tests of `kspaced retrain` through its cobra command, in process (the
+// command's flags, usage errors and its run on a small simulated archive).
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/priors"
+)
+
+// runRetrain executes the retrain command with args and returns what it
+// printed on stdout and its error; its stderr goes to the test log.
+func runRetrain(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRetrainCmd()
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.Execute()
+	if errOut.Len() > 0 {
+		t.Logf("stderr:\n%s", errOut.String())
+	}
+	return out.String(), err
+}
+
+func isUsage(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue)
+}
+
+func TestRetrainCommandUsage(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string][]string{
+		"no data":          {"--out", dir},
+		"no out":           {"--data", dir},
+		"epochs and steps": {"--data", dir, "--out", dir, "--epochs", "2", "--train-steps", "9"},
+		"bad rank":         {"--data", dir, "--out", dir, "--rank", "-3"},
+		"bad network":      {"--data", dir, "--out", dir, "--network", "huge"},
+		"bad fraction":     {"--data", dir, "--out", dir, "--val-fraction", "1.5"},
+		"unknown flag":     {"--data", dir, "--out", dir, "--lapz", "2"},
+		"bad number":       {"--data", dir, "--out", dir, "--laps", "many"},
+		"stray argument":   {"--data", dir, "--out", dir, "extra"},
+	}
+	for name, args := range cases {
+		_, err := runRetrain(t, args...)
+		if err == nil || !(isUsage(err) || isCobraUsage(err)) {
+			t.Errorf("%s: error %v is not a usage error (exit status 2)", name, err)
+		}
+	}
+	cfg := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(cfg, []byte("retrain:\n  laps: -1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runRetrain(t, "--data", dir, "--out", dir, "--config", cfg); err == nil || !isUsage(err) || !strings.Contains(err.Error(), "retrain.laps") {
+		t.Errorf("bad config: %v", err)
+	}
+}
+
+func TestRetrainCommandDataErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runRetrain(t, "--data", empty, "--out", filepath.Join(dir, "out"))
+	if err == nil || isUsage(err) || !errors.Is(err, pipeline.ErrBadInput) || !strings.Contains(err.Error(), "no files") {
+		t.Errorf("empty folder: %v (want a failure, exit status 1)", err)
+	}
+	_, err = runRetrain(t, "--data", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "out"))
+	if err == nil || isUsage(err) {
+		t.Errorf("missing folder: %v", err)
+	}
+}
+
+// TestRetrainCommandRuns trains a tiny prior from a simulated archive and
+// continues it with one more lap on a second call.
+func TestRetrainCommandRuns(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sm := configs.Default().Simulate
+	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
+	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: 10, Sim: sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kspaceio.WriteFastMRI(filepath.Join(data, "sim.h5"), sim.Volume); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "prior")
+	args := []string{"--data", data, "--out", out, "--laps", "1", "--gaussian-laps", "1", "--rank", "2", "--steps", "4",
+		"--cg", "1", "--train-steps", "5", "--batch-size", "2", "--network", "tiny", "--val-fraction", "0.2", "--seed", "3"}
+	stdout, err := runRetrain(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(out, priors.LapCheckpoint(1))
+	if strings.TrimSpace(stdout) != want {
+		t.Fatalf("stdout %q, want the last prior %q", stdout, want)
+	}
+	_, info, err := priors.LoadPrior(want)
+	if err != nil || info.Kind != priors.KindUNet || info.Provenance.EMLap != 1 || info.Provenance.Seed == 0 {
+		t.Fatalf("prior: %v %+v", err, info)
+	}
+	// One more lap continues the same run.
+	args[5] = "2"
+	stdout, err = runRetrain(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(stdout) != filepath.Join(out, priors.LapCheckpoint(2)) {
+		t.Fatalf("second call printed %q", stdout)
+	}
+	// Other settings that change what the run is are refused.
+	args[9] = "3" // --rank
+	if _, err := runRetrain(t, args...); err == nil || !strings.Contains(err.Error(), "another run") {
+		t.Fatalf("changed rank accepted: %v", err)
+	}
+}
