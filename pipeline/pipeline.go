@@ -42,7 +42,8 @@ type Report struct {
 	Outputs  []string  `json:"outputs"`
 }
 
-// Progress receives (done, total) units of work; it may be nil.
+// Progress receives (done, total) slices of the file being reconstructed; it
+// may be nil.
 type Progress func(done, total int)
 
 // Cost counts the network work of the sampling methods, per posterior sample.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	rep.Inputs = append(kspaceFiles, others...)
+	rep.Inputs = slices.Concat(kspaceFiles, others)
 	if len(kspaceFiles) == 0 {
 		names := make([]string, len(others))
 		for i, o := range others {
@@ -45,58 +46,56 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	}
 	src, warnings := readSourceStudy(others)
 	rep.Warnings = append(rep.Warnings, warnings...)
-	vols := make([]*kspaceio.Volume, len(kspaceFiles))
-	total := 0
-	stop := timer(rep.Seconds, "read")
-	for i, p := range kspaceFiles {
-		v, err := kspaceio.Read(p)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
-		if len(v.Slices) == 0 {
-			stop()
-			return nil, fmt.Errorf("%w: %s holds no imaging data", ErrBadInput, filepath.Base(p))
-		}
-		vols[i] = v
-		total += len(v.Slices)
-	}
-	stop()
-	done := 0
-	for _, v := range vols {
-		results := make([]*sliceResult, len(v.Slices))
-		for i := range v.Slices {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, rep.Seconds)
-			if err != nil {
-				return nil, fmt.Errorf("%s slice %d: %w", filepath.Base(v.Path), i, err)
-			}
-			results[i] = r
-			rep.Residual = append(rep.Residual, r.Residual)
-			if pr != nil {
-				rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs}
-			}
-			for _, w := range r.Warnings {
-				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", filepath.Base(v.Path), i, w))
-			}
-			done++
-			if progress != nil {
-				progress(done, total)
-			}
-		}
-		stop := timer(rep.Seconds, "write")
-		files, err := writeOutputs(outDir, v, results, src, cfg)
-		stop()
+	// One file at a time, so a job of several large volumes holds one in memory.
+	for _, path := range kspaceFiles {
+		files, err := runVolume(ctx, path, rep, pr, src, cfg, outDir, progress)
 		if err != nil {
 			return nil, err
 		}
 		rep.Outputs = append(rep.Outputs, files...)
 	}
-	rep.Slices = total
 	rep.Finished = time.Now().UTC()
 	return rep, nil
+}
+
+// runVolume reads, reconstructs and writes one k-space file, accumulating
+// into rep.
+func runVolume(ctx context.Context, path string, rep *Report, pr *prior, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress) ([]string, error) {
+	stop := timer(rep.Seconds, "read")
+	v, err := kspaceio.Read(path)
+	stop()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+	}
+	name := filepath.Base(path)
+	if len(v.Slices) == 0 {
+		return nil, fmt.Errorf("%w: %s holds no imaging data", ErrBadInput, name)
+	}
+	results := make([]*sliceResult, len(v.Slices))
+	for i := range v.Slices {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, rep.Seconds)
+		if err != nil {
+			return nil, fmt.Errorf("%s slice %d: %w", name, i, err)
+		}
+		results[i] = r
+		rep.Slices++
+		rep.Residual = append(rep.Residual, r.Residual)
+		if pr != nil {
+			rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs}
+		}
+		for _, w := range r.Warnings {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", name, i, w))
+		}
+		if progress != nil {
+			progress(i+1, len(v.Slices))
+		}
+	}
+	stop = timer(rep.Seconds, "write")
+	defer stop()
+	return writeOutputs(outDir, v, results, src, cfg)
 }
 
 // classify splits inputs (files, or folders walked recursively) into
