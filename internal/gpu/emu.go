@@ -47,7 +47,7 @@ func OpenEmulator(opt EmulatorOptions) (*Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda emulator: %w", err)
 	}
-	e := &emuDriver{cxx: path, dir: dir, maps: map[Ptr][2]uint64{}}
+	e := &emuDriver{cxx: path, dir: dir, maps: map[Ptr][2]uint64{}, msg: (*C.char)(C.malloc(emuMsgLen))}
 	if opt.Reverse {
 		e.order = 1
 	}
@@ -56,12 +56,15 @@ func OpenEmulator(opt EmulatorOptions) (*Context, error) {
 	return c, nil
 }
 
+const emuMsgLen = 512
+
 type emuDriver struct {
 	cxx   string
 	dir   string
 	order C.int
 
 	mu   sync.Mutex // the fiber scheduler of each module is not reentrant
+	msg  *C.char    // C memory for launch errors, emuMsgLen bytes
 	maps map[Ptr][2]uint64
 	mods []unsafe.Pointer
 	seq  int
@@ -131,6 +134,8 @@ func (e *emuDriver) close() error {
 		C.kg_dlclose(h)
 	}
 	e.mods = nil
+	C.free(unsafe.Pointer(e.msg))
+	e.msg = nil
 	for p, m := range e.maps {
 		C.emu_unmap(C.uint64_t(m[0]), C.size_t(m[1]))
 		delete(e.maps, p)
@@ -208,11 +213,10 @@ func (m *emuModule) unload() error { return nil } // closed with the driver
 func (e *emuDriver) launch(fn unsafe.Pointer, g, b Dim3, _ int, a *argPack) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var msg [512]C.char
 	r := C.kg_emu_launch(fn, C.uint(g.X), C.uint(g.Y), C.uint(g.Z), C.uint(b.X), C.uint(b.Y), C.uint(b.Z), e.order,
-		(*C.uchar)(a.buf), (*C.int)(a.off), C.int(a.n), &msg[0], C.int(len(msg)))
+		(*C.uchar)(a.buf), (*C.int)(a.off), C.int(a.n), e.msg, emuMsgLen)
 	if r != 0 {
-		return fmt.Errorf("emulator: %s", C.GoString(&msg[0]))
+		return fmt.Errorf("emulator: %s", C.GoString(e.msg))
 	}
 	return nil
 }

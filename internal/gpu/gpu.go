@@ -25,6 +25,22 @@ package gpu
 /*
 #cgo CFLAGS: -O2 -I/usr/local/cuda/include
 #cgo LDFLAGS: -ldl -lm
+#cgo noescape kg_launch
+#cgo nocallback kg_launch
+#cgo noescape kg_emu_launch
+#cgo nocallback kg_emu_launch
+#cgo noescape kg_htod
+#cgo nocallback kg_htod
+#cgo noescape kg_dtoh
+#cgo nocallback kg_dtoh
+#cgo noescape kg_mem_alloc
+#cgo nocallback kg_mem_alloc
+#cgo noescape emu_alloc
+#cgo nocallback emu_alloc
+#cgo noescape emu_htod
+#cgo nocallback emu_htod
+#cgo noescape emu_dtoh
+#cgo nocallback emu_dtoh
 #include <stdlib.h>
 #include "dl.h"
 */

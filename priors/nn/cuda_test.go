@@ -214,3 +214,36 @@ func TestCUDAAllocatorReuse(t *testing.T) {
 		t.Fatal("freeing a slice of a buffer was accepted")
 	}
 }
+
+// TestCUDAStepsAllocateNothing: a graph's forward and backward passes on
+// the CUDA backend allocate nothing on the Go heap once built (launch
+// arguments live in C memory). Measured on the emulator, which runs the
+// same Go code as a GPU up to the driver calls.
+func TestCUDAStepsAllocateNothing(t *testing.T) {
+	ctx := gputest.Emulator(t, false)
+	be := newCUDA(t, ctx, false)
+	tc := compositeCase(2, 4, 4)
+	g := NewGraph(be)
+	var ins []*Tensor
+	for _, s := range tc.inputs {
+		ins = append(ins, g.Input(s[0], s[1], s[2], s[3], true))
+	}
+	var ps []*Param
+	for i, s := range tc.params {
+		ps = append(ps, NewParam(be, fmt.Sprint("p", i), s...))
+	}
+	out := tc.build(g, ins, ps)
+	seed := be.Alloc(out.Len())
+	step := func() {
+		if err := g.Forward(); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Backward(out, seed, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	if a := testing.AllocsPerRun(3, step); a != 0 {
+		t.Errorf("%v allocations per forward and backward", a)
+	}
+}
