@@ -4,6 +4,7 @@ package gpu_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestNVRTCCompilesAll(t *testing.T) {
 		}
 	}
 	for _, s := range srcs {
-		if !strings.Contains(s.Code, "#define BLOCK 256") && strings.Contains(s.Code, "BLOCK") {
+		if def := fmt.Sprintf("#define BLOCK %d\n", gpu.Block); strings.Contains(s.Code, "BLOCK") && !strings.Contains(s.Code, def) {
 			t.Errorf("%s: uses BLOCK without defining it as gpu.Block (256)", s.Name)
 		}
 		for _, arch := range []int{80, 90} {
@@ -90,5 +91,23 @@ func TestNVRTCReportsWarnings(t *testing.T) {
 	}
 	if _, _, err := gpu.NVRTCCompile("bad", `extern "C" __global__ void k(float* y) { y[0] = undefined; }`, 90, true); err == nil {
 		t.Fatal("NVRTC accepted an undefined identifier")
+	}
+}
+
+// BenchmarkNVRTCCompile times compiling each registered source to SASS
+// for sm_90: the start-up cost of a CUDA context (once per source and
+// context; Context.Compile caches).
+func BenchmarkNVRTCCompile(b *testing.B) {
+	if _, _, err := gpu.NVRTCVersion(); err != nil {
+		b.Skipf("NVRTC not available: %v", err)
+	}
+	for _, s := range gpu.Sources() {
+		b.Run(s.Name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := gpu.NVRTCCompile(s.Name, s.Code, 90, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
