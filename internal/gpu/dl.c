@@ -177,6 +177,14 @@ int kg_load(int lib, char *err, int errlen) {
 	return -1;
 }
 
+int kg_cuda_headers(void) {
+#ifdef KG_CUDA_HEADERS
+	return 1;
+#else
+	return 0;
+#endif
+}
+
 const char *kg_loaded_path(int lib) {
 	if (lib < 0 || lib >= KG_NLIBS) return "";
 	return kg_paths[lib];

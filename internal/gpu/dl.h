@@ -2,17 +2,30 @@
 // libraries are opened with dlopen when first needed, so a kspaced binary
 // built with -tags cuda starts (and runs on the CPU) on machines without the
 // NVIDIA driver, and reports a clear error only when CUDA is asked for.
-// Prototypes come from the real headers (through __typeof__), so a wrong
-// signature fails to compile.
+// Prototypes come from the CUDA headers when they are installed, else from
+// cuda_decls.h (checked against the headers where both exist), and reach
+// the function pointers through __typeof__, so a wrong signature fails to
+// compile.
 #ifndef KSPACED_GPU_DL_H
 #define KSPACED_GPU_DL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#if !defined(KG_NO_CUDA_HEADERS) && defined(__has_include)
+#if __has_include(<cuda.h>) && __has_include(<cublas_v2.h>) && __has_include(<cufft.h>) && __has_include(<nvrtc.h>)
+#define KG_CUDA_HEADERS 1
+#endif
+#endif
+#ifdef KG_CUDA_HEADERS
 #include <cuda.h>
 #include <cublas_v2.h>
 #include <cufft.h>
 #include <nvrtc.h>
+#else
+#include "cuda_decls.h"
+#endif
+// kg_cuda_headers reports whether the real CUDA headers were used.
+int kg_cuda_headers(void);
 
 // Library groups for kg_load.
 enum { KG_LIB_CUDA = 0, KG_LIB_CUBLAS = 1, KG_LIB_CUFFT = 2, KG_LIB_NVRTC = 3, KG_NLIBS = 4 };

@@ -355,3 +355,7 @@ func (f *cudaFFT) exec(data Ptr, inverse bool) error {
 }
 
 func (f *cudaFFT) destroy() error { return fftErr("cufftDestroy", C.kg_fft_destroy(f.d.ctx, f.plan)) }
+
+// BuiltWithCUDAHeaders reports whether the package was compiled against the
+// installed CUDA headers (else against its own cuda_decls.h).
+func BuiltWithCUDAHeaders() bool { return C.kg_cuda_headers() == 1 }
