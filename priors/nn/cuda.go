@@ -203,11 +203,11 @@ func (c *CUDA) Upload(dst Buffer, src []float32) {
 func (c *CUDA) Download(dst []float32, src Buffer) {
 	d := dst[:src.N]
 	if !c.failed.Load() {
-		if err := gpu.Download(c.ctx, d, dev(src)); err == nil {
+		err := gpu.Download(c.ctx, d, dev(src))
+		if err == nil {
 			return
-		} else {
-			c.fail(err)
 		}
+		c.fail(err)
 	}
 	nan := float32(math.NaN())
 	for i := range d {
