@@ -97,6 +97,9 @@ func (p *DevicePlan) Forward(dst, src gpu.Ptr) error { return p.run(dst, src, fa
 func (p *DevicePlan) Inverse(dst, src gpu.Ptr) error { return p.run(dst, src, true) }
 
 func (p *DevicePlan) run(dst, src gpu.Ptr, inv bool) error {
+	if dst%8 != 0 || src%8 != 0 {
+		return fmt.Errorf("fft: device plan: complex64 data at %#x, %#x must be 8-byte aligned", uintptr(dst), uintptr(src))
+	}
 	c, n := p.cent, p.Len()
 	grid, block := gpu.Grid1D(n), gpu.D1(gpu.Block)
 	if c.Checker {

@@ -114,9 +114,20 @@ func (s *DeviceSENSE) combineInto(dst gpu.Ptr, scale float32) error {
 		gpu.I(s.cent.PostR), gpu.I(s.cent.PostC), gpu.I(s.chk()), gpu.F(scale), gpu.L(s.n))
 }
 
+func aligned(dst, src gpu.Ptr) error {
+	if dst%8 != 0 || src%8 != 0 {
+		return fmt.Errorf("mri: device SENSE: complex64 data at %#x, %#x must be 8-byte aligned", uintptr(dst), uintptr(src))
+	}
+	return nil
+}
+
 // ForwardDevice sets dst ([coil][ky][kx], device) = A·src ([rows][cols],
-// device). Work is queued; dst must not overlap src.
+// device). Work is queued; dst must not overlap src. Both must be 8-byte
+// aligned (complex64).
 func (s *DeviceSENSE) ForwardDevice(dst, src gpu.Ptr) error {
+	if err := aligned(dst, src); err != nil {
+		return err
+	}
 	if err := s.expandInto(src); err != nil {
 		return err
 	}
@@ -131,6 +142,9 @@ func (s *DeviceSENSE) ForwardDevice(dst, src gpu.Ptr) error {
 
 // AdjointDevice sets dst (image) = Aᴴ·src (k-space), both on the device.
 func (s *DeviceSENSE) AdjointDevice(dst, src gpu.Ptr) error {
+	if err := aligned(dst, src); err != nil {
+		return err
+	}
 	total := s.coils * s.n
 	g, b := s.grid(total)
 	if err := s.maskIn.Launch(g, b, 0, gpu.P(s.tmp), gpu.P(src), gpu.P(s.mask), gpu.I(s.rows), gpu.I(s.cols),
@@ -147,6 +161,9 @@ func (s *DeviceSENSE) AdjointDevice(dst, src gpu.Ptr) error {
 // shifts between the two transforms cancel and the mask is applied once,
 // as SENSE.Normal does.
 func (s *DeviceSENSE) NormalDevice(dst, src gpu.Ptr) error {
+	if err := aligned(dst, src); err != nil {
+		return err
+	}
 	if err := s.expandInto(src); err != nil {
 		return err
 	}

@@ -87,6 +87,16 @@ func TestDeviceSENSE(t *testing.T) {
 
 func TestDeviceSENSERejectsBadShapes(t *testing.T) {
 	ctx := gputest.Emulator(t, false)
+	ok, err := NewDeviceSENSE(ctx, make([]complex64, 8), 2, 2, 2, make([]float32, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ok.Close()
+	buf, _ := ctx.Alloc(64)
+	defer ctx.Free(buf)
+	if err := ok.ForwardDevice(buf.Add(32), buf.Add(4)); err == nil {
+		t.Fatal("misaligned complex64 pointer accepted")
+	}
 	if _, err := NewDeviceSENSE(ctx, make([]complex64, 10), 2, 2, 2, make([]float32, 4)); err == nil {
 		t.Fatal("maps of the wrong length accepted")
 	}
