@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // ErrBadInput marks failures caused by the job's input (unreadable, wrong
@@ -22,6 +24,22 @@ type Job struct {
 	// k-space belongs to.
 	Inputs []string
 	Config *configs.Config
+	// Device runs the sampling methods' network and operator; nil is the CPU.
+	Device Device
+}
+
+// Device places a prior network and a slice's measurement operator on an
+// accelerator (the CUDA build supplies one; nil means the CPU).
+type Device interface {
+	// UNet returns u, loaded on the CPU, on the device.
+	UNet(u *priors.UNet) (*priors.UNet, error)
+	// Operator returns the SENSE operator of one slice on the device.
+	Operator(maps []complex64, coils, rows, cols int, mask []float32) (mri.Operator, error)
+	// Release frees an operator from Operator.
+	Release(op mri.Operator) error
+	// Err reports a failure the device met while running (out of memory, a
+	// kernel fault): checked after each slice.
+	Err() error
 }
 
 // Report describes a finished job; the daemon writes it as report.json.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/priors"
 )
 
@@ -13,20 +14,29 @@ import (
 type prior struct {
 	d    priors.Denoiser
 	name string
+	dev  Device // nil: the CPU
 }
 
 // loadPrior reads the checkpoint named by rc.Sampler.Prior for the sampling
 // methods; classical methods need none.
-func loadPrior(rc *configs.Recon) (*prior, error) {
+func loadPrior(rc *configs.Recon, dev Device) (*prior, error) {
 	if rc.Method != "mmps" && rc.Method != "dps" {
 		return nil, nil
 	}
-	if rc.Device != "cpu" {
-		return nil, fmt.Errorf("recon.device %q: this binary has only the CPU backend", rc.Device)
+	if rc.Device != "cpu" && dev == nil {
+		return nil, fmt.Errorf("recon.device is %q but no such device was opened for this job", rc.Device)
+	}
+	if rc.Device == "cpu" {
+		dev = nil
 	}
 	d, info, err := priors.LoadPrior(rc.Sampler.Prior)
 	if err != nil {
 		return nil, fmt.Errorf("load prior: %w", err)
+	}
+	if u, ok := d.(*priors.UNet); ok && dev != nil {
+		if d, err = dev.UNet(u); err != nil {
+			return nil, fmt.Errorf("load prior onto %s: %w", rc.Device, err)
+		}
 	}
 	if s := info.Normalisation.Scheme; s != "" && s != NormalisationScheme {
 		return nil, fmt.Errorf("prior %s was trained with normalisation %q; kspaced applies %q", rc.Sampler.Prior, s, NormalisationScheme)
@@ -35,7 +45,7 @@ func loadPrior(rc *configs.Recon) (*prior, error) {
 	if info.Provenance.EMLap > 0 {
 		name += fmt.Sprintf(" (%s, EM lap %d)", info.Kind, info.Provenance.EMLap)
 	}
-	return &prior{d: d, name: name}, nil
+	return &prior{d: d, name: name, dev: dev}, nil
 }
 
 // samplePosterior draws rc.Sampler.Samples posterior samples of a prepared
@@ -46,11 +56,25 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	if c != 2 || h != s.Rows || w != s.Cols {
 		return fmt.Errorf("%w: prior %s is for %d×%d complex images, this slice is %d×%d", ErrBadInput, pr.name, h, w, s.Rows, s.Cols)
 	}
+	var op mri.Operator = p.Op
+	if pr.dev != nil {
+		dop, err := pr.dev.Operator(p.Maps, s.Coils, s.Rows, s.Cols, s.Mask)
+		if err != nil {
+			return err
+		}
+		defer pr.dev.Release(dop)
+		op = dop
+	}
 	sp := rc.Sampler
-	post, err := priors.SamplePosterior(ctx, pr.d, p.Op, s.KSpace, priors.SampleOptions{
+	post, err := priors.SamplePosterior(ctx, pr.d, op, s.KSpace, priors.SampleOptions{
 		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})
+	if pr.dev != nil {
+		if derr := pr.dev.Err(); derr != nil {
+			return fmt.Errorf("device: %w", derr)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/priors"
@@ -124,5 +127,50 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Job{ID: "q", Inputs: []string{in}, Config: cfg}, out, nil); err == nil {
 		t.Fatal("16×16 prior accepted for a 32×32 scan")
+	}
+}
+
+// fakeDevice records how the pipeline uses a Device; its operator is the
+// CPU SENSE operator, so results are those of the CPU.
+type fakeDevice struct {
+	unets, ops, released, errs int
+	fail                       error
+}
+
+func (f *fakeDevice) UNet(u *priors.UNet) (*priors.UNet, error) { f.unets++; return u, nil }
+func (f *fakeDevice) Operator(maps []complex64, coils, rows, cols int, mask []float32) (mri.Operator, error) {
+	f.ops++
+	return mri.NewSENSE(maps, coils, rows, cols, mask), nil
+}
+func (f *fakeDevice) Release(mri.Operator) error { f.released++; return nil }
+func (f *fakeDevice) Err() error                 { f.errs++; return f.fail }
+
+func TestRunOnDevice(t *testing.T) {
+	dir := t.TempDir()
+	in, _, cfg := simulateBrain(t, dir)
+	net, err := priors.NewUNet(priors.SmallUNet(96, 96), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "prior.safetensors")
+	if err := net.Save(ckpt, priors.CheckpointMeta{Architecture: net.Config()}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Recon.Method, cfg.Recon.Device = "dps", "cuda"
+	cfg.Recon.Sampler.Prior, cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.Samples = ckpt, 2, 1
+	cfg.Output.DICOM, cfg.Output.Previews = false, false
+	if _, err := Run(context.Background(), Job{ID: "x", Inputs: []string{in}, Config: cfg}, dir, nil); err == nil {
+		t.Fatal("recon.device cuda without a device accepted")
+	}
+	dev := &fakeDevice{}
+	if _, err := Run(context.Background(), Job{ID: "x", Inputs: []string{in}, Config: cfg, Device: dev}, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if dev.unets != 1 || dev.ops != 1 || dev.released != 1 || dev.errs != 1 {
+		t.Fatalf("device use %+v, want one of each", dev)
+	}
+	dev = &fakeDevice{fail: errors.New("kernel fault")}
+	if _, err := Run(context.Background(), Job{ID: "y", Inputs: []string{in}, Config: cfg, Device: dev}, dir, nil); err == nil || !strings.Contains(err.Error(), "kernel fault") {
+		t.Fatalf("device failure: %v", err)
 	}
 }

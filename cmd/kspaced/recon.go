@@ -16,6 +16,7 @@ import (
 func newReconCmd() *cobra.Command {
 	var (
 		cfgPath, method, out, prior string
+		deviceName                  string
 		npy, dicom, previews        bool
 		steps, cg, samples          int
 	)
@@ -46,6 +47,9 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if changed(cmd, "samples") {
 				cfg.Recon.Sampler.Samples = samples
 			}
+			if changed(cmd, "device") {
+				cfg.Recon.Device = deviceName
+			}
 			if changed(cmd, "npy") {
 				cfg.Output.NPY = npy
 			}
@@ -67,7 +71,13 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			rep, err := pipeline.Run(cmd.Context(), pipeline.Job{ID: filepath.Base(args[0]), Inputs: args, Config: cfg},
+			var devs devices
+			defer devs.close()
+			dev, err := devs.forJob(cfg)
+			if err != nil {
+				return err
+			}
+			rep, err := pipeline.Run(cmd.Context(), pipeline.Job{ID: filepath.Base(args[0]), Inputs: args, Config: cfg, Device: dev},
 				out, stderrProgress("reconstructing slices"))
 			if err != nil {
 				return err
@@ -90,6 +100,7 @@ searched recursively; DICOM files in it name the study the output joins.`,
 	f.BoolVar(&dicom, "dicom", true, "write DICOM series")
 	f.BoolVar(&previews, "previews", true, "write PNG previews")
 	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
+	f.StringVar(&deviceName, "device", "cpu", "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
 	f.IntVar(&steps, "steps", 64, "sampler steps (mmps, dps)")
 	f.IntVar(&cg, "cg", 3, "conjugate-gradient iterations per step (mmps)")
 	f.IntVar(&samples, "samples", 8, "posterior samples (mmps, dps)")

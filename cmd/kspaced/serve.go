@@ -70,7 +70,16 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				return usageError{err}
 			}
 			log := newLogger(os.Stderr, cfg.Daemon.LogFormat)
-			proc := daemon.Processor(pipeline.Run)
+			var devs devices
+			defer devs.close()
+			proc := daemon.Processor(func(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (*pipeline.Report, error) {
+				dev, err := devs.forJob(job.Config)
+				if err != nil {
+					return nil, err
+				}
+				job.Device = dev
+				return pipeline.Run(ctx, job, out, p)
+			})
 			if testDelay > 0 {
 				proc = delayed(proc, testDelay)
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
