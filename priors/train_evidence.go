@@ -30,6 +30,10 @@ type EvidenceOptions struct {
 	Sigmas    []float64     // noise levels evaluated, {0.05, 0.2, 1}
 	Seed      uint64
 	Copies    int // phase maps per training slice, 2
+	Draws     int // noise draws per held-out image and σ, 4
+	// Checkpoint, when set, receives a training checkpoint every 500 steps
+	// and at the end.
+	Checkpoint string
 }
 
 // EvidenceRow is the held-out denoising MSE (per real value) at one σ.
@@ -92,6 +96,9 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	if opt.Copies == 0 {
 		opt.Copies = 2
 	}
+	if opt.Draws == 0 {
+		opt.Draws = 4
+	}
 	cfg := EvidenceUNet(opt.Size)
 	if opt.Config != nil {
 		cfg = *opt.Config
@@ -101,8 +108,8 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 		return nil, err
 	}
 	res := &EvidenceResult{TrainImages: train.Len(), HeldOut: held.Len(), Config: cfg}
-	fmt.Fprintf(w, "evidence: %d training and %d held-out %dx%d complex slices from %s\n",
-		train.Len(), held.Len(), opt.Size, opt.Size, strings.Join(opt.Volumes, ", "))
+	fmt.Fprintf(w, "evidence: %d training and %d held-out %dx%d complex slices from %s; %d noise draws each\n",
+		train.Len(), held.Len(), opt.Size, opt.Size, strings.Join(opt.Volumes, ", "), opt.Draws)
 
 	gauss, err := fitPCAWiener(train)
 	if err != nil {
@@ -127,7 +134,8 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	}
 	start := time.Now()
 	st, err := Train(ctx, u, train, TrainOptions{Steps: 1 << 30, BatchSize: opt.BatchSize, LR: opt.LR, WarmupSteps: 200,
-		Seed: opt.Seed, ValFraction: 0.05, StepsPerEpoch: 200, MaxDuration: opt.Budget, EMADecay: 0.995, DecayStart: 0.5}, w)
+		Seed: opt.Seed, ValFraction: 0.05, StepsPerEpoch: 200, MaxDuration: opt.Budget, EMADecay: 0.995, DecayStart: 0.5,
+		CheckpointPath: opt.Checkpoint, CheckpointEvery: 500, DataDescription: "LearnEvidence: MRIcron T1 axial slices, random smooth phase"}, w)
 	if err != nil {
 		return nil, err
 	}
@@ -137,11 +145,11 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	fmt.Fprintf(w, "%8s %12s %12s %10s %12s %10s\n", "sigma", "identity", "gaussian", "shrink", "unet", "unet/gauss")
 	for i, s := range opt.Sigmas {
 		row := EvidenceRow{Sigma: s}
-		x, xt := evidenceNoisy(held, s, opt.Seed+uint64(i))
+		x, xt := evidenceNoisy(held, opt.Draws, s, opt.Seed+uint64(i))
 		row.Identity = mse(xt, x)
 		row.Gaussian, row.GaussianShrink = gauss.best(x, xt, s)
 		out := make([]float32, len(x))
-		sig := make([]float32, held.Len())
+		sig := make([]float32, held.Len()*opt.Draws)
 		for k := range sig {
 			sig[k] = float32(s)
 		}
@@ -247,8 +255,11 @@ func evidenceComplex(mag []float32, scale float64, n int, rng *rand.Rand) []floa
 	return out
 }
 
-func evidenceNoisy(ds *SliceDataset, sigma float64, seed uint64) (x, xt []float32) {
-	x = slices.Clone(ds.Data)
+// evidenceNoisy repeats the images draws times, each with its own noise.
+func evidenceNoisy(ds *SliceDataset, draws int, sigma float64, seed uint64) (x, xt []float32) {
+	for range draws {
+		x = append(x, ds.Data...)
+	}
 	xt = make([]float32, len(x))
 	r := rand.New(rand.NewPCG(seed, 0x6e6f6973))
 	for k := range x {

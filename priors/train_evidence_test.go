@@ -103,7 +103,7 @@ func TestEvidenceDataFromMRIcron(t *testing.T) {
 
 // TestLearnEvidence is the full learning evidence run (minutes): set
 // KSPACED_EVIDENCE=1, and KSPACED_EVIDENCE_BUDGET (a duration) to change the
-// training time.
+// training time; KSPACED_EVIDENCE_CHECKPOINT names a file for the weights.
 func TestLearnEvidence(t *testing.T) {
 	if os.Getenv("KSPACED_EVIDENCE") != "1" {
 		t.Skip("set KSPACED_EVIDENCE=1 to run the learning evidence")
@@ -118,7 +118,8 @@ func TestLearnEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := LearnEvidence(context.Background(), EvidenceOptions{Budget: budget, Seed: 1}, os.Stderr)
+	res, err := LearnEvidence(context.Background(), EvidenceOptions{Budget: budget, Seed: 1,
+		Checkpoint: os.Getenv("KSPACED_EVIDENCE_CHECKPOINT")}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
