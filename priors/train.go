@@ -208,11 +208,11 @@ type trainer struct {
 // with λ = 1/σ² + 1 (the EDM weighting for unit data scale), Adam, global
 // gradient-norm clipping, an exponential moving average of the weights and
 // random flips. It is deterministic given the seed (and resumable exactly
-// from a checkpoint). On return the network holds the EMA weights. progress,
+// from a checkpoint). On success the network holds the EMA weights (on an
+// error, the raw weights of the last step). progress,
 // when not nil, receives a progress bar (use os.Stderr).
-func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progress io.Writer) (TrainStats, error) {
+func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progress io.Writer) (st TrainStats, err error) {
 	start := time.Now()
-	var st TrainStats
 	if err := opt.defaults(); err != nil {
 		return st, err
 	}
@@ -256,18 +256,20 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 	}
 	var bar *progressbar.ProgressBar
 	if progress != nil {
-		max := opt.Steps
+		total := opt.Steps
 		if opt.MaxDuration > 0 {
-			max = -1 // bounded by time: a spinner with the step count
+			total = -1 // bounded by time: a spinner with the step count
 		}
-		bar = progressbar.NewOptions(max, progressbar.OptionSetWriter(progress),
+		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(progress),
 			progressbar.OptionSetDescription("train"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("step"), progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30))
 		_ = bar.Set(t.step)
 	}
+	defer func() { st.Steps, st.Duration = t.step, time.Since(start) }()
 	var epochLoss float64
 	var epochSteps int
+	var epochNote string
 	for t.step < opt.Steps {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -288,7 +290,7 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 		epochLoss += loss
 		epochSteps++
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("train loss %.4f", loss))
+			bar.Describe(fmt.Sprintf("loss %.4f%s", loss, epochNote))
 			_ = bar.Add(1)
 		}
 		if t.step%spe == 0 {
@@ -301,9 +303,7 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 					return st, err
 				}
 				st.ValLoss = append(st.ValLoss, vl)
-				if bar != nil {
-					bar.Describe(fmt.Sprintf("epoch %d loss %.4f val %.4f", t.step/spe, st.Loss[len(st.Loss)-1], vl))
-				}
+				epochNote = fmt.Sprintf(" | epoch %d: loss %.4f, validation %.4f", t.step/spe, st.Loss[len(st.Loss)-1], vl)
 			}
 		}
 		if opt.CheckpointPath != "" && opt.CheckpointEvery > 0 && t.step%opt.CheckpointEvery == 0 && t.step < opt.Steps {
@@ -322,8 +322,6 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 		}
 	}
 	t.swapEMA() // the network keeps the EMA weights
-	st.Steps = t.step
-	st.Duration = time.Since(start)
 	return st, nil
 }
 
