@@ -96,7 +96,8 @@ func denoisers(d Denoiser, workers int) ([]Denoiser, error) {
 // NoiseVar, Scale and Seed are set per observation; the seed from opt.Seed
 // and the observation's index, so the result does not depend on workers).
 // Observations are spread over workers goroutines, each with its own copy
-// of the denoiser.
+// of the denoiser (workers ≤ 0: one per CPU for a Gaussian, one for a
+// network, whose evaluations are already parallel).
 func EStep(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions, workers int, dst []float32, progress func(done, total int)) error {
 	c, rows, cols := d.Shape()
 	if c != 2 {
@@ -110,11 +111,9 @@ func EStep(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions
 	if err != nil {
 		return fmt.Errorf("e-step: %w", err)
 	}
-	if workers <= 0 {
-		workers = defaultWorkers()
-	}
+	workers = autoWorkers(d, workers)
 	if g, ok := d.(*Gaussian); ok {
-		return parallelObs(ctx, len(obs), workers, progress, func(w *gaussWorker, i int) error {
+		return parallelObs(ctx, len(obs), workers, progress, func(w *obsWorker, i int) error {
 			if w.post == nil {
 				w.post = newGaussPosterior(g, rows, cols)
 			}
@@ -136,8 +135,8 @@ func EStep(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions
 	if err != nil {
 		return fmt.Errorf("e-step: %w", err)
 	}
-	return parallelObsWith(ctx, len(obs), len(ds), progress, func(wi int) *gaussWorker { return &gaussWorker{d: ds[wi]} },
-		func(w *gaussWorker, i int) error {
+	return parallelObsWith(ctx, len(obs), len(ds), progress, func(wi int) *obsWorker { return &obsWorker{d: ds[wi]} },
+		func(w *obsWorker, i int) error {
 			o := &obs[i]
 			so := opt
 			so.Samples, so.NoiseVar, so.Scale, so.Seed = 1, o.NoiseVar, o.Scale, obsSeed(opt.Seed, i)
@@ -175,13 +174,11 @@ func PosteriorMeans(ctx context.Context, d Denoiser, obs []Observation, opt Samp
 	if err != nil {
 		return nil, fmt.Errorf("posterior means: %w", err)
 	}
-	if workers <= 0 {
-		workers = defaultWorkers()
-	}
+	workers = autoWorkers(d, workers)
 	hw := rows * cols
 	out := make([][]complex64, len(obs))
 	if g, ok := d.(*Gaussian); ok {
-		err := parallelObs(ctx, len(obs), workers, progress, func(w *gaussWorker, i int) error {
+		err := parallelObs(ctx, len(obs), workers, progress, func(w *obsWorker, i int) error {
 			if w.post == nil {
 				w.post = newGaussPosterior(g, rows, cols)
 			}
@@ -206,8 +203,8 @@ func PosteriorMeans(ctx context.Context, d Denoiser, obs []Observation, opt Samp
 	if err != nil {
 		return nil, fmt.Errorf("posterior means: %w", err)
 	}
-	err = parallelObsWith(ctx, len(obs), len(ds), progress, func(wi int) *gaussWorker { return &gaussWorker{d: ds[wi]} },
-		func(w *gaussWorker, i int) error {
+	err = parallelObsWith(ctx, len(obs), len(ds), progress, func(wi int) *obsWorker { return &obsWorker{d: ds[wi]} },
+		func(w *obsWorker, i int) error {
 			o := &obs[i]
 			so := opt
 			so.NoiseVar, so.Scale, so.Seed = o.NoiseVar, o.Scale, obsSeed(opt.Seed, i)
@@ -375,3 +372,17 @@ func meanSD(x []float64) (float64, float64) {
 
 // defaultWorkers is the E-step parallelism when none is given.
 func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
+
+// autoWorkers resolves workers ≤ 0: a Gaussian's solves are single-threaded,
+// so one goroutine per CPU; a network on the CPU backend already spreads
+// each evaluation over every core, and measured here two concurrent copies
+// were slower than one (docs/bench/em.md), so one.
+func autoWorkers(d Denoiser, workers int) int {
+	if workers > 0 {
+		return workers
+	}
+	if _, ok := d.(*Gaussian); ok {
+		return defaultWorkers()
+	}
+	return 1
+}

@@ -52,7 +52,7 @@ type EMOptions struct {
 	// WarmupSteps, EMADecay, ClipNorm, NoFlip. RunEM sets Seed, the
 	// checkpoint paths, EMLap, Normalisation and DataDescription.
 	Train   TrainOptions
-	Workers int // E-step goroutines (GOMAXPROCS)
+	Workers int // E-step goroutines (≤ 0: see EStep)
 	Seed    uint64
 	// DataID identifies the observations (e.g. a hash of their files); a run
 	// folder refuses to continue on other data.
@@ -123,9 +123,6 @@ func (o *EMOptions) defaults() error {
 	}
 	if o.EvalSamples == 0 {
 		o.EvalSamples = 2
-	}
-	if o.Workers <= 0 {
-		o.Workers = defaultWorkers()
 	}
 	switch {
 	case o.Laps < 0 || o.Laps > 99:

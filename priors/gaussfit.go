@@ -159,7 +159,7 @@ func FitGaussianEM(ctx context.Context, obs []Observation, rows, cols int, opt G
 		start := time.Now()
 		rec := GaussianLap{Lap: lap}
 		stats := make([]solveStats, len(obs))
-		err := parallelObs(ctx, len(obs), opt.Workers, opt.Progress, func(w *gaussWorker, i int) error {
+		err := parallelObs(ctx, len(obs), opt.Workers, opt.Progress, func(w *obsWorker, i int) error {
 			if w.post == nil || w.post.g != g {
 				w.post = newGaussPosterior(g, rows, cols)
 			}
@@ -960,8 +960,8 @@ func (p *gaussPosterior) moments(ctx context.Context, dst []float32, K, maxIter 
 	return st, nil
 }
 
-// gaussWorker is one E-step goroutine's state.
-type gaussWorker struct {
+// obsWorker is one E-step goroutine's state: a Gaussian posterior solver or a denoiser copy.
+type obsWorker struct {
 	post *gaussPosterior
 	d    Denoiser
 }
@@ -969,11 +969,11 @@ type gaussWorker struct {
 // parallelObs runs fn over observation indices 0…n−1 on workers goroutines;
 // each observation is handled by exactly one goroutine, so its operator is
 // never used concurrently. The first error stops the rest.
-func parallelObs(ctx context.Context, n, workers int, progress func(done, total int), fn func(w *gaussWorker, i int) error) error {
-	return parallelObsWith(ctx, n, workers, progress, func(int) *gaussWorker { return &gaussWorker{} }, fn)
+func parallelObs(ctx context.Context, n, workers int, progress func(done, total int), fn func(w *obsWorker, i int) error) error {
+	return parallelObsWith(ctx, n, workers, progress, func(int) *obsWorker { return &obsWorker{} }, fn)
 }
 
-func parallelObsWith(ctx context.Context, n, workers int, progress func(done, total int), mk func(int) *gaussWorker, fn func(w *gaussWorker, i int) error) error {
+func parallelObsWith(ctx context.Context, n, workers int, progress func(done, total int), mk func(int) *obsWorker, fn func(w *obsWorker, i int) error) error {
 	workers = max(1, min(workers, n))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,15 +1,19 @@
 package main
 
-// Tests of `kspaced retrain` through its cobra command, in process (the
-// command's flags, usage errors and its run on a small simulated archive).
+// Tests of `kspaced retrain`: its cobra command in process (flags, usage
+// errors, a run on a small simulated archive) and the real binary (exit
+// statuses, kill -9 in the middle of a lap and a restart).
 
 import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -131,5 +135,107 @@ func TestRetrainCommandRuns(t *testing.T) {
 	args[9] = "3" // --rank
 	if _, err := runRetrain(t, args...); err == nil || !strings.Contains(err.Error(), "another run") {
 		t.Fatalf("changed rank accepted: %v", err)
+	}
+}
+
+func simArchive(t *testing.T, dir string, slices int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sm := configs.Default().Simulate
+	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
+	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: slices, Sim: sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kspaceio.WriteFastMRI(filepath.Join(dir, "sim.h5"), sim.Volume); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exitStatus(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestRetrainBinaryExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"retrain", "--out", dir}, 2, "--data"},
+		{[]string{"retrain", "--data", empty, "--out", dir, "--rank", "x"}, 2, "rank"},
+		{[]string{"retrain", "--data", empty, "--out", dir, "--epochs", "1", "--train-steps", "3"}, 2, "choose one"},
+		{[]string{"retrain", "--data", empty, "--out", filepath.Join(dir, "o")}, 1, "no files"},
+	} {
+		out, err := exec.Command(kspacedBin, tc.args...).CombinedOutput()
+		if code := exitStatus(err); code != tc.code || !strings.Contains(string(out), tc.msg) {
+			t.Errorf("%v: exit %d, want %d; output %q should mention %q", tc.args, code, tc.code, out, tc.msg)
+		}
+	}
+}
+
+// TestRetrainBinaryKillResume kills `kspaced retrain` with SIGKILL while
+// lap 1's M-step runs and checks that the same command line continues it.
+func TestRetrainBinaryKillResume(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	simArchive(t, data, 12)
+	out := filepath.Join(dir, "prior")
+	args := []string{"retrain", "--data", data, "--out", out, "--laps", "1", "--gaussian-laps", "1", "--rank", "2",
+		"--steps", "4", "--cg", "1", "--train-steps", "300", "--batch-size", "4", "--network", "tiny", "--val-fraction", "0.2"}
+	first := exec.Command(kspacedBin, args...)
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(out, "lap-01.train.safetensors")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = first.Process.Kill()
+			_ = first.Wait()
+			t.Fatalf("no M-step checkpoint appeared\n%s", firstErr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	if _, err := os.Stat(filepath.Join(out, priors.LapCheckpoint(1))); err == nil {
+		t.Fatal("lap 1 finished before the kill")
+	}
+	second := exec.Command(kspacedBin, args...)
+	var stdout, stderr bytes.Buffer
+	second.Stdout, second.Stderr = &stdout, &stderr
+	if err := second.Run(); err != nil {
+		t.Fatalf("restart: %v\n%s", err, stderr.String())
+	}
+	if strings.TrimSpace(stdout.String()) != filepath.Join(out, priors.LapCheckpoint(1)) {
+		t.Errorf("restart printed %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "resuming after lap 0") || strings.Contains(stderr.String(), "gaussian EM 1/1") {
+		t.Errorf("restart did not continue from lap 0:\n%s", stderr.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "laps.json"))
+	if err != nil || !strings.Contains(string(raw), `"mstep_resumed": true`) || !strings.Contains(string(raw), `"estep_loaded": true`) {
+		t.Errorf("laps.json does not record the resumed lap: %v\n%s", err, raw)
 	}
 }
