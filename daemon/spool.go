@@ -295,17 +295,27 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 			continue
 		}
 		if lock == nil {
+			if testAfterMkdir != nil {
+				testAfterMkdir(wd)
+			}
 			var err error
 			if lock, err = lockDir(wd); err != nil {
-				// A peer's recovery is looking at (or removing) our fresh,
-				// empty folder; the entry stays in the inbox for next time.
-				os.Remove(wd)
+				// A peer holds our fresh, empty folder: its recovery is
+				// looking at it, or its claim adopted it. It is the peer's
+				// now — removing it would leave the peer's lock on a dead
+				// folder — so leave it; the entry stays in the inbox for
+				// next time and stale empty claims are swept by recovery.
 				return nil, errLost
 			}
 		}
 		c := &claim{id: id, dir: wd, lock: lock, entry: name}
-		if err := os.MkdirAll(filepath.Join(wd, inputDir), 0o755); err != nil {
-			c.release(true)
+		// Mkdir, not MkdirAll: if wd vanished since we locked it, recreating
+		// it would give an unlocked folder a peer could recover.
+		if err := os.Mkdir(filepath.Join(wd, inputDir), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			c.release(false)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errLost
+			}
 			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
 		if err := os.Rename(filepath.Join(inbox, name), filepath.Join(wd, inputDir, name)); err != nil {
@@ -322,6 +332,10 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 }
 
 var errLost = errors.New("entry taken by another process")
+
+// testAfterMkdir, when set by a test, runs between creating a claim's work
+// folder and locking it: the window a peer can take the folder in.
+var testAfterMkdir func(wd string)
 
 // adoptEmpty locks an existing work folder whose input never arrived (a
 // claim interrupted between mkdir and rename) and returns the lock, or nil
