@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -251,30 +250,10 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 // companions that belong to another file (.json, .hdr, _mask.npy,
 // _truth.npy) and hidden files.
 func kspaceCandidates(paths []string) ([]string, error) {
-	var files []string
-	for _, in := range paths {
-		st, err := os.Stat(in)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
-		if !st.IsDir() {
-			files = append(files, in)
-			continue
-		}
-		err = filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type().IsRegular() {
-				files = append(files, p)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
+	files, err := listFiles(paths)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(files)
 	var keep []string
 	for _, f := range files {
 		b := filepath.Base(f)

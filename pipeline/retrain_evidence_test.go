@@ -11,7 +11,7 @@ import (
 	"github.com/kspaced/kspaced/internal/testutil"
 )
 
-// TestEMEvidence is the EM experiment of docs/bench/em.md (about 40–60
+// TestEMEvidence is the EM experiment of docs/bench/em.md (about 45
 // minutes on two cores): KSPACED_EM_EVIDENCE=1 runs it, in
 // KSPACED_EM_EVIDENCE_DIR when set (so an interrupted run continues) or a
 // temporary folder. KSPACED_EM_LAPS and KSPACED_EM_TRAIN_STEPS override the
@@ -62,5 +62,5 @@ func EvidenceRetrainConfig() *configs.Config {
 // EvidenceOptions are the archive and evaluation settings of the run.
 func EvidenceOptions(dir string) EMEvidenceOptions {
 	return EMEvidenceOptions{Dir: dir, Config: EvidenceRetrainConfig(), Size: 48, Stride: 6, TestScans: 16,
-		EvalSteps: 32, EvalSamples: 4, Seed: 1}
+		EvalSteps: 64, EvalSamples: 4, Seed: 1}
 }

@@ -101,30 +101,10 @@ func runVolume(ctx context.Context, path string, rep *Report, pr *prior, src *so
 // classify splits inputs (files, or folders walked recursively) into
 // k-space files and the rest; sidecar .json options are neither.
 func classify(inputs []string) (kspace, others []string, err error) {
-	var files []string
-	for _, in := range inputs {
-		st, err := os.Stat(in)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
-		if !st.IsDir() {
-			files = append(files, in)
-			continue
-		}
-		err = filepath.WalkDir(in, func(p string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type().IsRegular() {
-				files = append(files, p)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrBadInput, err)
-		}
+	files, err := listFiles(inputs)
+	if err != nil {
+		return nil, nil, err
 	}
-	sort.Strings(files)
 	for _, f := range files {
 		switch {
 		case strings.HasSuffix(f, ".json"), strings.HasSuffix(f, ".hdr"), filepath.Base(f) == ".ready",
@@ -140,6 +120,36 @@ func classify(inputs []string) (kspace, others []string, err error) {
 		}
 	}
 	return kspace, others, nil
+}
+
+// listFiles expands inputs (files, or folders walked recursively) into the
+// regular files they name, sorted.
+func listFiles(inputs []string) ([]string, error) {
+	var files []string
+	for _, in := range inputs {
+		st, err := os.Stat(in)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+		if !st.IsDir() {
+			files = append(files, in)
+			continue
+		}
+		err = filepath.WalkDir(in, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		}
+	}
+	sort.Strings(files)
+	return files, nil
 }
 
 func parameters(cfg *configs.Config) map[string]any {

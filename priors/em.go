@@ -375,8 +375,8 @@ func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 
 // autoWorkers resolves workers ≤ 0: a Gaussian's solves are single-threaded,
 // so one goroutine per CPU; a network on the CPU backend already spreads
-// each evaluation over every core, and measured here two concurrent copies
-// were slower than one (docs/bench/em.md), so one.
+// each evaluation over every core, and on two cores two concurrent copies
+// were no faster than one (docs/bench/em.md), so one, with one copy's memory.
 func autoWorkers(d Denoiser, workers int) int {
 	if workers > 0 {
 		return workers

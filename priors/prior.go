@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -112,7 +113,7 @@ func decodeGaussian(ts map[string]ckptTensor, md map[string]string) (*Gaussian, 
 		if !ok {
 			return nil, nil, fmt.Errorf("tensor %q missing", name)
 		}
-		if !equalInts(t.shape, shape) {
+		if !slices.Equal(t.shape, shape) {
 			return nil, nil, fmt.Errorf("tensor %q has shape %v, want %v", name, t.shape, shape)
 		}
 	}
@@ -140,18 +141,6 @@ func decodeGaussian(ts map[string]ckptTensor, md map[string]string) (*Gaussian, 
 		return nil, nil, err
 	}
 	return g, info, nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // LoadPrior reads a prior checkpoint of either kind, a U-Net

@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -199,7 +200,7 @@ func TestArgPack(t *testing.T) {
 	for i := range off {
 		off[i] = int(a.offsets()[i])
 	}
-	if want := []int{0, 8, 12, 16, 24}; !equalInts(off, want) {
+	if want := []int{0, 8, 12, 16, 24}; !slices.Equal(off, want) {
 		t.Fatalf("offsets %v, want %v", off, want)
 	}
 	b := a.bytes()
@@ -215,18 +216,6 @@ func TestArgPack(t *testing.T) {
 	if err := a.pack("k", "i", []Arg{I(1 << 31)}); err == nil {
 		t.Error("int overflow accepted")
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestGrid(t *testing.T) {
