@@ -78,6 +78,39 @@ func TestRunMethodsOnSimulatedBrain(t *testing.T) {
 	}
 }
 
+// A folder as `kspaced simulate` leaves it holds NAME_truth.npy beside the
+// k-space: recon of the folder must not take the truth image for k-space
+// (it did), nor a hidden partial upload.
+func TestRunFolderSkipsCompanions(t *testing.T) {
+	dir := t.TempDir()
+	in, _, cfg := simulateBrain(t, dir)
+	truth := make([]complex64, 96*96)
+	if err := kspaceio.WriteNPYComplex64(filepath.Join(dir, "brain_truth.npy"), []int{96, 96}, truth); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".other.npy.part"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Recon.Method = "zero-filled"
+	out := t.TempDir()
+	rep, err := Run(context.Background(), Job{ID: "folder", Inputs: []string{dir}, Config: cfg}, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Slices != 1 || len(rep.Outputs) != 2 { // one DICOM series, one preview
+		t.Fatalf("report: %d slices, outputs %v", rep.Slices, rep.Outputs)
+	}
+	for _, o := range rep.Outputs {
+		if strings.Contains(o, "truth") || strings.Contains(o, "other") {
+			t.Errorf("output %s from a companion file", o)
+		}
+	}
+}
+
 // TestRunJoinsSourceStudy feeds a DICOM series with the k-space: the new
 // series must land in that study and name it, and validate with dciodvfy.
 func TestRunJoinsSourceStudy(t *testing.T) {

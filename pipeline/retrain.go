@@ -246,9 +246,7 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 	return out, nil
 }
 
-// kspaceCandidates lists the files under paths, leaving out sidecars and
-// companions that belong to another file (.json, .hdr, _mask.npy,
-// _truth.npy) and hidden files.
+// kspaceCandidates lists the files under paths, leaving out companions.
 func kspaceCandidates(paths []string) ([]string, error) {
 	files, err := listFiles(paths)
 	if err != nil {
@@ -256,13 +254,9 @@ func kspaceCandidates(paths []string) ([]string, error) {
 	}
 	var keep []string
 	for _, f := range files {
-		b := filepath.Base(f)
-		switch {
-		case strings.HasPrefix(b, "."), strings.HasSuffix(b, ".json"), strings.HasSuffix(b, ".hdr"),
-			strings.HasSuffix(b, "_mask.npy"), strings.HasSuffix(b, "_truth.npy"):
-			continue
+		if !companion(f) {
+			keep = append(keep, f)
 		}
-		keep = append(keep, f)
 	}
 	return keep, nil
 }

@@ -99,17 +99,15 @@ func runVolume(ctx context.Context, path string, rep *Report, pr *prior, src *so
 }
 
 // classify splits inputs (files, or folders walked recursively) into
-// k-space files and the rest; sidecar .json options are neither.
+// k-space files and the rest; companions (see companion) are neither.
 func classify(inputs []string) (kspace, others []string, err error) {
 	files, err := listFiles(inputs)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, f := range files {
-		switch {
-		case strings.HasSuffix(f, ".json"), strings.HasSuffix(f, ".hdr"), filepath.Base(f) == ".ready",
-			strings.HasSuffix(f, "_mask.npy"):
-			continue // sidecars and companions read with their main file
+		if companion(f) {
+			continue
 		}
 		if _, err := kspaceio.Detect(f); err == nil {
 			kspace = append(kspace, f)
@@ -120,6 +118,16 @@ func classify(inputs []string) (kspace, others []string, err error) {
 		}
 	}
 	return kspace, others, nil
+}
+
+// companion reports whether path belongs to another file or to nobody:
+// sidecar options (.json), a .cfl's .hdr, a k-space file's NAME_mask.npy or
+// NAME_truth.npy (as `kspaced simulate` writes), and hidden files (markers,
+// partial uploads).
+func companion(path string) bool {
+	b := filepath.Base(path)
+	return strings.HasPrefix(b, ".") || strings.HasSuffix(b, ".json") || strings.HasSuffix(b, ".hdr") ||
+		strings.HasSuffix(b, "_mask.npy") || strings.HasSuffix(b, "_truth.npy")
 }
 
 // listFiles expands inputs (files, or folders walked recursively) into the
