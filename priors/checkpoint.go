@@ -407,22 +407,30 @@ func LoadUNet(path string) (*UNet, *CheckpointMeta, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	meta, err := decodeMeta(md)
+	u, meta, err := unetFromTensors(ts, md)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+	}
+	return u, meta, nil
+}
+
+// unetFromTensors builds the network a checkpoint's metadata describes and
+// loads its tensors into it.
+func unetFromTensors(ts map[string]ckptTensor, md map[string]string) (*UNet, *CheckpointMeta, error) {
+	meta, err := decodeMeta(md)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Check the tensors against the architecture before allocating the
 	// network, so that a small file cannot claim a huge one.
 	if err := checkTensors(meta.Architecture, ts); err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+		return nil, nil, err
 	}
 	u, err := NewUNet(meta.Architecture, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+		return nil, nil, err
 	}
-	if err := u.setWeights(ts, ""); err != nil {
-		return nil, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
-	}
+	u.uploadWeights(ts)
 	return u, meta, nil
 }
 
@@ -437,7 +445,7 @@ func (u *UNet) Load(path string) (*CheckpointMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
-	if err := u.setWeights(ts, ""); err != nil {
+	if err := u.setWeights(ts); err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	return meta, nil
@@ -495,30 +503,22 @@ func checkTensors(cfg UNetConfig, ts map[string]ckptTensor) error {
 	return nil
 }
 
-// setWeights checks that ts holds exactly the network's parameters (under
-// prefix, plus any "train." tensors when prefix is empty) with the right
-// shapes, then uploads them. Nothing changes on error.
-func (u *UNet) setWeights(ts map[string]ckptTensor, prefix string) error {
-	for _, p := range u.params {
-		t, ok := ts[prefix+p.Name]
-		if !ok {
-			return fmt.Errorf("tensor %q missing", prefix+p.Name)
-		}
-		if !slices.Equal(t.shape, p.Shape) {
-			return fmt.Errorf("tensor %q has shape %v, the network needs %v", prefix+p.Name, t.shape, p.Shape)
-		}
+// setWeights checks that ts holds exactly the network's parameters (plus
+// any "train." tensors) with the right shapes, then loads them. Nothing
+// changes on error.
+func (u *UNet) setWeights(ts map[string]ckptTensor) error {
+	if err := checkTensors(u.cfg, ts); err != nil {
+		return err
 	}
-	if prefix == "" {
-		for name := range ts {
-			if _, ok := u.byName[name]; !ok && !strings.HasPrefix(name, "train.") {
-				return fmt.Errorf("unexpected tensor %q", name)
-			}
-		}
-	}
-	for _, p := range u.params {
-		u.be.Upload(p.Value, ts[prefix+p.Name].data)
-	}
+	u.uploadWeights(ts)
 	return nil
+}
+
+// uploadWeights loads checked tensors (checkTensors) into the parameters.
+func (u *UNet) uploadWeights(ts map[string]ckptTensor) {
+	for _, p := range u.params {
+		u.be.Upload(p.Value, ts[p.Name].data)
+	}
 }
 
 var errCkptNoTrainState = errors.New("checkpoint has no training state (it holds weights only)")

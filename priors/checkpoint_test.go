@@ -151,17 +151,23 @@ func TestCheckpointCorruptFiles(t *testing.T) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		_, _, err := LoadUNet(p)
-		runtime.ReadMemStats(&after)
-		if a := after.TotalAlloc - before.TotalAlloc; a > 64<<20 {
-			t.Errorf("%s: loading allocated %d MiB", name, a>>20)
-		}
-		if err == nil {
-			t.Errorf("%s: loaded", name)
-		} else if !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: error %q does not name the file", name, err)
+		// Both ways in: LoadUNet, and LoadPrior as recon --prior uses it.
+		for loader, load := range map[string]func(string) error{
+			"LoadUNet":  func(p string) error { _, _, err := LoadUNet(p); return err },
+			"LoadPrior": func(p string) error { _, _, err := LoadPrior(p); return err },
+		} {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := load(p)
+			runtime.ReadMemStats(&after)
+			if a := after.TotalAlloc - before.TotalAlloc; a > 64<<20 {
+				t.Errorf("%s, %s: loading allocated %d MiB", name, loader, a>>20)
+			}
+			if err == nil {
+				t.Errorf("%s, %s: loaded", name, loader)
+			} else if !strings.Contains(err.Error(), p) {
+				t.Errorf("%s, %s: error %q does not name the file", name, loader, err)
+			}
 		}
 	}
 	if _, _, err := LoadUNet(good); err != nil {

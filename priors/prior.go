@@ -160,15 +160,8 @@ func LoadPrior(path string) (Denoiser, *PriorInfo, error) {
 		info.Name = filepath.Base(path)
 		return g, info, nil
 	case CheckpointFormat:
-		meta, err := decodeMeta(md)
+		u, meta, err := unetFromTensors(ts, md)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read prior %s: %w", path, err)
-		}
-		u, err := NewUNet(meta.Architecture, 0)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read prior %s: %w", path, err)
-		}
-		if err := u.setWeights(ts, ""); err != nil {
 			return nil, nil, fmt.Errorf("read prior %s: %w", path, err)
 		}
 		a := meta.Architecture

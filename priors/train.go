@@ -630,7 +630,7 @@ func (t *trainer) resume(path string) error {
 		}
 	}
 	// Model tensors are the EMA weights; train.weights.* the raw ones.
-	if err := t.u.setWeights(ts, ""); err != nil {
+	if err := t.u.setWeights(ts); err != nil {
 		return fmt.Errorf("resume from %s: %w", path, err)
 	}
 	for i, p := range t.u.Params() {
