@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -86,21 +88,23 @@ noise estimate are skipped with a warning; scans must share one image size.`,
 			return nil
 		},
 	}
+	// Flag defaults are the embedded config's, so --help shows what a run uses.
+	d := configs.Default().Retrain
 	f := cmd.Flags()
-	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults (section retrain; recon.coil_maps)")
+	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults (section retrain; recon.coil_maps); flags given override it")
 	f.StringSliceVar(&data, "data", nil, "folder (searched recursively) or file of undersampled k-space; repeatable")
 	f.StringVar(&out, "out", "", "run folder for the priors (created; an existing run continues)")
-	f.IntVar(&laps, "laps", 8, "network EM laps after the Gaussian lap 0 (default from config)")
-	f.IntVar(&gaussLaps, "gaussian-laps", 8, "EM iterations of the initial Gaussian prior (default from config)")
-	f.IntVar(&rank, "rank", 16, "rank of the Gaussian prior's low-rank covariance (default from config)")
-	f.IntVar(&steps, "steps", 32, "E-step sampler steps (default from config)")
-	f.IntVar(&cg, "cg", 2, "E-step CG iterations per sampler step (default from config)")
-	f.IntVar(&trainStep, "train-steps", 1000, "M-step optimiser steps per lap (default from config)")
-	f.IntVar(&epochs, "epochs", 0, "M-step passes over the lap's samples, instead of --train-steps")
-	f.IntVar(&batch, "batch-size", 16, "M-step batch size (default from config)")
-	f.StringVar(&network, "network", "small-unshuffle", "tiny | small | small-unshuffle (default from config)")
-	f.Float64Var(&valFrac, "val-fraction", 0.1, "fraction of scans held out to score each lap (default from config)")
-	f.IntVar(&workers, "workers", 0, "E-step goroutines, 0: one per CPU (default from config)")
-	f.Uint64Var(&seed, "seed", 1, "random seed (default from config)")
+	f.IntVar(&laps, "laps", d.Laps, "network EM laps after the Gaussian lap 0")
+	f.IntVar(&gaussLaps, "gaussian-laps", d.GaussianLaps, "EM iterations of the initial Gaussian prior")
+	f.IntVar(&rank, "rank", d.Rank, "rank of the Gaussian prior's low-rank covariance")
+	f.IntVar(&steps, "steps", d.Steps, "E-step sampler steps")
+	f.IntVar(&cg, "cg", d.CGIterations, "E-step CG iterations per sampler step")
+	f.IntVar(&trainStep, "train-steps", d.TrainSteps, "M-step optimiser steps per lap")
+	f.IntVar(&epochs, "epochs", d.Epochs, "M-step passes over the lap's samples, instead of --train-steps")
+	f.IntVar(&batch, "batch-size", d.BatchSize, "M-step batch size")
+	f.StringVar(&network, "network", d.Network, strings.Join(configs.Networks, " | "))
+	f.Float64Var(&valFrac, "val-fraction", d.ValFraction, "fraction of scans held out to score each lap")
+	f.IntVar(&workers, "workers", d.Workers, "E-step goroutines; 0: one per CPU for the Gaussian, one for the network")
+	f.Uint64Var(&seed, "seed", d.Seed, "random seed")
 	return cmd
 }
