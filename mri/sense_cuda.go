@@ -125,19 +125,25 @@ func aligned(dst, src gpu.Ptr) error {
 // device). Work is queued; dst must not overlap src. Both must be 8-byte
 // aligned (complex64).
 func (s *DeviceSENSE) ForwardDevice(dst, src gpu.Ptr) error {
-	if err := aligned(dst, src); err != nil {
-		return err
-	}
-	if err := s.expandInto(src); err != nil {
-		return err
-	}
-	if err := s.plan.Raw().Exec(s.tmp, false); err != nil {
+	if err := s.coilSpectra(dst, src); err != nil {
 		return err
 	}
 	total := s.coils * s.n
 	g, b := s.grid(total)
 	return s.maskOut.Launch(g, b, 0, gpu.P(dst), gpu.P(s.tmp), gpu.P(s.mask), gpu.I(s.rows), gpu.I(s.cols),
 		gpu.I(s.cent.PostR), gpu.I(s.cent.PostC), gpu.I(s.chk()), gpu.F(s.cent.Sign*s.cent.Scale), gpu.L(total))
+}
+
+// coilSpectra fills s.tmp with the FFT of every coil image S_c·src, before
+// the output-side centring and the mask: the start of Forward and Normal.
+func (s *DeviceSENSE) coilSpectra(dst, src gpu.Ptr) error {
+	if err := aligned(dst, src); err != nil {
+		return err
+	}
+	if err := s.expandInto(src); err != nil {
+		return err
+	}
+	return s.plan.Raw().Exec(s.tmp, false)
 }
 
 // AdjointDevice sets dst (image) = Aᴴ·src (k-space), both on the device.
@@ -161,13 +167,7 @@ func (s *DeviceSENSE) AdjointDevice(dst, src gpu.Ptr) error {
 // shifts between the two transforms cancel and the mask is applied once,
 // as SENSE.Normal does.
 func (s *DeviceSENSE) NormalDevice(dst, src gpu.Ptr) error {
-	if err := aligned(dst, src); err != nil {
-		return err
-	}
-	if err := s.expandInto(src); err != nil {
-		return err
-	}
-	if err := s.plan.Raw().Exec(s.tmp, false); err != nil {
+	if err := s.coilSpectra(dst, src); err != nil {
 		return err
 	}
 	total := s.coils * s.n

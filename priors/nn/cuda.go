@@ -273,6 +273,19 @@ func extent(rows, cols, ld int) int {
 	return (rows-1)*ld + cols
 }
 
+// gemmExtents is how many values the operands of C(m×n) = op(A)·op(B) with
+// inner dimension k span: A stored k×m when transposed, B n×k.
+func gemmExtents(transA, transB bool, m, n, k, lda, ldb, ldc int) (ea, eb, ec int) {
+	ra, ca, rb, cb := m, k, k, n
+	if transA {
+		ra, ca = k, m
+	}
+	if transB {
+		rb, cb = n, k
+	}
+	return extent(ra, ca, lda), extent(rb, cb, ldb), extent(m, n, ldc)
+}
+
 // Gemm implements Backend. Operand views are checked against their buffers
 // (the CPU backend gets that from Go's bounds checks; a GPU would silently
 // read or write past them).
@@ -284,14 +297,8 @@ func (c *CUDA) Gemm(transA, transB bool, m, n, k int, alpha float32, a Buffer, l
 		c.run(c.k.scaleRows, gpu.Grid1D(m*n), gpu.P(dev(cc)), gpu.I(m), gpu.I(n), gpu.I(ldc), gpu.F(beta))
 		return
 	}
-	ra, ca, rb, cb := m, k, k, n
-	if transA {
-		ra, ca = k, m
-	}
-	if transB {
-		rb, cb = n, k
-	}
-	if extent(ra, ca, lda) > a.N || extent(rb, cb, ldb) > b.N || extent(m, n, ldc) > cc.N {
+	ea, eb, ec := gemmExtents(transA, transB, m, n, k, lda, ldb, ldc)
+	if ea > a.N || eb > b.N || ec > cc.N {
 		c.fail(fmt.Errorf("gemm %d×%d×%d (ld %d, %d, %d) on buffers of %d, %d, %d values", m, n, k, lda, ldb, ldc, a.N, b.N, cc.N))
 		return
 	}
@@ -484,15 +491,9 @@ func (c *CUDA) batched(transA, transB bool, m, n, k int, a Buffer, lda, sa int, 
 	if c.failed.Load() {
 		return
 	}
-	ra, ca, rb, cb := m, k, k, n
-	if transA {
-		ra, ca = k, m
-	}
-	if transB {
-		rb, cb = n, k
-	}
+	ea, eb, ec := gemmExtents(transA, transB, m, n, k, lda, ldb, ldc)
 	last := func(s, e int) int { return (batch-1)*s + e }
-	if last(sa, extent(ra, ca, lda)) > a.N || last(sb, extent(rb, cb, ldb)) > b.N || last(sc, extent(m, n, ldc)) > cc.N {
+	if last(sa, ea) > a.N || last(sb, eb) > b.N || last(sc, ec) > cc.N {
 		c.fail(fmt.Errorf("batched gemm %d×%d×%d ×%d on buffers of %d, %d, %d values", m, n, k, batch, a.N, b.N, cc.N))
 		return
 	}
