@@ -575,6 +575,7 @@ type gaussPosterior struct {
 	obs        *Observation
 	sup        []bool
 	m          int
+	measured   int         // entries of sup that are true
 	y          []complex64 // prior-space data, zero off the support
 	s2         float64     // noise variance per real component, prior space
 	cu, cr, cp []complex128
@@ -613,9 +614,11 @@ func (p *gaussPosterior) bind(o *Observation, sup []bool) error {
 	p.obs, p.sup = o, sup
 	p.precReady = false
 	inv := 1 / o.Scale
+	p.measured = 0
 	for k, v := range o.Y {
 		if sup[k] {
 			p.y[k] = complex(float32(float64(real(v))*inv), float32(float64(imag(v))*inv))
+			p.measured++
 		} else {
 			p.y[k] = 0
 		}
@@ -791,14 +794,8 @@ func (p *gaussPosterior) preparePrecond() error {
 			tot += float64(real(v))*float64(real(v)) + float64(imag(v))*float64(imag(v))
 		}
 	}
-	M := 0
-	for _, s := range p.sup {
-		if s {
-			M++
-		}
-	}
 	// Per real component: half of E|·|².
-	p.precA = p.s2 + tot/(2*probes*float64(max(M, 1)))
+	p.precA = p.s2 + tot/(2*probes*float64(max(p.measured, 1)))
 	// G = aI + WᴴW, inverted once.
 	if cap(p.precG) < r*r {
 		p.precG = make([]float64, r*r)
@@ -895,15 +892,13 @@ func (p *gaussPosterior) mean(ctx context.Context, x []float64, maxIter int, tol
 	}
 	p.forward(p.cq, x)
 	var res float64
-	M := 0
 	for k, v := range p.cq {
 		if p.sup[k] {
 			d := p.y[k] - v
 			res += float64(real(d))*float64(real(d)) + float64(imag(d))*float64(imag(d))
-			M++
 		}
 	}
-	return solveStats{iters: it, relres: rel, dc: res / (float64(M) * 2 * p.s2)}, nil
+	return solveStats{iters: it, relres: rel, dc: res / (float64(p.measured) * 2 * p.s2)}, nil
 }
 
 // sample writes an exact posterior sample into x (Matheron's rule).
