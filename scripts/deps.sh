@@ -2,14 +2,23 @@
 # Installs (as root, through apt-get) the Debian packages kspaced builds and
 # tests with, or says exactly which are missing. Idempotent and quiet when all
 # are present.
-#   build:  gcc, libhdf5-dev (HDF5 C library for ISMRMRD/fastMRI), libopenblas-dev (BLAS)
-#   peers:  bart, ismrmrd-tools, dcmtk, dicom3tools, python3-{numpy,h5py,pydicom,skimage}
-#   data:   mricron-data (real brain MRI volumes for simulation)
-#   bench:  libfftw3-dev (FFTW, for the FFT comparison benchmark)
+#   scripts/deps.sh build   what `make build` needs: gcc, pkg-config, libhdf5-dev
+#                           (HDF5 C library for ISMRMRD/fastMRI), libopenblas-dev (BLAS)
+#   scripts/deps.sh demo    build + mricron-data (real brain MRI volumes for the simulator)
+#   scripts/deps.sh [test]  everything the tests compare against as well:
+#                           bart, ismrmrd-tools, dcmtk, dicom3tools,
+#                           python3-{numpy,h5py,pydicom,skimage}, libfftw3-dev (FFT benchmark)
 set -euo pipefail
-pkgs="gcc libc6-dev pkg-config libhdf5-dev libopenblas-dev libfftw3-dev
-bart ismrmrd-tools dcmtk dicom3tools
-python3 python3-numpy python3-h5py python3-pydicom python3-skimage mricron-data"
+build="gcc libc6-dev pkg-config libhdf5-dev libopenblas-dev"
+demo="$build mricron-data"
+test="$demo libfftw3-dev bart ismrmrd-tools dcmtk dicom3tools
+python3 python3-numpy python3-h5py python3-pydicom python3-skimage"
+case "${1:-test}" in
+  build) pkgs=$build ;;
+  demo) pkgs=$demo ;;
+  test) pkgs=$test ;;
+  *) echo "usage: $0 [build|demo|test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
