@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kspaced/kspaced/batch"
+	"github.com/kspaced/kspaced/configs"
+)
+
+// batchFlags are shared by `batch` and `slurm batch`.
+type batchFlags struct {
+	in, out, cfgPath, method, prior string
+}
+
+func (b *batchFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&b.in, "in", "", "archive: a tree of k-space files and DICOM study folders")
+	f.StringVar(&b.out, "out", "", "output tree (created if missing)")
+	f.StringVar(&b.cfgPath, "config", "", "YAML config merged over the defaults")
+	f.StringVar(&b.method, "method", "", "reconstruction method (default from config)")
+	f.StringVar(&b.prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
+}
+
+func (b *batchFlags) config(cmd *cobra.Command) (*configs.Config, error) {
+	if b.in == "" || b.out == "" {
+		return nil, usagef("--in ARCHIVE and --out DIR are required")
+	}
+	cfg, err := loadConfig(b.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if changed(cmd, "method") {
+		cfg.Recon.Method = b.method
+	}
+	if changed(cmd, "prior") {
+		cfg.Recon.Sampler.Prior = b.prior
+	}
+	return cfg, revalidate(cfg)
+}
+
+func newBatchCmd() *cobra.Command {
+	var (
+		bf       batchFlags
+		shard    string
+		shards   int
+		lockWait time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "batch --in ARCHIVE --out DIR [--shard i/N]",
+		Short: "Reconstruct an archive into an output tree (idempotent, resumable, shardable)",
+		Long: `batch reconstructs every k-space file under ARCHIVE (with the DICOM files of its
+folder as its study) into DIR/<path>_recon/, mirroring the archive's folders.
+A job whose output exists is skipped, so a rerun finishes what an interrupted
+one left; each job is written aside and published by one rename, so no partial
+output is ever visible. Failures are listed in the summary
+(DIR/.batch/shard-I-of-N.json) and retried by the next run; the exit status is
+1 when any job failed.
+
+--shard i/N runs the i-th of N shards; without it the shard comes from a Slurm
+array task (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) or a Kubernetes
+Indexed Job (JOB_COMPLETION_INDEX, with --shards N), else the whole archive.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := bf.config(cmd)
+			if err != nil {
+				return err
+			}
+			sh := batch.All
+			if shard != "" {
+				if sh, err = batch.ParseShard(shard); err != nil {
+					return usageError{err}
+				}
+			} else if s, ok, err := batch.ShardFromEnv(os.Getenv, shards); err != nil {
+				return usageError{err}
+			} else if ok {
+				sh = s
+			}
+			var devs devices
+			defer devs.close()
+			dev, err := devs.forJob(cfg)
+			if err != nil {
+				return err
+			}
+			sum, err := batch.Run(cmd.Context(), batch.Options{In: bf.in, Out: bf.out, Config: cfg, Shard: sh, Device: dev,
+				Log: os.Stderr, LockWait: lockWait})
+			if err != nil {
+				return err
+			}
+			if sum.Failed > 0 {
+				return fmt.Errorf("%d of %d jobs failed (listed in %s)", sum.Failed, sum.Owned,
+					filepath.Join(bf.out, ".batch", fmt.Sprintf("shard-%d-of-%d.json", sh.Index, sh.Count)))
+			}
+			return nil
+		},
+	}
+	bf.register(cmd)
+	cmd.Flags().StringVar(&shard, "shard", "", "run shard i of N (i/N, 0-based)")
+	cmd.Flags().IntVar(&shards, "shards", 0, "shard count when the index comes from JOB_COMPLETION_INDEX")
+	cmd.Flags().DurationVar(&lockWait, "lock-wait", 2*time.Minute, "wait this long for an earlier run of the same shard to exit")
+	return cmd
+}
+
+func newSlurmCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "slurm",
+		Short: "Write and submit Slurm jobs for kspaced's batch work",
+	}
+	var (
+		bf     batchFlags
+		sl     batch.Slurm
+		submit bool
+	)
+	b := &cobra.Command{
+		Use:   "batch --in ARCHIVE --out DIR --tasks N [--partition P --time T --gpus-per-task G]",
+		Short: "Submit `kspaced batch` over an archive as a Slurm array of N tasks",
+		Long: `slurm batch writes DIR/.batch/batch.sbatch — an array job of N requeueable tasks,
+each running 'kspaced batch' on its shard — and submits it with sbatch (or, with
+--submit=false, only writes it). Task logs go to DIR/.batch/logs/.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Checked here, so a bad config fails before anything is queued.
+			if _, err := bf.config(cmd); err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			abs := func(p string) string {
+				a, err := filepath.Abs(p)
+				if err != nil {
+					return p
+				}
+				return a
+			}
+			sl.Command = []string{self, "batch", "--in", abs(bf.in), "--out", abs(bf.out)}
+			if bf.cfgPath != "" {
+				sl.Command = append(sl.Command, "--config", abs(bf.cfgPath))
+			}
+			if changed(cmd, "method") {
+				sl.Command = append(sl.Command, "--method", bf.method)
+			}
+			if changed(cmd, "prior") {
+				sl.Command = append(sl.Command, "--prior", abs(bf.prior))
+			}
+			meta := filepath.Join(abs(bf.out), ".batch")
+			sl.LogDir = filepath.Join(meta, "logs")
+			if err := os.MkdirAll(meta, 0o755); err != nil {
+				return err
+			}
+			path := filepath.Join(meta, "batch.sbatch")
+			if !submit {
+				script, err := sl.Script()
+				if err != nil {
+					return usageError{err}
+				}
+				if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+					return err
+				}
+				fmt.Println(path)
+				return nil
+			}
+			id, err := sl.Submit(path)
+			if err != nil {
+				return err
+			}
+			fmt.Println(id)
+			return nil
+		},
+	}
+	bf.register(b)
+	f := b.Flags()
+	f.IntVar(&sl.Tasks, "tasks", 1, "array tasks (shards)")
+	f.StringVar(&sl.Name, "name", "kspaced-batch", "Slurm job name")
+	f.StringVar(&sl.Partition, "partition", "", "Slurm partition")
+	f.StringVar(&sl.Time, "time", "", "time limit per task (sbatch --time)")
+	f.IntVar(&sl.CPUsPerTask, "cpus-per-task", 0, "CPUs per task")
+	f.IntVar(&sl.GPUsPerTask, "gpus-per-task", 0, "GPUs per task")
+	f.StringVar(&sl.MemPerCPU, "mem-per-cpu", "", "memory per CPU (sbatch --mem-per-cpu)")
+	f.StringVar(&sl.Account, "account", "", "Slurm account")
+	f.BoolVar(&submit, "submit", true, "submit with sbatch (false: only write the script)")
+	cmd.AddCommand(b)
+	return cmd
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kspaced/kspaced/batch"
+	"github.com/kspaced/kspaced/internal/testutil"
+)
+
+// slurm starts a real single-node Slurm (scripts/slurm-local.sh) for the
+// test and returns the environment that reaches it.
+func slurm(t *testing.T) []string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a Slurm cluster")
+	}
+	for _, tool := range []string{"munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol"} {
+		testutil.Tool(t, tool)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the test cluster runs as root (SlurmUser=root)")
+	}
+	dir := t.TempDir()
+	script, _ := filepath.Abs("../../scripts/slurm-local.sh")
+	out, err := exec.Command(script, "start", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("start Slurm: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
+	return append(os.Environ(), "SLURM_CONF="+filepath.Join(dir, "slurm.conf"))
+}
+
+func run(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// waitJob polls squeue until job id has left the queue (two answers a
+// second apart, since a job moving between states can vanish from one).
+func waitJob(t *testing.T, env []string, id string, limit time.Duration) {
+	t.Helper()
+	gone := 0
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if run(t, env, "squeue", "-h", "-j", id) != "" {
+			gone = 0
+		} else if gone++; gone == 3 {
+			return
+		}
+	}
+	t.Fatalf("Slurm job %s still queued after %v: %s", id, limit, run(t, env, "squeue", "-j", id))
+}
+
+// slurmArchive simulates n scans into nested study folders.
+func slurmArchive(t *testing.T, n int) string {
+	t.Helper()
+	in := t.TempDir()
+	for i := 0; i < n; i++ {
+		dir := filepath.Join(in, fmt.Sprintf("study%d", i%3))
+		cmd := exec.Command(kspacedBin, "simulate", "--source", "ellipses", "--coils", "4", "--rows", "64", "--cols", "64",
+			"--seed", fmt.Sprint(i+1), "--out", dir, "--name", fmt.Sprintf("scan%d", i))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("simulate: %v\n%s", err, out)
+		}
+	}
+	return in
+}
+
+// checkOutputs asserts every job of in has exactly one published output in
+// out and nothing half-written remains; it returns the shard summaries.
+func checkOutputs(t *testing.T, in, out string) []batch.Summary {
+	t.Helper()
+	jobs, err := batch.Discover(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports, _ := filepath.Glob(filepath.Join(out, "*", "*_recon", "report.json"))
+	if len(reports) != len(jobs) {
+		t.Errorf("%d published reports for %d jobs", len(reports), len(jobs))
+	}
+	for _, j := range jobs {
+		if _, err := os.Stat(filepath.Join(j.OutDir(out), "report.json")); err != nil {
+			t.Errorf("%s: no output: %v", j.Rel, err)
+		}
+	}
+	partial, _ := filepath.Glob(filepath.Join(out, ".batch", "partial", "*", "*"))
+	if len(partial) != 0 {
+		t.Errorf("partial outputs remain: %v", partial)
+	}
+	var sums []batch.Summary
+	files, _ := filepath.Glob(filepath.Join(out, ".batch", "shard-*.json"))
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s batch.Summary
+		if err := json.Unmarshal(raw, &s); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if s.Failed != 0 {
+			t.Errorf("%s: %d failures: %+v", f, s.Failed, s.Failures)
+		}
+		sums = append(sums, s)
+	}
+	return sums
+}
+
+// An array of 4 tasks over an archive writes every output exactly once, and
+// costs about what one process does.
+func TestSlurmBatchArray(t *testing.T) {
+	env := slurm(t)
+	in := slurmArchive(t, 10)
+	out := t.TempDir()
+	start := time.Now()
+	id := run(t, env, kspacedBin, "slurm", "batch", "--in", in, "--out", out, "--tasks", "4", "--method", "l1-wavelet")
+	waitJob(t, env, id, 3*time.Minute)
+	slurmWall := time.Since(start)
+	sums := checkOutputs(t, in, out)
+	done := 0
+	for _, s := range sums {
+		done += s.Done
+	}
+	if len(sums) != 4 || done != 10 {
+		t.Fatalf("%d shard summaries doing %d jobs, want 4 shards doing 10", len(sums), done)
+	}
+	// The same archive in one process, for the cost of going through Slurm.
+	start = time.Now()
+	run(t, env, kspacedBin, "batch", "--in", in, "--out", t.TempDir(), "--method", "l1-wavelet")
+	t.Logf("10 jobs: Slurm array of 4 tasks %.2f s wall (submit to last task out), one process %.2f s",
+		slurmWall.Seconds(), time.Since(start).Seconds())
+}
+
+// A task killed mid-way and requeued (as on a node failure or preemption)
+// finishes the rest and leaves no duplicate and no partial output.
+func TestSlurmBatchRequeue(t *testing.T) {
+	env := slurm(t)
+	in := slurmArchive(t, 6)
+	out := t.TempDir()
+	// Slow jobs (~1-2 s each), so the kill lands inside one.
+	cfg := filepath.Join(t.TempDir(), "slow.yaml")
+	if err := os.WriteFile(cfg, []byte("recon:\n  method: l1-wavelet\n  iterations: 3000\n  tolerance: 1.0e-12\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := run(t, env, kspacedBin, "slurm", "batch", "--in", in, "--out", out, "--tasks", "1", "--config", cfg)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		reports, _ := filepath.Glob(filepath.Join(out, "*", "*_recon", "report.json"))
+		if len(reports) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 2 outputs after 2 minutes: %s", run(t, env, "squeue", "-j", id))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	run(t, env, "scontrol", "requeue", id+"_0")
+	// A requeued job is held ~2 minutes (BeginTime); once it is back in the
+	// queue, start it now.
+	requeued := false
+	for deadline = time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		state := run(t, env, "squeue", "-h", "-j", id, "-o", "%T %r")
+		if state == "PENDING BeginTime" {
+			requeued = true
+			run(t, env, "scontrol", "update", "jobid="+id+"_0", "StartTime=now")
+		} else if requeued && (state == "" || strings.HasPrefix(state, "RUNNING")) {
+			break
+		}
+	}
+	waitJob(t, env, id, 3*time.Minute)
+	sums := checkOutputs(t, in, out)
+	if len(sums) != 1 {
+		t.Fatalf("%d summaries, want 1", len(sums))
+	}
+	s := sums[0]
+	if s.Skipped < 2 || s.Done+s.Skipped != 6 {
+		t.Errorf("the requeued task did %d and skipped %d of 6 jobs; want it to skip the ≥ 2 published before the kill", s.Done, s.Skipped)
+	}
+}
