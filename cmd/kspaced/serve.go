@@ -17,6 +17,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/isolate"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -78,6 +79,8 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 					return nil, err
 				}
 				job.Device = dev
+				// Untrusted files are parsed in a child process (internal/isolate).
+				job.Reader = &isolate.Reader{}
 				return pipeline.Run(ctx, job, out, p)
 			})
 			if testDelay > 0 {
