@@ -124,12 +124,12 @@ func readISMRMRD(f h5, fileSize int64, b *byteBudget) (*Volume, error) {
 	if plan.dataBytes > fileSize {
 		return nil, fmt.Errorf("/dataset/data: headers announce %d bytes of samples, the file has %d", plan.dataBytes, fileSize)
 	}
-	if need := plan.scanBytes(); need > b.left {
-		return nil, fmt.Errorf("/dataset/data: assembling %d slices of %d coils × %d × %d needs %d bytes, beyond the limit (%d left)",
-			len(plan.labels)+len(plan.calLabels), plan.coils, plan.encY, plan.reconX, need, b.left)
-	} else if need > 64*fileSize+64<<20 {
+	if need := plan.scanBytes(); need > 64*fileSize+64<<20 {
 		return nil, fmt.Errorf("/dataset/data: assembling %d slices of %d coils × %d × %d needs %d bytes, implausible for a %d-byte file",
 			len(plan.labels)+len(plan.calLabels), plan.coils, plan.encY, plan.reconX, need, fileSize)
+	} else if need > b.left {
+		return nil, fmt.Errorf("/dataset/data: assembling %d slices of %d coils × %d × %d needs %d bytes, beyond the limit (%d left)",
+			len(plan.labels)+len(plan.calLabels), plan.coils, plan.encY, plan.reconX, need, b.left)
 	}
 	// Batches of at most batchBytes (and 4096 acquisitions).
 	type span struct{ start, n int }
