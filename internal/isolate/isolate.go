@@ -89,6 +89,16 @@ type Reader struct {
 	Exe string
 	// Env is added to the child's (otherwise minimal) environment.
 	Env []string
+	// Observe, when set, receives each child's resource use (for metrics
+	// and tests); it may be called from several goroutines.
+	Observe func(Usage)
+}
+
+// Usage is what one child used.
+type Usage struct {
+	MaxRSS int64 // peak resident memory, bytes
+	CPU    time.Duration
+	Wall   time.Duration
 }
 
 // request is what the parent asks; it travels as the child's argument.
@@ -214,6 +224,7 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	if err != nil {
 		return err
 	}
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the reader: %w", err)
 	}
@@ -226,6 +237,13 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(out, 1<<20))
 	werr := cmd.Wait()
+	if ps := cmd.ProcessState; ps != nil && r.Observe != nil {
+		u := Usage{CPU: ps.UserTime() + ps.SystemTime(), Wall: time.Since(started)}
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			u.MaxRSS = ru.Maxrss << 10 // KiB on Linux
+		}
+		r.Observe(u)
+	}
 	if cctx.Err() != nil && ctx.Err() == nil {
 		return fmt.Errorf("%w: the reader took longer than %s and was stopped", ErrUnsafe, roundDur(wall))
 	}

@@ -122,12 +122,13 @@ func TestFaultsStayInTheChild(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(cases))
 	vols := make([]*kspaceio.Volume, len(cases))
+	use := make([]Usage, len(cases))
 	start := time.Now()
 	for i, c := range cases {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := &Reader{Limits: c.limits, Env: []string{faultEnv + "=" + c.fault}}
+			r := &Reader{Limits: c.limits, Env: []string{faultEnv + "=" + c.fault}, Observe: func(u Usage) { use[i] = u }}
 			vols[i], errs[i] = r.KSpace(context.Background(), p)
 		}()
 	}
@@ -144,6 +145,13 @@ func TestFaultsStayInTheChild(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", c.fault, errs[i])
 		}
+	}
+	// The hog was stopped near its limit: peak resident memory within the
+	// data limit (Memory plus what an idle child holds).
+	if rss := use[3].MaxRSS; rss == 0 || rss > 512<<20+dataOverhead {
+		t.Errorf("hog peaked at %d MiB resident, limit %d MiB", rss>>20, (512<<20+dataOverhead)>>20)
+	} else {
+		t.Logf("hog peaked at %d MiB resident", rss>>20)
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("faults took %s to be stopped", d)
