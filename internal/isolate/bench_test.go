@@ -3,6 +3,7 @@ package isolate
 import (
 	"context"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -36,7 +37,9 @@ func demoScan(b *testing.B) string {
 
 // BenchmarkReadDemo compares reading the demo scan in this process with
 // reading it through a reader child (spawn, limits, Landlock re-exec,
-// parse, transfer over the pipe).
+// parse, transfer over the pipe). KSPACED_BENCH_EXE names the binary to
+// start as the child (a built kspaced, whose start-up costs more than this
+// test binary's); by default the test binary itself.
 func BenchmarkReadDemo(b *testing.B) {
 	p := demoScan(b)
 	b.Run("in-process", func(b *testing.B) {
@@ -47,7 +50,7 @@ func BenchmarkReadDemo(b *testing.B) {
 		}
 	})
 	b.Run("child", func(b *testing.B) {
-		r := &Reader{}
+		r := &Reader{Exe: os.Getenv("KSPACED_BENCH_EXE")}
 		for range b.N {
 			if _, err := r.KSpace(context.Background(), p); err != nil {
 				b.Fatal(err)

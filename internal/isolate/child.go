@@ -19,8 +19,9 @@ import (
 const stageEnv = "KSPACED_READER_STAGE=2"
 
 // beforeRead runs in the child after the limits are set, right before the
-// file is opened; tests use it to make the child crash, hang or hog memory.
-var beforeRead func()
+// files are opened; tests use it (see faults.go) to make the child crash,
+// hang or hog memory.
+var beforeRead func(paths []string)
 
 // Main is the child side: args[0] is the request. It sets the limits before
 // touching any file, restricts file access where the kernel allows, reads,
@@ -66,7 +67,7 @@ func Main(args []string) int {
 	}
 	debug.SetMemoryLimit(req.Memory)
 	if beforeRead != nil {
-		beforeRead()
+		beforeRead(req.Paths)
 	}
 	switch req.Op {
 	case "kspace":

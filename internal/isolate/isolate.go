@@ -214,7 +214,13 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	// A minimal environment: no plugin loading in HDF5 (a file could name a
 	// filter that loads a library), few malloc arenas (each reserves 64 MiB
 	// of the address-space limit), short crash reports.
-	cmd.Env = append([]string{"HDF5_PLUGIN_PRELOAD=::", "MALLOC_ARENA_MAX=2", "GOTRACEBACK=single", "GOMAXPROCS=2", "LC_ALL=C"}, r.Env...)
+	cmd.Env = []string{"HDF5_PLUGIN_PRELOAD=::", "MALLOC_ARENA_MAX=2", "GOTRACEBACK=single", "GOMAXPROCS=2", "LC_ALL=C"}
+	for _, k := range passEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	cmd.Env = append(cmd.Env, r.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second

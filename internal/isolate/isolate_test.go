@@ -20,39 +20,12 @@ import (
 	"github.com/kspaced/kspaced/mri/kspaceio"
 )
 
-// faultEnv makes the test binary, started as a reader child, misbehave
-// after its limits are set: the stand-ins for a parser that crashes, hangs,
-// spins or hogs memory on a hostile file.
-const faultEnv = "KSPACED_TEST_READER_FAULT"
-
-var sink [][]byte
-
+// The test binary, started as a reader child, obeys faultEnv (faults.go):
+// the stand-ins for a parser that crashes, hangs, spins or hogs memory on a
+// hostile file.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ChildArg {
-		beforeRead = func() {
-			switch os.Getenv(faultEnv) {
-			case "segv":
-				// A fault, as in C code: on a nil pointer, outside Go's checks.
-				var p *[1 << 20]int
-				p[4096] = 1
-			case "hang":
-				for {
-					time.Sleep(time.Hour)
-				}
-			case "spin":
-				for i := 0; ; i++ {
-					_ = i * i
-				}
-			case "hog":
-				for {
-					b := make([]byte, 64<<20)
-					for i := range b {
-						b[i] = 1
-					}
-					sink = append(sink, b)
-				}
-			}
-		}
+		beforeRead = envFault
 		os.Exit(Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())
