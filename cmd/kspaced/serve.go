@@ -71,6 +71,9 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				return usageError{err}
 			}
 			log := newLogger(os.Stderr, cfg.Daemon.LogFormat)
+			if !isolate.LandlockAvailable() {
+				log.Warn("this kernel has no Landlock: file readers run in child processes with memory, CPU and time limits, but can read outside the job's folder")
+			}
 			var devs devices
 			defer devs.close()
 			proc := daemon.Processor(func(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (*pipeline.Report, error) {

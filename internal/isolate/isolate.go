@@ -4,6 +4,10 @@
 // beyond the job's folder. A crash or hang of a parser (the HDF5 C library
 // above all) then kills only the child, and the job fails with a plain
 // reason while the daemon and its other jobs go on.
+//
+// The daemon reads through a Reader; `kspaced recon` and `inspect` parse in
+// process, as the user runs them on a file of their choosing and a crash
+// ends only that command (and a child would cost start-up on every call).
 package isolate
 
 import (
