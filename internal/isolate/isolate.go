@@ -128,6 +128,10 @@ func (r *Reader) KSpace(ctx context.Context, path string) (*kspaceio.Volume, err
 		v, err = decodeVolume(rd, lim.Result)
 		return err
 	})
+	var ce childError
+	if errors.As(err, &ce) {
+		return nil, err // the reader's own error names the file
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -230,4 +231,35 @@ func (m *runtimeMem) read() {
 	var s runtime.MemStats
 	runtime.ReadMemStats(&s)
 	m.total = s.TotalAlloc
+}
+
+// TestISMRMRDLikeInProcess: an ISMRMRD file (written by the reference
+// tools) comes back from the child as read in process, attribute types
+// included.
+func TestISMRMRDLikeInProcess(t *testing.T) {
+	gen := testutil.Tool(t, "ismrmrd_generate_cartesian_shepp_logan")
+	p := filepath.Join(t.TempDir(), "sl.h5")
+	if out, err := exec.Command(gen, "-m", "32", "-c", "4", "-C", "-o", p).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want, err := kspaceio.Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&Reader{}).KSpace(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("child read differs: attrs %v, want %v", got.Attrs, want.Attrs)
+	}
+	// A read error comes back as the reader's, naming the file once.
+	bad := filepath.Join(t.TempDir(), "bad.npy")
+	if err := os.WriteFile(bad, []byte("\x93NUMPY\x01\x00\x10\x00{'descr': '<i2'}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Reader{}).KSpace(context.Background(), bad)
+	if err == nil || errors.Is(err, ErrUnsafe) || strings.Count(err.Error(), "bad.npy") != 1 {
+		t.Fatalf("err %v", err)
+	}
 }
