@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,6 +239,10 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	if err != nil {
 		return err
 	}
+	// Pdeathsig fires when the thread that started the child exits, not the
+	// process: keep this goroutine on its thread until the child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the reader: %w", err)

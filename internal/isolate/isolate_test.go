@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,11 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ChildArg {
 		beforeRead = envFault
 		os.Exit(Main(os.Args[2:]))
+	}
+	if p := os.Getenv(parentEnv); p != "" {
+		// The parent of TestChildDiesWithParent: read a file whose child hangs.
+		(&Reader{Env: []string{faultEnv + "=hang"}}).KSpace(context.Background(), p)
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -261,5 +267,52 @@ func TestISMRMRDLikeInProcess(t *testing.T) {
 	_, err = (&Reader{}).KSpace(context.Background(), bad)
 	if err == nil || errors.Is(err, ErrUnsafe) || strings.Count(err.Error(), "bad.npy") != 1 {
 		t.Fatalf("err %v", err)
+	}
+}
+
+const parentEnv = "KSPACED_TEST_READER_PARENT"
+
+// readers lists the pids of reader children whose command line names path.
+func readers(path string) []int {
+	var pids []int
+	ds, _ := os.ReadDir("/proc")
+	for _, d := range ds {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(ChildArg)) && bytes.Contains(b, []byte(path)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestChildDiesWithParent: a daemon killed with SIGKILL leaves no reader
+// child behind (Pdeathsig).
+func TestChildDiesWithParent(t *testing.T) {
+	p, _ := writeScan(t, t.TempDir())
+	parent := exec.Command(os.Args[0], "-test.run=^$")
+	parent.Env = append(os.Environ(), parentEnv+"="+p)
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(readers(p)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(readers(p)) == 0 {
+		parent.Process.Kill()
+		t.Fatal("no reader child started")
+	}
+	parent.Process.Kill()
+	parent.Wait()
+	deadline = time.Now().Add(5 * time.Second)
+	for len(readers(p)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pids := readers(p); len(pids) > 0 {
+		t.Fatalf("reader children %v outlived their parent", pids)
 	}
 }
