@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,6 +299,11 @@ func TestChildDiesWithParent(t *testing.T) {
 	if err := parent.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer func() { // should the test fail, leave no hanging child behind
+		for _, pid := range readers(p) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(readers(p)) == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
