@@ -155,7 +155,11 @@ func (r *Reader) Study(ctx context.Context, files []string) ([]*dicomio.StudyDat
 			return nil, nil, err
 		}
 		req.Paths = append(req.Paths, abs)
-		if d := filepath.Dir(abs); !seen[d] {
+		d := filepath.Dir(abs)
+		if st, err := os.Stat(abs); err == nil && st.IsDir() {
+			d = abs // a folder: itself, not its parent
+		}
+		if !seen[d] {
 			seen[d] = true
 			req.Roots = append(req.Roots, d)
 		}
