@@ -54,3 +54,24 @@ func TestRunReadsThroughJobReader(t *testing.T) {
 		t.Fatalf("reader called %d (k-space), %d (study) times, want 1, 1", rd.kspace, rd.study)
 	}
 }
+
+// TestHDF5WithoutKSpaceIgnored: an HDF5 file holding no k-space (a
+// reconstruction, say) beside the k-space is ignored with a warning, as
+// when classification opened HDF5 itself; alone, it fails as no k-space.
+func TestHDF5WithoutKSpaceIgnored(t *testing.T) {
+	dir := t.TempDir()
+	in, _, cfg := simulateBrain(t, dir)
+	rec := filepath.Join(dir, "recon.h5")
+	if err := kspaceio.WriteReconstruction(rec, make([]float32, 16), 1, 4, 4, nil); err != nil {
+		t.Skip(err)
+	}
+	cfg.Recon.Method = "zero-filled"
+	rep, err := Run(context.Background(), Job{ID: "j", Inputs: []string{in, rec}, Config: cfg}, t.TempDir(), nil)
+	if err != nil || rep.Slices != 1 || !strings.Contains(strings.Join(rep.Warnings, "\n"), "recon.h5 ignored") {
+		t.Fatalf("err %v, report %+v", err, rep)
+	}
+	_, err = Run(context.Background(), Job{ID: "j", Inputs: []string{rec}, Config: cfg}, t.TempDir(), nil)
+	if !errors.Is(err, ErrBadInput) || !errors.Is(err, errNoKSpace) {
+		t.Fatalf("alone: err %v", err)
+	}
+}

@@ -51,12 +51,22 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	src, warnings := readSourceStudy(ctx, rd, others)
 	rep.Warnings = append(rep.Warnings, warnings...)
 	// One file at a time, so a job of several large volumes holds one in memory.
+	var notKSpace []string
 	for _, path := range kspaceFiles {
 		files, err := runVolume(ctx, rd, path, rep, pr, src, cfg, outDir, progress)
+		if errors.Is(err, kspaceio.ErrUnknownFormat) {
+			// HDF5 without k-space (classify only sniffs): not ours, as before.
+			notKSpace = append(notKSpace, filepath.Base(path))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s ignored: no ISMRMRD or fastMRI k-space in it", filepath.Base(path)))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		rep.Outputs = append(rep.Outputs, files...)
+	}
+	if len(notKSpace) == len(kspaceFiles) {
+		return nil, fmt.Errorf("%w: %w: %s is not ISMRMRD or fastMRI HDF5, BART .cfl or NumPy .npy k-space", ErrBadInput, errNoKSpace, strings.Join(notKSpace, ", "))
 	}
 	rep.Finished = time.Now().UTC()
 	return rep, nil
@@ -72,7 +82,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	name := filepath.Base(path)
 	if len(v.Slices) == 0 {
