@@ -57,7 +57,7 @@ var ErrUnsafe = errors.New("the file could not be read safely")
 // Limits bound one child. Zero fields take the defaults.
 type Limits struct {
 	// Memory is what the child may allocate: its Go memory limit, and
-	// (with the overheads below) its RLIMIT_DATA and RLIMIT_AS, which C
+	// (with the overheads above) its RLIMIT_DATA and RLIMIT_AS, which C
 	// allocations in the HDF5 library meet too.
 	Memory int64
 	// CPU is the child's CPU-time limit (RLIMIT_CPU), whole seconds.
