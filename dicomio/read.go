@@ -107,6 +107,30 @@ type ReadOptions struct {
 	SkipPixels bool
 	// Workers reading files at once; 0 means GOMAXPROCS.
 	Workers int
+	// MemoryBudget bounds the bytes ReadStudies' workers hold at once (raw
+	// files, inflated data sets and the parser's copies, estimated before
+	// reading); 0 means DefaultMemoryBudget. A deflated data set may inflate
+	// to at most a quarter of it.
+	MemoryBudget int64
+
+	inflateCap int64 // set per file by ReadStudies; 0 means maxSize
+}
+
+// DefaultMemoryBudget is ReadStudies' default MemoryBudget.
+const DefaultMemoryBudget = 1 << 30
+
+func (o ReadOptions) budget() int64 {
+	if o.MemoryBudget <= 0 {
+		return DefaultMemoryBudget
+	}
+	return o.MemoryBudget
+}
+
+func (o ReadOptions) maxInflated() int64 {
+	if o.inflateCap > 0 {
+		return min(o.inflateCap, o.maxSize())
+	}
+	return o.maxSize()
 }
 
 func (o ReadOptions) maxSize() int64 {
@@ -167,12 +191,16 @@ func (o ReadOptions) ReadStudies(paths ...string) ([]*StudyData, []FileError) {
 	}
 	var wg sync.WaitGroup
 	next := make(chan int)
+	budget := newBudget(o.budget())
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				sd, err := ReadFile(files[i], o)
+				fo, cost := o.plan(files[i])
+				budget.acquire(cost)
+				sd, err := ReadFile(files[i], fo)
+				budget.release(cost)
 				results[i] = result{sd, err}
 			}
 		}()
@@ -345,7 +373,7 @@ func decode(raw []byte, opt ReadOptions) (*StudyData, error) {
 	if int64(len(raw)) > opt.maxSize() {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), opt.maxSize())
 	}
-	w, err := walkFile(raw, opt.maxSize())
+	w, err := walkFile(raw, opt.maxInflated())
 	if err != nil {
 		return nil, err
 	}

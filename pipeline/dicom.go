@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -20,11 +21,14 @@ type sourceStudy struct {
 
 // readSourceStudy reads the job's DICOM files. Files that are not DICOM or
 // cannot be read are reported as warnings; they never fail the job.
-func readSourceStudy(files []string) (*sourceStudy, []string) {
+func readSourceStudy(ctx context.Context, rd Reader, files []string) (*sourceStudy, []string) {
 	if len(files) == 0 {
 		return nil, nil
 	}
-	studies, errs := dicomio.ReadStudies(files...)
+	studies, errs, err := rd.Study(ctx, files)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("DICOM study ignored: %v", err)}
+	}
 	var warnings []string
 	for _, e := range errs {
 		warnings = append(warnings, fmt.Sprintf("%s: %v", filepath.Base(e.Path), e.Err))

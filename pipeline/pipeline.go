@@ -5,11 +5,14 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/dicomio"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/priors"
 )
 
@@ -26,6 +29,30 @@ type Job struct {
 	Config *configs.Config
 	// Device runs the sampling methods' network and operator; nil is the CPU.
 	Device Device
+	// Reader parses the job's untrusted files; nil parses them in this
+	// process. The daemon sets one that parses in a child process.
+	Reader Reader
+}
+
+// Reader reads a job's input files.
+type Reader interface {
+	// KSpace reads one k-space file (kspaceio.Read).
+	KSpace(ctx context.Context, path string) (*kspaceio.Volume, error)
+	// Study reads DICOM files and folders (dicomio.ReadStudies); the error
+	// says the reader itself failed, FileErrors name unusable files.
+	Study(ctx context.Context, files []string) ([]*dicomio.StudyData, []dicomio.FileError, error)
+}
+
+// inProcess is the Reader of jobs that set none.
+type inProcess struct{}
+
+func (inProcess) KSpace(_ context.Context, path string) (*kspaceio.Volume, error) {
+	return kspaceio.Read(path)
+}
+
+func (inProcess) Study(_ context.Context, files []string) ([]*dicomio.StudyData, []dicomio.FileError, error) {
+	sd, fe := dicomio.ReadStudies(files...)
+	return sd, fe, nil
 }
 
 // Device places a prior network and a slice's measurement operator on an

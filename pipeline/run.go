@@ -44,15 +44,29 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	src, warnings := readSourceStudy(others)
+	rd := job.Reader
+	if rd == nil {
+		rd = inProcess{}
+	}
+	src, warnings := readSourceStudy(ctx, rd, others)
 	rep.Warnings = append(rep.Warnings, warnings...)
 	// One file at a time, so a job of several large volumes holds one in memory.
+	var notKSpace []string
 	for _, path := range kspaceFiles {
-		files, err := runVolume(ctx, path, rep, pr, src, cfg, outDir, progress)
+		files, err := runVolume(ctx, rd, path, rep, pr, src, cfg, outDir, progress)
+		if errors.Is(err, kspaceio.ErrUnknownFormat) {
+			// HDF5 without k-space (classify only sniffs): not ours, as before.
+			notKSpace = append(notKSpace, filepath.Base(path))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s ignored: no ISMRMRD or fastMRI k-space in it", filepath.Base(path)))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		rep.Outputs = append(rep.Outputs, files...)
+	}
+	if len(notKSpace) == len(kspaceFiles) {
+		return nil, fmt.Errorf("%w: %w: %s is not ISMRMRD or fastMRI HDF5, BART .cfl or NumPy .npy k-space", ErrBadInput, errNoKSpace, strings.Join(notKSpace, ", "))
 	}
 	rep.Finished = time.Now().UTC()
 	return rep, nil
@@ -60,12 +74,15 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 
 // runVolume reads, reconstructs and writes one k-space file, accumulating
 // into rep.
-func runVolume(ctx context.Context, path string, rep *Report, pr *prior, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress) ([]string, error) {
+func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *prior, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress) ([]string, error) {
 	stop := timer(rep.Seconds, "read")
-	v, err := kspaceio.Read(path)
+	v, err := rd.KSpace(ctx, path)
 	stop()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	name := filepath.Base(path)
 	if len(v.Slices) == 0 {
@@ -99,7 +116,8 @@ func runVolume(ctx context.Context, path string, rep *Report, pr *prior, src *so
 }
 
 // classify splits inputs (files, or folders walked recursively) into
-// k-space files and the rest; companions (see companion) are neither.
+// k-space files and the rest; companions (see companion) are neither. It
+// sniffs magic bytes only: HDF5 is parsed by the job's Reader.
 func classify(inputs []string) (kspace, others []string, err error) {
 	files, err := listFiles(inputs)
 	if err != nil {
@@ -109,7 +127,7 @@ func classify(inputs []string) (kspace, others []string, err error) {
 		if companion(f) {
 			continue
 		}
-		if _, err := kspaceio.Detect(f); err == nil {
+		if _, err := kspaceio.Sniff(f); err == nil {
 			kspace = append(kspace, f)
 		} else if errors.Is(err, kspaceio.ErrUnknownFormat) {
 			others = append(others, f)

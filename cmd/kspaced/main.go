@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kspaced/kspaced/internal/isolate"
 	"github.com/spf13/cobra"
 )
 
@@ -19,6 +20,10 @@ type usageError struct{ error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func main() {
+	// The hidden reader child (see internal/isolate) skips cobra entirely.
+	if len(os.Args) > 1 && os.Args[1] == isolate.ChildArg {
+		os.Exit(isolate.Main(os.Args[2:]))
+	}
 	root := newRootCmd()
 	err := root.Execute()
 	if err == nil {

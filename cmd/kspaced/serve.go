@@ -17,6 +17,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/isolate"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -70,6 +71,9 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				return usageError{err}
 			}
 			log := newLogger(os.Stderr, cfg.Daemon.LogFormat)
+			if !isolate.LandlockAvailable() {
+				log.Warn("this kernel has no Landlock: file readers run in child processes with memory, CPU and time limits, but can read outside the job's folder")
+			}
 			var devs devices
 			defer devs.close()
 			proc := daemon.Processor(func(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (*pipeline.Report, error) {
@@ -78,6 +82,8 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 					return nil, err
 				}
 				job.Device = dev
+				// Untrusted files are parsed in a child process (internal/isolate).
+				job.Reader = &isolate.Reader{}
 				return pipeline.Run(ctx, job, out, p)
 			})
 			if testDelay > 0 {

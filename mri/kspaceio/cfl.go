@@ -21,16 +21,31 @@ const MaxElements = 1 << 31
 // dimension slowest, so a BART [kx ky coil] array comes back as [coil][ky][kx].
 // Trailing singleton dimensions are dropped from dims.
 func ReadCFL(base string) (dims []int, data []complex64, err error) {
+	return readCFL(base, DefaultMaxBytes, nil)
+}
+
+// readCFL reads base.hdr, lets check refuse the dimensions, checks them
+// against the data file's size and maxBytes, and only then reads the data,
+// in blocks.
+func readCFL(base string, maxBytes int64, check func(dims []int) error) (dims []int, data []complex64, err error) {
 	base = strings.TrimSuffix(strings.TrimSuffix(base, ".cfl"), ".hdr")
 	dims, err = readCFLHeader(base + ".hdr")
 	if err != nil {
 		return nil, nil, err
 	}
-	n := 1
-	for _, d := range dims {
-		n *= d
+	if check != nil {
+		if err := check(dims); err != nil {
+			return nil, nil, err
+		}
 	}
-	f, err := os.Open(base + ".cfl")
+	n := int64(1)
+	for _, d := range dims {
+		n *= int64(d)
+	}
+	if n*8 > maxBytes {
+		return nil, nil, fmt.Errorf("read %s.hdr: dimensions %v need %d bytes, the limit is %d", base, dims, n*8, maxBytes)
+	}
+	f, err := openRegular(base + ".cfl")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -39,24 +54,32 @@ func ReadCFL(base string) (dims []int, data []complex64, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if st.Size() != int64(n)*8 {
-		return nil, nil, fmt.Errorf("read %s.cfl: %d bytes, header %s.hdr announces %v = %d bytes", base, st.Size(), base, dims, int64(n)*8)
+	if st.Size() != n*8 {
+		return nil, nil, fmt.Errorf("read %s.cfl: %d bytes, header %s.hdr announces %v = %d bytes", base, st.Size(), base, dims, n*8)
 	}
-	buf := make([]byte, int64(n)*8)
-	if _, err := io.ReadFull(f, buf); err != nil {
+	if err := checkSparse(f, st.Size()); err != nil {
 		return nil, nil, fmt.Errorf("read %s.cfl: %w", base, err)
 	}
 	data = make([]complex64, n)
-	for i := range data {
-		re := math.Float32frombits(binary.LittleEndian.Uint32(buf[8*i:]))
-		im := math.Float32frombits(binary.LittleEndian.Uint32(buf[8*i+4:]))
-		data[i] = complex(re, im)
+	br := bufio.NewReaderSize(f, 1<<16)
+	buf := make([]byte, 64<<10)
+	for done := 0; done < len(data); {
+		k := min(len(buf)/8, len(data)-done)
+		if _, err := io.ReadFull(br, buf[:8*k]); err != nil {
+			return nil, nil, fmt.Errorf("read %s.cfl: %w", base, err)
+		}
+		for i := range data[done : done+k] {
+			re := math.Float32frombits(binary.LittleEndian.Uint32(buf[8*i:]))
+			im := math.Float32frombits(binary.LittleEndian.Uint32(buf[8*i+4:]))
+			data[done+i] = complex(re, im)
+		}
+		done += k
 	}
 	return dims, data, nil
 }
 
 func readCFLHeader(path string) ([]int, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}

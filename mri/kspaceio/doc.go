@@ -4,7 +4,9 @@
 //
 // # One entry point
 //
-// Read(path) returns a Volume whatever the format; Detect(path) names it.
+// Read(path) returns a Volume whatever the format; Detect(path) names it;
+// Sniff(path) names the family (HDF5, NumPy, BART) from magic bytes without
+// running the HDF5 library.
 // The format comes from the content, never the name: the HDF5 signature (at
 // offset 0 or a user-block offset 512, 1024, …) and then a /dataset group
 // holding a data set "data" (ISMRMRD) or a /kspace data set (fastMRI); the
@@ -96,15 +98,36 @@
 // # Bad input
 //
 // Nothing is allocated from a header before it is checked: dimensions
-// against mri.MaxDim, mri.MaxCoils, MaxSlices and MaxElements; the bytes a
-// data set announces against what the file stores (equal for uncompressed
-// layouts, at most deflate's 1032:1 for filtered ones); the samples ISMRMRD
-// headers announce against the file size (variable-length data are stored
+// against mri.MaxDim, mri.MaxCoils, MaxSlices and MaxElements (a .cfl's from
+// its .hdr, before the data are opened); the bytes a file or data set
+// announces against what it stores (equal for uncompressed layouts, at most
+// 64:1 for compressed ones) and against Limits.MaxBytes, which for HDF5
+// counts the decompressed bytes of every data set a read takes; files whose
+// data are mostly holes (sparse) are refused; the samples ISMRMRD headers
+// announce against the file size (variable-length data are stored
 // uncompressed), and the assembled volume against 64 × the file size +
-// 64 MiB. Strings are limited to MaxHeaderBytes. The HDF5 library's own error
-// printing is switched off in every call (it is per thread in thread-safe
-// builds) and its error stack becomes the Go error text. Calls into HDF5 are
-// serialised by a mutex on a locked OS thread.
+// 64 MiB. .npy and .cfl data are converted in blocks, so the result is the
+// only large allocation. Strings are limited to MaxHeaderBytes. Header
+// errors name the line or element, never a value (values include the
+// patient's name and ID). The HDF5 library's own error printing is switched
+// off in every call (it is per thread in thread-safe builds) and its error
+// stack becomes the Go error text. Calls into HDF5 are serialised by a mutex
+// on a locked OS thread.
+//
+// # Self-contained HDF5 only
+//
+// HDF5 can name data in other files; kspaced refuses all of it: a file with
+// an external or user-defined link anywhere is refused when opened, a data
+// set with external storage or a virtual layout when opened (before any
+// read), and every link, group and data set is opened with access lists
+// whose external-link callback refuses traversal. A user block (bytes before
+// the HDF5 signature) may only be zeros or MATLAB's v7.3 header, so a file
+// cannot be HDF5 and another format (a DICOM, say) at once. Soft links
+// inside the file are followed (at most 8 in a row).
+//
+// The HDF5 C library still is not safe on hostile files (a flipped byte can
+// crash or hang it): the daemon calls this package only in a child process
+// (internal/isolate).
 //
 // # Build
 //

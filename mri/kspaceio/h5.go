@@ -49,6 +49,57 @@ static void ks_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 // ---- files and objects -----------------------------------------------------
 
+// ---- nothing outside the file ---------------------------------------------
+//
+// By default HDF5 follows external links to other files and reads datasets
+// stored in other files (external storage, virtual datasets). kspaced reads
+// self-contained files only: every link in the file is checked when it is
+// opened (ks_check_links), every dataset when it is opened (ks_open_dataset),
+// and the access lists below refuse external-link traversal in any case.
+
+static herr_t ks_deny_elink(const char *parent_file, const char *parent_group, const char *child_file,
+	const char *child_object, unsigned *acc_flags, hid_t fapl, void *data) {
+	return -1;
+}
+
+// ks_access returns a link, group or dataset access list that refuses to
+// traverse external links and follows at most 8 soft links in a row.
+static hid_t ks_access(hid_t cls) {
+	hid_t pl = H5Pcreate(cls);
+	H5Pset_elink_cb(pl, ks_deny_elink, NULL);
+	H5Pset_nlinks(pl, 8);
+	return pl;
+}
+
+#if H5_VERSION_GE(1, 12, 0)
+typedef H5L_info2_t ks_linfo;
+#else
+typedef H5L_info_t ks_linfo;
+#endif
+
+typedef struct { char bad[256]; int type; long n; } ks_links;
+
+static herr_t ks_link_cb(hid_t g, const char *name, const ks_linfo *info, void *p) {
+	ks_links *l = p;
+	if (++l->n > 100000) { l->type = -1; return 1; }
+	if (info->type == H5L_TYPE_HARD || info->type == H5L_TYPE_SOFT) return 0;
+	snprintf(l->bad, sizeof l->bad, "%s", name);
+	l->type = info->type;
+	return 1;
+}
+
+// ks_check_links refuses files holding external or user-defined links
+// (which name objects in other files), and files of over 100 000 links.
+static int ks_check_links(hid_t f, char *err, size_t cap) {
+	ks_links l;
+	memset(&l, 0, sizeof l);
+	if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, ks_link_cb, &l) < 0) return ks_fail(err, cap, "list links");
+	if (l.type == -1) { snprintf(err, cap, "more than 100000 links"); return -1; }
+	if (l.type == H5L_TYPE_EXTERNAL) { snprintf(err, cap, "link /%s points to another file (external link); only self-contained files are read", l.bad); return -1; }
+	if (l.type != 0) { snprintf(err, cap, "link /%s is a user-defined link (type %d); only self-contained files are read", l.bad, l.type); return -1; }
+	return 0;
+}
+
 static hid_t ks_open(const char *path, int rw, char *err, size_t cap) {
 	ks_quiet();
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -56,6 +107,7 @@ static hid_t ks_open(const char *path, int rw, char *err, size_t cap) {
 	hid_t f = H5Fopen(path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
 	if (f < 0) ks_fail(err, cap, "open"); // before any other call clears the stack
 	H5Pclose(fapl);
+	if (f >= 0 && !rw && ks_check_links(f, err, cap) < 0) { H5Fclose(f); return -1; }
 	return f;
 }
 
@@ -86,9 +138,11 @@ static int ks_close(hid_t id, char *err, size_t cap) {
 // 3 for anything else, -1 on error. name must be a single component.
 static int ks_kind(hid_t loc, const char *name) {
 	ks_quiet();
-	htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
-	if (ex <= 0) { H5Eclear2(H5E_DEFAULT); return ex < 0 ? -1 : 0; }
-	hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
+	hid_t lapl = ks_access(H5P_LINK_ACCESS);
+	htri_t ex = H5Lexists(loc, name, lapl);
+	if (ex <= 0) { H5Pclose(lapl); H5Eclear2(H5E_DEFAULT); return ex < 0 ? -1 : 0; }
+	hid_t o = H5Oopen(loc, name, lapl);
+	H5Pclose(lapl);
 	if (o < 0) { H5Eclear2(H5E_DEFAULT); return 3; }
 	H5I_type_t t = H5Iget_type(o);
 	H5Oclose(o);
@@ -97,18 +151,30 @@ static int ks_kind(hid_t loc, const char *name) {
 
 static hid_t ks_open_group(hid_t loc, const char *name, char *err, size_t cap) {
 	ks_quiet();
-	hid_t g = H5Gopen2(loc, name, H5P_DEFAULT);
+	hid_t gapl = ks_access(H5P_GROUP_ACCESS);
+	hid_t g = H5Gopen2(loc, name, gapl);
 	if (g < 0) ks_fail(err, cap, "open group");
+	H5Pclose(gapl);
 	return g;
 }
 
 static hid_t ks_open_dataset(hid_t loc, const char *name, size_t cache_bytes, char *err, size_t cap) {
 	ks_quiet();
-	hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+	hid_t dapl = ks_access(H5P_DATASET_ACCESS);
 	if (cache_bytes) H5Pset_chunk_cache(dapl, 12421, cache_bytes, 1.0);
 	hid_t d = H5Dopen2(loc, name, dapl);
 	if (d < 0) ks_fail(err, cap, "open dataset");
 	H5Pclose(dapl);
+	if (d < 0) return d;
+	// Refuse data kept in other files before anything is read.
+	hid_t pl = H5Dget_create_plist(d);
+	if (pl < 0) { H5Dclose(d); return ks_fail(err, cap, "dataset creation properties"); }
+	int ext = H5Pget_external_count(pl);
+	H5D_layout_t lay = H5Pget_layout(pl);
+	H5Pclose(pl);
+	if (ext != 0) { H5Dclose(d); H5Eclear2(H5E_DEFAULT); snprintf(err, cap, "dataset is stored in other files (external storage); only self-contained files are read"); return -1; }
+	if (lay == H5D_VIRTUAL) { H5Dclose(d); snprintf(err, cap, "dataset is virtual (maps data of other files); only self-contained files are read"); return -1; }
+	if (lay < 0) { H5Dclose(d); return ks_fail(err, cap, "dataset layout"); }
 	return d;
 }
 
@@ -788,14 +854,15 @@ func (o h5) info() (dsInfo, error) {
 	return d, nil
 }
 
-// maxDeflateRatio is the largest expansion zlib's deflate can achieve
-// (258-byte matches coded in about two bits), so a compressed dataset cannot
-// hold more than this many times its stored bytes.
-const maxDeflateRatio = 1032
+// byteBudget is what one read may still decompress and allocate from the
+// datasets it reads (Limits.MaxBytes), shared by every dataset of a file.
+type byteBudget struct{ left int64 }
 
 // checkStorage compares the bytes a dataset announces with what the file
-// stores, before anything is allocated from the announced shape.
-func (d dsInfo) checkStorage() error {
+// stores, and takes them from the read's budget, before anything is
+// allocated from the announced shape. A compressed dataset may announce at
+// most maxCompression times its stored bytes.
+func (d dsInfo) checkStorage(b *byteBudget) error {
 	if d.elements < 0 {
 		return fmt.Errorf("shape %v exceeds %d elements", d.dims, int64(MaxElements))
 	}
@@ -807,9 +874,12 @@ func (d dsInfo) checkStorage() error {
 		return fmt.Errorf("shape %v announces %d bytes but no data is stored", d.dims, want)
 	case d.filters == 0 && d.storage < want:
 		return fmt.Errorf("shape %v announces %d bytes but only %d are stored", d.dims, want, d.storage)
-	case d.filters > 0 && want/maxDeflateRatio > d.storage:
-		return fmt.Errorf("shape %v announces %d bytes but only %d compressed bytes are stored", d.dims, want, d.storage)
+	case d.filters > 0 && want/maxCompression > d.storage:
+		return fmt.Errorf("shape %v announces %d bytes from %d compressed bytes, more than %d times (a decompression bomb?)", d.dims, want, d.storage, maxCompression)
+	case want > b.left:
+		return fmt.Errorf("shape %v announces %d bytes, beyond what one file may bring into memory (%d left of the limit)", d.dims, want, b.left)
 	}
+	b.left -= want
 	return nil
 }
 

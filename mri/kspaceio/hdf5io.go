@@ -43,8 +43,9 @@ func hdf5Kind(path string) (string, error) {
 	return kind, err
 }
 
-func readHDF5(path, format string, size int64) (*Volume, error) {
+func readHDF5(path, format string, size, maxBytes int64) (*Volume, error) {
 	var v *Volume
+	b := &byteBudget{left: maxBytes}
 	err := withHDF5(func() error {
 		f, err := h5Open(path, false)
 		if err != nil {
@@ -52,9 +53,9 @@ func readHDF5(path, format string, size int64) (*Volume, error) {
 		}
 		defer f.close()
 		if format == FormatISMRMRD {
-			v, err = readISMRMRD(f, size)
+			v, err = readISMRMRD(f, size, b)
 		} else {
-			v, err = readFastMRI(f)
+			v, err = readFastMRI(f, b)
 		}
 		return err
 	})
@@ -67,7 +68,7 @@ func readHDF5(path, format string, size int64) (*Volume, error) {
 // batchBytes bounds the acquisition data held by the HDF5 library at once.
 const batchBytes = 8 << 20
 
-func readISMRMRD(f h5, fileSize int64) (*Volume, error) {
+func readISMRMRD(f h5, fileSize int64, b *byteBudget) (*Volume, error) {
 	g, err := f.group("dataset")
 	if err != nil {
 		return nil, err
@@ -107,7 +108,7 @@ func readISMRMRD(f h5, fileSize int64) (*Volume, error) {
 	if info.dims[0] > MaxAcquisitions {
 		return nil, fmt.Errorf("/dataset/data: %d acquisitions, limit %d", info.dims[0], MaxAcquisitions)
 	}
-	if err := info.checkStorage(); err != nil {
+	if err := info.checkStorage(b); err != nil {
 		return nil, fmt.Errorf("/dataset/data: %w", err)
 	}
 	heads := make([]acqHead, info.dims[0])
@@ -126,6 +127,9 @@ func readISMRMRD(f h5, fileSize int64) (*Volume, error) {
 	if need := plan.scanBytes(); need > 64*fileSize+64<<20 {
 		return nil, fmt.Errorf("/dataset/data: assembling %d slices of %d coils × %d × %d needs %d bytes, implausible for a %d-byte file",
 			len(plan.labels)+len(plan.calLabels), plan.coils, plan.encY, plan.reconX, need, fileSize)
+	} else if need > b.left {
+		return nil, fmt.Errorf("/dataset/data: assembling %d slices of %d coils × %d × %d needs %d bytes, beyond the limit (%d left)",
+			len(plan.labels)+len(plan.calLabels), plan.coils, plan.encY, plan.reconX, need, b.left)
 	}
 	// Batches of at most batchBytes (and 4096 acquisitions).
 	type span struct{ start, n int }
@@ -183,7 +187,7 @@ func readISMRMRD(f h5, fileSize int64) (*Volume, error) {
 }
 
 // Layout of real fastMRI files: the 1-D mask runs along the last axis.
-func readFastMRI(f h5) (*Volume, error) {
+func readFastMRI(f h5, b *byteBudget) (*Volume, error) {
 	ds, err := f.dataset("kspace", 0)
 	if err != nil {
 		return nil, err
@@ -212,7 +216,7 @@ func readFastMRI(f h5) (*Volume, error) {
 	if err := checkGeometry(int(slices), int(coils), int(rows), int(cols)); err != nil {
 		return nil, fmt.Errorf("kspace shape %v: %w", info.dims, err)
 	}
-	if err := info.checkStorage(); err != nil {
+	if err := info.checkStorage(b); err != nil {
 		return nil, fmt.Errorf("kspace: %w", err)
 	}
 	var meta Meta
@@ -270,7 +274,7 @@ func readFastMRI(f h5) (*Volume, error) {
 		v.Slices = append(v.Slices, mri.Scan{Coils: int(coils), Rows: int(rows), Cols: int(cols), KSpace: all[s*per : (s+1)*per : (s+1)*per]})
 	}
 	if f.kind("mask") == kindDataset {
-		if err := readFastMRIMask(f, v.Slices, lo, hi); err != nil {
+		if err := readFastMRIMask(f, v.Slices, lo, hi, b); err != nil {
 			return nil, fmt.Errorf("mask: %w", err)
 		}
 	} else {
@@ -279,7 +283,7 @@ func readFastMRI(f h5) (*Volume, error) {
 		}
 	}
 	if f.kind("noise_covariance") == kindDataset {
-		cov, err := readNoiseCov(f, int(coils))
+		cov, err := readNoiseCov(f, int(coils), b)
 		if err != nil {
 			return nil, fmt.Errorf("noise_covariance: %w", err)
 		}
@@ -317,7 +321,7 @@ func complexMembers(info dsInfo) (string, string, error) {
 	return info.m0, info.m1, nil
 }
 
-func readFastMRIMask(f h5, scans []mri.Scan, lo, hi int) error {
+func readFastMRIMask(f h5, scans []mri.Scan, lo, hi int, b *byteBudget) error {
 	md, err := f.dataset("mask", 0)
 	if err != nil {
 		return err
@@ -337,7 +341,7 @@ func readFastMRIMask(f h5, scans []mri.Scan, lo, hi int) error {
 	if !ok {
 		return fmt.Errorf("shape %v fits neither (W=%d), (H=%d, W) nor (slices=%d, H, W)", info.dims, s.Cols, s.Rows, len(scans))
 	}
-	if err := info.checkStorage(); err != nil {
+	if err := info.checkStorage(b); err != nil {
 		return err
 	}
 	vals := make([]float64, info.elements)
@@ -372,7 +376,7 @@ func columnMask(s *mri.Scan, lo, hi int) []float32 {
 	return m
 }
 
-func readNoiseCov(f h5, coils int) ([]complex64, error) {
+func readNoiseCov(f h5, coils int, b *byteBudget) ([]complex64, error) {
 	d, err := f.dataset("noise_covariance", 0)
 	if err != nil {
 		return nil, err
@@ -389,7 +393,7 @@ func readNoiseCov(f h5, coils int) ([]complex64, error) {
 	if len(info.dims) != 2 || info.dims[0] != int64(coils) || info.dims[1] != int64(coils) {
 		return nil, fmt.Errorf("shape %v, want (%d, %d)", info.dims, coils, coils)
 	}
-	if err := info.checkStorage(); err != nil {
+	if err := info.checkStorage(b); err != nil {
 		return nil, err
 	}
 	cov := make([]complex64, coils*coils)

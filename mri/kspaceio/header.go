@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kspaced/kspaced/mri"
 )
@@ -185,7 +188,7 @@ func parseHeader(raw []byte) (Meta, error) {
 	raw = bytes.TrimRight(raw, "\x00")
 	var h xmlHeader
 	if err := xml.Unmarshal(raw, &h); err != nil {
-		return m, headerErr("%v", err)
+		return m, xmlErr(raw, err)
 	}
 	if len(h.Encoding) == 0 {
 		return m, headerErr("no <encoding> section")
@@ -230,7 +233,7 @@ func parseHeader(raw []byte) (Meta, error) {
 		m.PatientSex = strings.TrimSpace(s.PatientGender)
 		if s.PatientWeightKg != nil {
 			if !finiteNonNeg(*s.PatientWeightKg) {
-				return m, headerErr("patientWeight_kg %v", *s.PatientWeightKg)
+				return m, headerErr("patientWeight_kg is not a finite non-negative number")
 			}
 			m.PatientWeightKg = *s.PatientWeightKg
 		}
@@ -290,6 +293,102 @@ func parseHeader(raw []byte) (Meta, error) {
 		}
 	}
 	return m, nil
+}
+
+// xmlErr describes an XML decoding error by line or element, never by the
+// text it read: a header's values include the patient's name and ID, and
+// errors end up in error.json and the log.
+func xmlErr(raw []byte, err error) error {
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		return headerErr("XML syntax error on line %d", se.Line)
+	}
+	if path := badNumber(raw); path != "" {
+		return headerErr("element %s does not hold a valid number", path)
+	}
+	return headerErr("XML does not fit the ISMRMRD header schema")
+}
+
+// numericElements maps the names of the header's numeric elements to
+// whether they are integers, from the xml tags of xmlHeader.
+var numericElements = sync.OnceValue(func() map[string]bool {
+	out := map[string]bool{}
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("xml"), ",")
+			if i := strings.LastIndex(name, ">"); i >= 0 {
+				name = name[i+1:]
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+				ft = ft.Elem()
+			}
+			switch ft.Kind() {
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+				reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				if name != "" && name != "-" {
+					out[name] = true
+				}
+			case reflect.Float32, reflect.Float64:
+				if name != "" && name != "-" {
+					out[name] = false
+				}
+			case reflect.Struct:
+				walk(ft)
+			}
+		}
+	}
+	walk(reflect.TypeOf(xmlHeader{}))
+	return out
+})
+
+// badNumber returns the path of the first numeric element whose text does
+// not parse, or "".
+func badNumber(raw []byte) string {
+	num := numericElements()
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	var path []string
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			path = append(path, t.Name.Local)
+		case xml.EndElement:
+			if len(path) > 0 {
+				path = path[:len(path)-1]
+			}
+		case xml.CharData:
+			if len(path) == 0 || len(t) == 0 {
+				continue
+			}
+			isInt, ok := num[path[len(path)-1]]
+			if !ok {
+				continue
+			}
+			s := strings.TrimSpace(string(t))
+			if isInt {
+				_, err = strconv.ParseInt(s, 10, 64)
+			} else {
+				_, err = strconv.ParseFloat(s, 64)
+			}
+			if err != nil {
+				return strings.Join(path, "/")
+			}
+		}
+	}
 }
 
 func checkLimit(name string, l *xmlLimit) (Limit, error) {

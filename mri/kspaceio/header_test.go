@@ -235,3 +235,34 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestHeaderErrorsCarryNoPatientData: a header whose patient values break
+// its parsing is refused with the element named and the value left out,
+// since errors reach error.json and the log.
+func TestHeaderErrorsCarryNoPatientData(t *testing.T) {
+	const secret = "Doe^Jane-MRN0042"
+	enc := `<encoding><encodedSpace><matrixSize><x>8</x><y>8</y><z>1</z></matrixSize><fieldOfView_mm><x>1</x><y>1</y><z>1</z></fieldOfView_mm></encodedSpace>` +
+		`<reconSpace><matrixSize><x>8</x><y>8</y><z>1</z></matrixSize><fieldOfView_mm><x>1</x><y>1</y><z>1</z></fieldOfView_mm></reconSpace><trajectory>cartesian</trajectory></encoding>`
+	for _, c := range []struct{ xml, want string }{
+		{`<ismrmrdHeader><subjectInformation><patientName>` + secret + `</patientName><patientWeight_kg>` + secret + `</patientWeight_kg></subjectInformation>` + enc + `</ismrmrdHeader>`,
+			"subjectInformation/patientWeight_kg"},
+		{`<ismrmrdHeader><subjectInformation><patientName>` + secret + `</patientName></subjectInformation>` + enc +
+			`<encoding><encodedSpace><matrixSize><x>` + secret + `</x></matrixSize></encodedSpace></encoding></ismrmrdHeader>`,
+			"encoding/encodedSpace/matrixSize/x"},
+		{`<ismrmrdHeader><subjectInformation><patientName>&` + secret + `;</patientName></subjectInformation></ismrmrdHeader>`, "line 1"},
+		{`<ismrmrdHeader><subjectInformation><patientID>` + secret + `</patientName></subjectInformation></ismrmrdHeader>`, "line 1"},
+		{`<ismrmrdHeader><subjectInformation><patientWeight_kg>-3</patientWeight_kg></subjectInformation>` + enc + `</ismrmrdHeader>`, "patientWeight_kg"},
+	} {
+		_, err := parseHeader([]byte(c.xml))
+		if err == nil {
+			t.Errorf("accepted %s", c.xml)
+			continue
+		}
+		if strings.Contains(err.Error(), "Doe") || strings.Contains(err.Error(), "MRN") || strings.Contains(err.Error(), "-3") {
+			t.Errorf("error quotes the header's values: %v", err)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %q does not name %q", err, c.want)
+		}
+	}
+}

@@ -13,7 +13,7 @@ var errNoHDF5 = errors.New("HDF5 support needs cgo and libhdf5 (this binary was 
 
 func hdf5Kind(string) (string, error) { return "", errNoHDF5 }
 
-func readHDF5(path, _ string, _ int64) (*Volume, error) {
+func readHDF5(path, _ string, _, _ int64) (*Volume, error) {
 	return nil, fmt.Errorf("read %s: %w", path, errNoHDF5)
 }
 

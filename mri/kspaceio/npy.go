@@ -1,6 +1,7 @@
 package kspaceio
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -79,39 +80,64 @@ var (
 
 // ReadNPY reads a little-endian float32, float64, complex64 or complex128
 // array (C or Fortran order; Fortran is converted to C order) as complex64.
+// The header is checked against the file size and DefaultMaxBytes before
+// the data are read.
 func ReadNPY(path string) (*NPY, error) {
-	raw, err := os.ReadFile(path)
+	return readNPY(path, DefaultMaxBytes)
+}
+
+// maxNPYHeader bounds a .npy header (NumPy itself writes under 4 KiB).
+const maxNPYHeader = 1 << 20
+
+func readNPY(path string, maxBytes int64) (*NPY, error) {
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	a, err := parseNPY(raw)
+	defer f.Close()
+	a, err := decodeNPY(f, maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return a, nil
 }
 
-func parseNPY(raw []byte) (*NPY, error) {
-	if len(raw) < 10 || !bytes.Equal(raw[:6], npyMagic) {
+// npyHeader is a parsed .npy header: shape, element count, dtype and where
+// the data start.
+type npyHeader struct {
+	shape   []int
+	n       int64
+	descr   string
+	size    int
+	fortran bool
+	off     int64
+}
+
+func parseNPYHeader(r io.Reader, fileSize int64) (*npyHeader, error) {
+	pre := make([]byte, 12)
+	if _, err := io.ReadFull(r, pre[:10]); err != nil || !bytes.Equal(pre[:6], npyMagic) {
 		return nil, fmt.Errorf("not a NumPy .npy file")
 	}
-	var hlen, off int
-	switch raw[6] {
+	var hlen, off int64
+	switch pre[6] {
 	case 1:
-		hlen, off = int(binary.LittleEndian.Uint16(raw[8:])), 10
+		hlen, off = int64(binary.LittleEndian.Uint16(pre[8:])), 10
 	case 2, 3:
-		if len(raw) < 12 {
+		if _, err := io.ReadFull(r, pre[10:12]); err != nil {
 			return nil, io.ErrUnexpectedEOF
 		}
-		hlen, off = int(binary.LittleEndian.Uint32(raw[8:])), 12
+		hlen, off = int64(binary.LittleEndian.Uint32(pre[8:])), 12
 	default:
-		return nil, fmt.Errorf("unsupported .npy version %d", raw[6])
+		return nil, fmt.Errorf("unsupported .npy version %d", pre[6])
 	}
-	if hlen > len(raw)-off {
+	if hlen > fileSize-off || hlen > maxNPYHeader {
 		return nil, fmt.Errorf("header length %d exceeds file", hlen)
 	}
-	hdr := string(raw[off : off+hlen])
-	body := raw[off+hlen:]
+	hb := make([]byte, hlen)
+	if _, err := io.ReadFull(r, hb); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	hdr := string(hb)
 	m := reDescr.FindStringSubmatch(hdr)
 	if m == nil {
 		return nil, fmt.Errorf("header has no descr")
@@ -120,17 +146,14 @@ func parseNPY(raw []byte) (*NPY, error) {
 	if size == 0 {
 		return nil, fmt.Errorf("unsupported dtype %q (want <f4, <f8, <c8 or <c16)", m[1])
 	}
-	descr := m[1]
-	fortran := false
+	h := &npyHeader{descr: m[1], size: size, off: off + hlen, n: 1}
 	if o := reOrder.FindStringSubmatch(hdr); o != nil {
-		fortran = o[1] == "True"
+		h.fortran = o[1] == "True"
 	}
 	s := reShape.FindStringSubmatch(hdr)
 	if s == nil {
 		return nil, fmt.Errorf("header has no shape")
 	}
-	var shape []int
-	n := 1
 	for _, f := range strings.Split(s[1], ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
@@ -140,32 +163,68 @@ func parseNPY(raw []byte) (*NPY, error) {
 		if err != nil || d < 0 {
 			return nil, fmt.Errorf("bad shape entry %q", f)
 		}
-		if d > 0 && n > MaxElements/d {
+		if d > 0 && h.n > MaxElements/int64(d) {
 			return nil, fmt.Errorf("shape (%s) exceeds %d elements", s[1], MaxElements)
 		}
-		n *= d
-		shape = append(shape, d)
+		h.n *= int64(d)
+		h.shape = append(h.shape, d)
 	}
-	if len(body) != n*size {
-		return nil, fmt.Errorf("shape (%s) of %s needs %d data bytes, file has %d", s[1], descr, n*size, len(body))
+	if len(h.shape) > 8 {
+		return nil, fmt.Errorf("shape (%s) has more than 8 dimensions", s[1])
 	}
-	out := &NPY{Shape: shape, Data: make([]complex64, n), Complex: descr[1] == 'c'}
-	for i := range out.Data {
-		switch descr {
-		case "<f4":
-			out.Data[i] = complex(math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:])), 0)
-		case "<f8":
-			out.Data[i] = complex(float32(math.Float64frombits(binary.LittleEndian.Uint64(body[8*i:]))), 0)
-		case "<c8":
-			out.Data[i] = complex(math.Float32frombits(binary.LittleEndian.Uint32(body[8*i:])),
-				math.Float32frombits(binary.LittleEndian.Uint32(body[8*i+4:])))
-		case "<c16":
-			out.Data[i] = complex(float32(math.Float64frombits(binary.LittleEndian.Uint64(body[16*i:]))),
-				float32(math.Float64frombits(binary.LittleEndian.Uint64(body[16*i+8:]))))
+	if body := fileSize - h.off; body != h.n*int64(size) {
+		return nil, fmt.Errorf("shape (%s) of %s needs %d data bytes, file has %d", s[1], h.descr, h.n*int64(size), body)
+	}
+	return h, nil
+}
+
+// decodeNPY reads the header, checks the announced array against the file
+// size and maxBytes (as complex64, its size in memory), then converts the
+// data in blocks, so the only large allocation is the result.
+func decodeNPY(f *os.File, maxBytes int64) (*NPY, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSparse(f, st.Size()); err != nil {
+		return nil, err
+	}
+	h, err := parseNPYHeader(f, st.Size())
+	if err != nil {
+		return nil, err
+	}
+	if need := h.n * 8; need > maxBytes {
+		return nil, fmt.Errorf("shape %v needs %d bytes in memory, the limit is %d", h.shape, need, maxBytes)
+	}
+	out := &NPY{Shape: h.shape, Data: make([]complex64, h.n), Complex: h.descr[1] == 'c'}
+	br := bufio.NewReaderSize(f, 1<<16)
+	buf := make([]byte, 16*4096)
+	per := h.size
+	for done := int64(0); done < h.n; {
+		k := min(int64(len(buf)/per), h.n-done)
+		body := buf[:k*int64(per)]
+		if _, err := io.ReadFull(br, body); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
 		}
+		dst := out.Data[done : done+k]
+		for i := range dst {
+			switch h.descr {
+			case "<f4":
+				dst[i] = complex(math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:])), 0)
+			case "<f8":
+				dst[i] = complex(float32(math.Float64frombits(binary.LittleEndian.Uint64(body[8*i:]))), 0)
+			case "<c8":
+				dst[i] = complex(math.Float32frombits(binary.LittleEndian.Uint32(body[8*i:])),
+					math.Float32frombits(binary.LittleEndian.Uint32(body[8*i+4:])))
+			case "<c16":
+				dst[i] = complex(float32(math.Float64frombits(binary.LittleEndian.Uint64(body[16*i:]))),
+					float32(math.Float64frombits(binary.LittleEndian.Uint64(body[16*i+8:]))))
+			}
+		}
+		done += k
 	}
-	if fortran && len(shape) > 1 {
-		out.Data = fortranToC(out.Data, shape)
+	if h.fortran && len(h.shape) > 1 {
+		out.Data = fortranToC(out.Data, h.shape)
 	}
 	return out, nil
 }

@@ -84,7 +84,59 @@ func Detect(path string) (string, error) {
 	return f, nil
 }
 
+// FormatHDF5 is what Sniff returns for any HDF5 file: ISMRMRD or fastMRI
+// is told only by opening it.
+const FormatHDF5 = "hdf5"
+
+// Sniff names the format family of path from its first bytes without
+// parsing it: FormatHDF5, FormatNPY or FormatCFL. It never runs the HDF5
+// library, so it is safe on untrusted files in the daemon itself; errors
+// wrap ErrUnknownFormat for files that are none of them.
+func Sniff(path string) (string, error) {
+	f, _, err := sniff(path)
+	return f, err
+}
+
 func detect(path string) (format string, size int64, err error) {
+	format, size, err = sniff(path)
+	if err != nil || format != FormatHDF5 {
+		return format, size, err
+	}
+	k, err := hdf5Kind(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return k, size, nil
+}
+
+// maxUserBlock bounds the user block (bytes before the HDF5 signature) a
+// file may carry; MATLAB v7.3 files have 512.
+const maxUserBlock = 64 << 10
+
+// checkUserBlock accepts a user block that is empty, zeros or MATLAB's
+// header: anything else would make the file a second format too (a DICOM
+// preamble, say), read one way here and another way elsewhere.
+func checkUserBlock(fh *os.File, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if n > maxUserBlock {
+		return fmt.Errorf("HDF5 user block of %d bytes (limit %d)", n, maxUserBlock)
+	}
+	b := make([]byte, n)
+	if _, err := fh.ReadAt(b, 0); err != nil {
+		return err
+	}
+	if bytes.HasPrefix(b, []byte("MATLAB 7.3 MAT-file")) && len(b) >= 128 {
+		b = b[128:]
+	}
+	if len(bytes.Trim(b, "\x00")) != 0 {
+		return fmt.Errorf("HDF5 user block of %d bytes holds other data; only empty or MATLAB user blocks are accepted", n)
+	}
+	return nil
+}
+
+func sniff(path string) (format string, size int64, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		// BART data is often named by its base alone.
@@ -123,11 +175,10 @@ func detect(path string) (format string, size int64, err error) {
 			break
 		}
 		if bytes.Equal(sig, hdf5Magic) {
-			k, err := hdf5Kind(path)
-			if err != nil {
+			if err := checkUserBlock(fh, off); err != nil {
 				return "", 0, fmt.Errorf("read %s: %w", path, err)
 			}
-			return k, st.Size(), nil
+			return FormatHDF5, st.Size(), nil
 		}
 	}
 	if strings.HasSuffix(path, ".cfl") && isCFLHeader(strings.TrimSuffix(path, ".cfl")+".hdr") {
@@ -151,8 +202,13 @@ func isCFLHeader(path string) bool {
 }
 
 // Read loads a k-space volume, choosing the reader from the file's content
-// (see Detect). Every error names the file.
+// (see Detect), with the default Limits. Every error names the file.
 func Read(path string) (*Volume, error) {
+	return ReadLimited(path, Limits{})
+}
+
+// ReadLimited is Read with explicit limits.
+func ReadLimited(path string, lim Limits) (*Volume, error) {
 	format, size, err := detect(path)
 	if err != nil {
 		return nil, err
@@ -160,11 +216,11 @@ func Read(path string) (*Volume, error) {
 	var v *Volume
 	switch format {
 	case FormatISMRMRD, FormatFastMRI:
-		v, err = readHDF5(path, format, size)
+		v, err = readHDF5(path, format, size, lim.maxBytes())
 	case FormatNPY:
-		v, err = readNPYVolume(path)
+		v, err = readNPYVolume(path, lim.maxBytes())
 	case FormatCFL:
-		v, err = readCFLVolume(path)
+		v, err = readCFLVolume(path, lim.maxBytes())
 	}
 	if err != nil {
 		return nil, err
@@ -186,8 +242,8 @@ func Read(path string) (*Volume, error) {
 // k-space with an optional sibling <base>_mask.npy of shape [kx], [ky,kx] or
 // [slices,ky,kx]; without one the mask marks every location where any coil
 // is non-zero.
-func readNPYVolume(path string) (*Volume, error) {
-	a, err := ReadNPY(path)
+func readNPYVolume(path string, maxBytes int64) (*Volume, error) {
+	a, err := readNPY(path, maxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +272,7 @@ func readNPYVolume(path string) (*Volume, error) {
 	}
 	maskPath := strings.TrimSuffix(path, ".npy") + "_mask.npy"
 	if _, err := os.Stat(maskPath); err == nil {
-		m, err := ReadNPY(maskPath)
+		m, err := readNPY(maskPath, int64(slices*rows*cols)*8)
 		if err != nil {
 			return nil, err
 		}
@@ -244,29 +300,30 @@ func readNPYVolume(path string) (*Volume, error) {
 
 // readCFLVolume reads BART [x y z coil] k-space of one slice (z = 1); x is
 // the column (kx) and y the row (ky) index.
-func readCFLVolume(path string) (*Volume, error) {
+func readCFLVolume(path string, maxBytes int64) (*Volume, error) {
 	base := strings.TrimSuffix(strings.TrimSuffix(path, ".cfl"), ".hdr")
-	dims, data, err := ReadCFL(base)
+	d := [4]int{1, 1, 1, 1}
+	// The geometry is checked from the header, before the data are read.
+	check := func(dims []int) error {
+		for i, v := range dims {
+			if i >= 4 {
+				if v != 1 {
+					return fmt.Errorf("BART dimensions %v: only [x y z coil] k-space is supported", dims)
+				}
+				continue
+			}
+			d[i] = v
+		}
+		if d[2] != 1 {
+			return fmt.Errorf("BART dimensions %v: 3-D k-space (z = %d) is not supported", dims, d[2])
+		}
+		return checkGeometry(1, d[3], d[1], d[0])
+	}
+	_, data, err := readCFL(base, maxBytes, check)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	d := [4]int{1, 1, 1, 1}
-	for i, v := range dims {
-		if i >= 4 {
-			if v != 1 {
-				return nil, fmt.Errorf("read %s: BART dimensions %v: only [x y z coil] k-space is supported", path, dims)
-			}
-			continue
-		}
-		d[i] = v
-	}
-	if d[2] != 1 {
-		return nil, fmt.Errorf("read %s: BART dimensions %v: 3-D k-space (z = %d) is not supported", path, dims, d[2])
-	}
 	cols, rows, coils := d[0], d[1], d[3]
-	if err := checkGeometry(1, coils, rows, cols); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
 	s := mri.Scan{Coils: coils, Rows: rows, Cols: cols, KSpace: data}
 	s.Mask = nonzeroMask(&s)
 	return &Volume{Meta: simpleMeta(rows, cols), Slices: []mri.Scan{s}}, nil
