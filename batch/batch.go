@@ -96,6 +96,10 @@ type Options struct {
 	Config  *configs.Config
 	Shard   Shard
 	Device  pipeline.Device
+	// Reader parses the archive's files (nil: in this process); the command
+	// uses a child process, so a file that crashes the HDF5 library fails
+	// its own job instead of the shard.
+	Reader pipeline.Reader
 	// Log receives one line per job and the summary; nil discards them.
 	Log io.Writer
 	// LockWait is how long to wait for an earlier run of the same shard to
@@ -216,7 +220,7 @@ func runJob(ctx context.Context, o Options, j Job, partial string) (published bo
 	}
 	defer os.RemoveAll(tmp)
 	inputs := append([]string{j.KSpace}, j.Study...)
-	rep, err := pipeline.Run(ctx, pipeline.Job{ID: j.Rel, Inputs: inputs, Config: o.Config, Device: o.Device}, tmp, nil)
+	rep, err := pipeline.Run(ctx, pipeline.Job{ID: j.Rel, Inputs: inputs, Config: o.Config, Device: o.Device, Reader: o.Reader}, tmp, nil)
 	if err != nil {
 		return false, err
 	}
