@@ -216,9 +216,10 @@ func (o *Orthanc) Instances(t testing.TB) []Instance {
 	o.Get(t, "/instances", &ids)
 	out := make([]Instance, 0, len(ids))
 	for _, id := range ids {
-		var tags map[string]string
+		var tags map[string]any
 		o.Get(t, "/instances/"+id+"/simplified-tags", &tags)
-		out = append(out, Instance{ID: id, SOPInstanceUID: tags["SOPInstanceUID"], SeriesInstanceUID: tags["SeriesInstanceUID"], StudyInstanceUID: tags["StudyInstanceUID"]})
+		str := func(k string) string { s, _ := tags[k].(string); return s }
+		out = append(out, Instance{ID: id, SOPInstanceUID: str("SOPInstanceUID"), SeriesInstanceUID: str("SeriesInstanceUID"), StudyInstanceUID: str("StudyInstanceUID")})
 	}
 	return out
 }
