@@ -47,14 +47,15 @@ type Failure struct {
 }
 
 // HTTPError is a non-success answer; Transient says whether a retry may
-// help (5xx, 429, 408).
+// help (5xx, 429, 408). Its message leaves out the body, which may quote
+// the data set and must not reach logs; Body holds its start.
 type HTTPError struct {
 	Status int
 	Body   string
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("STOW-RS: HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Body)
+	return fmt.Sprintf("STOW-RS: HTTP %d %s", e.Status, http.StatusText(e.Status))
 }
 
 // Transient reports whether retrying later may succeed.

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // Command fields (PS3.7 E.1).
@@ -124,7 +123,9 @@ func decodeCommand(b []byte) (command, error) {
 	return c, nil
 }
 
-// StatusError is a DIMSE response whose status is a failure.
+// StatusError is a DIMSE response whose status is a failure. Its message
+// leaves out the peer's error comment, which may quote the data set (and so
+// a patient's name) and must not reach logs; Comment holds it.
 type StatusError struct {
 	Status  uint16
 	Comment string
@@ -145,11 +146,7 @@ func (e *StatusError) Error() string {
 	if e.Status == statusSOPNotSupp {
 		what = "refused: SOP class not supported"
 	}
-	s := fmt.Sprintf("DIMSE status 0x%04X (%s)", e.Status, what)
-	if c := strings.TrimSpace(e.Comment); c != "" {
-		s += ": " + c
-	}
-	return s
+	return fmt.Sprintf("DIMSE status 0x%04X (%s)", e.Status, what)
 }
 
 // Transient reports whether retrying later may succeed (the peer was out of
