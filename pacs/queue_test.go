@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kspaced/kspaced/configs"
-	"github.com/kspaced/kspaced/pacs/internal/peers"
+	"github.com/kspaced/kspaced/internal/peers"
 )
 
 // publish writes a job's result into spool/outbox/<job> as the daemon does.

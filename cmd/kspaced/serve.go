@@ -84,10 +84,21 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				proc = delayed(proc, testDelay)
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
-			d, err := daemon.New(daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once})
+			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
+			deliver, err := withDelivery(&opts, log)
 			if err != nil {
 				return err
 			}
+			d, err := daemon.New(opts)
+			if err != nil {
+				return err
+			}
+			// Delivery runs while the daemon does; an interrupted send is
+			// resumed by the next start.
+			dctx, stopDelivery := context.WithCancel(context.Background())
+			delivered := make(chan struct{})
+			go func() { deliver(dctx); close(delivered) }()
+			defer func() { stopDelivery(); <-delivered }()
 			return serve(cmd.Context(), d, cfg.Daemon.HTTPAddr, load, log)
 		},
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kspaced/kspaced/pacs/internal/peers"
+	"github.com/kspaced/kspaced/internal/peers"
 )
 
 func files(t *testing.T, slices int) []string {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 
-	"github.com/kspaced/kspaced/pacs/internal/peers"
+	"github.com/kspaced/kspaced/internal/peers"
 )
 
 // C-ECHO and C-STORE into a real PACS: Orthanc holds both series with the

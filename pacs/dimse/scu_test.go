@@ -10,7 +10,7 @@ import (
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 
-	"github.com/kspaced/kspaced/pacs/internal/peers"
+	"github.com/kspaced/kspaced/internal/peers"
 )
 
 func instances(t *testing.T, dir string, slices int) []Instance {
