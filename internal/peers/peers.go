@@ -1,7 +1,7 @@
 // Package peers starts real DICOM peers for tests — dcmtk's storescp and
-// Orthanc — on loopback ports with temporary configurations, and writes
-// kspaced series to send to them. Tests that need a peer skip when it is not
-// installed unless KSPACED_REQUIRE_PEERS is set (CI sets it).
+// Orthanc — on loopback ports with temporary configurations, stopped when
+// the test ends, and writes kspaced series to send to them. Tests that need
+// a peer skip when it is not installed unless KSPACED_REQUIRE_PEERS=1.
 package peers
 
 import (
@@ -17,22 +17,25 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/dicomio"
+	"github.com/kspaced/kspaced/internal/testutil"
 )
 
-// Need skips t (or fails it, under KSPACED_REQUIRE_PEERS) when a program is
-// missing, and returns its path.
+// Need returns the path of a peer program (also looked up in /usr/sbin,
+// where Debian puts Orthanc), skipping the test when it is absent or failing
+// it under KSPACED_REQUIRE_PEERS=1, as testutil does.
 func Need(t testing.TB, prog string) string {
 	t.Helper()
-	for _, p := range []string{prog, "/usr/sbin/" + prog} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
+	if _, err := exec.LookPath(prog); err != nil {
+		if p := "/usr/sbin/" + prog; fileExists(p) {
+			return p
 		}
 	}
-	if os.Getenv("KSPACED_REQUIRE_PEERS") != "" {
-		t.Fatalf("%s is not installed (scripts/deps.sh test installs it)", prog)
-	}
-	t.Skipf("%s is not installed", prog)
-	return ""
+	return testutil.Tool(t, prog)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
@@ -139,6 +142,7 @@ type Orthanc struct {
 func StartOrthanc(t testing.TB) *Orthanc {
 	t.Helper()
 	bin := Need(t, "Orthanc")
+	plugin := testutil.File(t, "/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 	dir := t.TempDir()
 	hp, dp := FreePort(t), FreePort(t)
 	cfg := map[string]any{
@@ -153,7 +157,7 @@ func StartOrthanc(t testing.TB) *Orthanc {
 		"DicomCheckCalledAet":   true,
 		"HttpServerEnabled":     true,
 		"StableAge":             1,
-		"Plugins":               []string{"/usr/share/orthanc/plugins/libOrthancDicomWeb.so"},
+		"Plugins":               []string{plugin},
 		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
 	}
 	raw, _ := json.Marshal(cfg)
