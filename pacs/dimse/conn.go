@@ -47,14 +47,17 @@ func (a *Association) guard(ctx context.Context) func() bool {
 	return context.AfterFunc(ctx, func() { _ = a.conn.Close() })
 }
 
-func (a *Association) setPeerMax(n uint32) {
+// setPeerMax honours the peer's maximum P-DATA length, capped at
+// maxSendPDU (0 means unlimited); one too small to carry data is refused.
+func (a *Association) setPeerMax(n uint32) error {
 	switch {
 	case n == 0 || n > maxSendPDU:
 		n = maxSendPDU
 	case n < minPeerPDU:
-		n = minPeerPDU
+		return fmt.Errorf("%w: the peer's maximum PDU length %d is below %d", ErrProtocol, n, minPeerPDU)
 	}
 	a.maxSend = n
+	return nil
 }
 
 // send writes one DIMSE message: the command, then the data set (if data is

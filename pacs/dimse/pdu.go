@@ -53,9 +53,9 @@ const (
 	DefaultMaxPDU = 256 << 10
 	// maxAssocPDU bounds association PDUs (many contexts × syntaxes fit).
 	maxAssocPDU = 1 << 20
-	// minPeerPDU is the smallest maximum a peer may announce that we honour;
-	// below it every fragment would carry a handful of bytes.
-	minPeerPDU = 1024
+	// minPeerPDU is the smallest maximum a peer may announce; below it a
+	// fragment carries next to nothing (real peers announce ≥ 4 KiB).
+	minPeerPDU = 256
 	// maxSendPDU caps what we send even to a peer that announces more (or
 	// 0, unlimited): large enough for throughput, small enough for memory.
 	maxSendPDU = 1 << 20

@@ -110,7 +110,10 @@ func Connect(ctx context.Context, p Peer, contexts []PresentationContext) (*Asso
 		a.abortWith(2)
 		return nil, fmt.Errorf("associate with %s: %w", p.Addr, err)
 	}
-	a.setPeerMax(ac.maxPDU)
+	if err := a.setPeerMax(ac.maxPDU); err != nil {
+		a.abortWith(2)
+		return nil, fmt.Errorf("associate with %s: %w", p.Addr, err)
+	}
 	for _, pc := range ac.contexts {
 		prop, ok := proposed[pc.ID]
 		if !ok || pc.Result != 0 || len(pc.TransferSyntaxes) != 1 {
