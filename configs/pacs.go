@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"time"
@@ -21,6 +22,20 @@ type PACS struct {
 	MaxBackoff   time.Duration `yaml:"max_backoff"`
 	// Timeout bounds connecting and each network read or write.
 	Timeout time.Duration `yaml:"timeout"`
+	Listen  Listen        `yaml:"listen"`
+}
+
+// Listen configures the C-STORE listener that receives studies into the
+// inbox (`kspaced serve`).
+type Listen struct {
+	// Addr is host:port; "" turns the listener off. Give a loopback or a
+	// specific interface address: nothing is exposed unless named here.
+	Addr    string `yaml:"addr"`
+	AETitle string `yaml:"ae_title"`
+	// Callers are the calling AE titles accepted; any other is rejected.
+	Callers         []string `yaml:"callers"`
+	MaxInstanceMB   int      `yaml:"max_instance_mb"`
+	MaxAssociations int      `yaml:"max_associations"`
 }
 
 // Destination is one PACS: a DIMSE peer (ae_title, host, port) or a
@@ -75,6 +90,18 @@ func (p PACS) validate(v *validator) {
 	v.dur("pacs.retry_backoff", p.RetryBackoff, 0, 24*time.Hour)
 	v.dur("pacs.max_backoff", p.MaxBackoff, p.RetryBackoff, 7*24*time.Hour)
 	v.dur("pacs.timeout", p.Timeout, time.Second, time.Hour)
+	l := p.Listen
+	if l.Addr != "" {
+		_, port, err := net.SplitHostPort(l.Addr)
+		v.check(err == nil && port != "" && port != "0", "pacs.listen.addr = %q, want host:port (e.g. 127.0.0.1:11112)", l.Addr)
+		v.check(len(l.Callers) > 0, "pacs.listen.callers is empty: name the calling AE titles allowed to send")
+	}
+	v.check(validAE(l.AETitle), "pacs.listen.ae_title = %q, want 1 to 16 printable ASCII characters", l.AETitle)
+	for _, c := range l.Callers {
+		v.check(validAE(c), "pacs.listen.callers: %q, want 1 to 16 printable ASCII characters", c)
+	}
+	v.rangeI("pacs.listen.max_instance_mb", l.MaxInstanceMB, 1, 64<<10)
+	v.rangeI("pacs.listen.max_associations", l.MaxAssociations, 1, 1024)
 	seen := map[string]bool{}
 	for i, d := range p.Destinations {
 		key := fmt.Sprintf("pacs.destinations[%d]", i)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,29 +19,57 @@ import (
 	"github.com/kspaced/kspaced/pacs"
 )
 
-// withDelivery adds the PACS delivery queue to a daemon's options when the
-// configuration names destinations; run delivers until its context ends.
-func withDelivery(o *daemon.Options, log *slog.Logger) (run func(context.Context), err error) {
+// withPACS adds the PACS delivery queue (when the configuration names
+// destinations) and the C-STORE listener (when pacs.listen.addr is set) to
+// a daemon's options; run serves them until its context ends. The listener
+// binds here, so a taken port fails the start.
+func withPACS(o *daemon.Options, log *slog.Logger) (run func(context.Context), err error) {
 	cfg := o.Config
-	if len(cfg.PACS.Destinations) == 0 {
-		return func(context.Context) {}, nil
-	}
 	spool, err := filepath.Abs(cfg.Daemon.Spool)
 	if err != nil {
 		return nil, err
 	}
-	q, err := pacs.NewQueue(spool, cfg.PACS, log)
-	if err != nil {
-		return nil, err
+	var runs []func(context.Context)
+	if len(cfg.PACS.Destinations) > 0 {
+		q, err := pacs.NewQueue(spool, cfg.PACS, log)
+		if err != nil {
+			return nil, err
+		}
+		o.Published = q.Enqueue
+		o.Collectors = append(o.Collectors, q.Collectors()...)
+		names := make([]string, len(cfg.PACS.Destinations))
+		for i, d := range cfg.PACS.Destinations {
+			names[i] = d.Name
+		}
+		log.Info("delivering results to PACS", "destinations", strings.Join(names, ","))
+		runs = append(runs, q.Run)
 	}
-	o.Published = q.Enqueue
-	o.Collectors = append(o.Collectors, q.Collectors()...)
-	names := make([]string, len(cfg.PACS.Destinations))
-	for i, d := range cfg.PACS.Destinations {
-		names[i] = d.Name
+	if l := cfg.PACS.Listen; l.Addr != "" {
+		r, err := pacs.NewReceiver(spool, log)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("pacs.listen.addr: %w", err)
+		}
+		o.Collectors = append(o.Collectors, r.Collectors()...)
+		log.Info("DICOM listener accepting studies", "addr", ln.Addr().String(), "ae_title", l.AETitle, "callers", strings.Join(l.Callers, ","))
+		srv := r.Server(l, cfg.PACS.Timeout)
+		runs = append(runs, func(ctx context.Context) {
+			if err := srv.Serve(ctx, ln); err != nil {
+				log.Error("DICOM listener stopped", "err", err)
+			}
+		})
 	}
-	log.Info("delivering results to PACS", "destinations", strings.Join(names, ","))
-	return q.Run, nil
+	return func(ctx context.Context) {
+		var wg sync.WaitGroup
+		for _, r := range runs {
+			wg.Add(1)
+			go func() { defer wg.Done(); r(ctx) }()
+		}
+		wg.Wait()
+	}, nil
 }
 
 func newPACSCmd() *cobra.Command {

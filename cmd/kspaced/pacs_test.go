@@ -240,3 +240,57 @@ func TestPACSCommands(t *testing.T) {
 		t.Errorf("closed port: %d %s", code, out)
 	}
 }
+
+// A study sent with storescu to the daemon's listener becomes one inbox job
+// with every instance, claimed whole; an unknown calling AE is rejected.
+func TestServeReceivesStudy(t *testing.T) {
+	storescu := peers.Need(t, "storescu")
+	spool := mkSpool(t)
+	cfg := writeConfig(t, t.TempDir(), "10s") // only the .ready marker can make it ready in time
+	port := peers.FreePort(t)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
+	f.Close()
+	s := startServer(t, "--config", cfg, "--spool", spool)
+	var files []string
+	for _, r := range peers.Series(t, t.TempDir(), 2) {
+		files = append(files, r.Files...)
+	}
+	send := func(aet string) error {
+		return exec.Command(storescu, append([]string{"-aet", aet, "-aec", "KSPACED", "127.0.0.1", fmt.Sprint(port)}, files...)...).Run()
+	}
+	if err := send("SCANNER"); err != nil {
+		t.Fatalf("storescu: %v", err)
+	}
+	_ = send("INTRUDER")
+	var job string
+	waitUntil(t, 30*time.Second, "the received study filed", func() bool {
+		for _, d := range []string{daemon.DoneDir, daemon.FailedDir} {
+			if got := names(t, filepath.Join(spool, d)); len(got) > 0 {
+				job = filepath.Join(spool, d, got[0])
+				return true
+			}
+		}
+		return false
+	})
+	var got int
+	filepath.WalkDir(filepath.Join(job, "input"), func(p string, de os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".dcm") {
+			got++
+		}
+		return nil
+	})
+	if got != len(files) {
+		t.Errorf("job %s holds %d instances, sent %d", job, got, len(files))
+	}
+	if n := len(names(t, filepath.Join(spool, daemon.DoneDir))) + len(names(t, filepath.Join(spool, daemon.FailedDir))); n != 1 {
+		t.Errorf("%d jobs from one association (the rejected one made any?)", n)
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, "calling AE title not configured") || strings.Contains(logs, "Test^Patient") {
+		t.Errorf("logs: %s", logs)
+	}
+}

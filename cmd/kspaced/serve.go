@@ -85,7 +85,7 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
 			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
-			deliver, err := withDelivery(&opts, log)
+			deliver, err := withPACS(&opts, log)
 			if err != nil {
 				return err
 			}
@@ -93,8 +93,8 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 			if err != nil {
 				return err
 			}
-			// Delivery runs while the daemon does; an interrupted send is
-			// resumed by the next start.
+			// Delivery and the listener run while the daemon does; an
+			// interrupted send is resumed by the next start.
 			dctx, stopDelivery := context.WithCancel(context.Background())
 			delivered := make(chan struct{})
 			go func() { deliver(dctx); close(delivered) }()

@@ -116,3 +116,47 @@ func ContextsFor(insts []Instance) ([]PresentationContext, error) {
 	}
 	return out, nil
 }
+
+// WriteMeta writes the preamble and File Meta Information of a Part 10
+// file whose data set, in transferSyntax, follows; sourceAE is the AE title
+// it came from.
+func WriteMeta(w io.Writer, class, instance, transferSyntax, sourceAE string) error {
+	var body []byte
+	add := func(el uint16, vr string, v []byte) {
+		var h [8]byte
+		binary.LittleEndian.PutUint16(h[:], 0x0002)
+		binary.LittleEndian.PutUint16(h[2:], el)
+		copy(h[4:6], vr)
+		if vr == "OB" {
+			body = append(body, h[:6]...)
+			body = append(body, 0, 0)
+			body = binary.LittleEndian.AppendUint32(body, uint32(len(v)))
+		} else {
+			binary.LittleEndian.PutUint16(h[6:], uint16(len(v)))
+			body = append(body, h[:]...)
+		}
+		body = append(body, v...)
+	}
+	pad := func(s string, with byte) []byte {
+		b := []byte(s)
+		if len(b)%2 == 1 {
+			b = append(b, with)
+		}
+		return b
+	}
+	add(0x0001, "OB", []byte{0, 1})
+	add(0x0002, "UI", pad(class, 0))
+	add(0x0003, "UI", pad(instance, 0))
+	add(0x0010, "UI", pad(transferSyntax, 0))
+	add(0x0012, "UI", pad(implementationClass, 0))
+	add(0x0013, "SH", pad(implementationVer, ' '))
+	if sourceAE != "" {
+		add(0x0016, "AE", pad(sourceAE, ' '))
+	}
+	head := make([]byte, 128, 128+4+12+len(body))
+	head = append(head, "DICM"...)
+	head = append(head, 0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0)
+	head = binary.LittleEndian.AppendUint32(head, uint32(len(body)))
+	_, err := w.Write(append(head, body...))
+	return err
+}
