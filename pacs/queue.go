@@ -197,6 +197,21 @@ func (q *Queue) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// Drain makes one pass over the queue — every delivery that is due now is
+// attempted once — and returns: for `serve --once`. Failures keep their
+// back-off for the next run.
+func (q *Queue) Drain(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, d := range q.cfg.Destinations {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.pass(ctx, d, map[string]bool{})
+		}()
+	}
+	wg.Wait()
+}
+
 func (q *Queue) worker(ctx context.Context, d configs.Destination) {
 	// finished remembers jobs already delivered or failed, so that a long
 	// history is not reread on every pass.

@@ -19,21 +19,28 @@ import (
 	"github.com/kspaced/kspaced/pacs"
 )
 
+// pacsService is what serve runs beside the daemon: run until its context
+// ends (resident), or drain once after the jobs are done (--once).
+type pacsService struct {
+	run, drain func(context.Context)
+}
+
 // withPACS adds the PACS delivery queue (when the configuration names
-// destinations) and the C-STORE listener (when pacs.listen.addr is set) to
-// a daemon's options; run serves them until its context ends. The listener
-// binds here, so a taken port fails the start.
-func withPACS(o *daemon.Options, log *slog.Logger) (run func(context.Context), err error) {
+// destinations) and, unless once, the C-STORE listener (when
+// pacs.listen.addr is set) to a daemon's options. The listener binds here,
+// so a taken port fails the start.
+func withPACS(o *daemon.Options, log *slog.Logger, once bool) (svc pacsService, err error) {
+	svc.drain = func(context.Context) {}
 	cfg := o.Config
 	spool, err := filepath.Abs(cfg.Daemon.Spool)
 	if err != nil {
-		return nil, err
+		return svc, err
 	}
 	var runs []func(context.Context)
 	if len(cfg.PACS.Destinations) > 0 {
 		q, err := pacs.NewQueue(spool, cfg.PACS, log)
 		if err != nil {
-			return nil, err
+			return svc, err
 		}
 		o.Published = q.Enqueue
 		o.Collectors = append(o.Collectors, q.Collectors()...)
@@ -43,15 +50,16 @@ func withPACS(o *daemon.Options, log *slog.Logger) (run func(context.Context), e
 		}
 		log.Info("delivering results to PACS", "destinations", strings.Join(names, ","))
 		runs = append(runs, q.Run)
+		svc.drain = q.Drain
 	}
-	if l := cfg.PACS.Listen; l.Addr != "" {
+	if l := cfg.PACS.Listen; l.Addr != "" && !once {
 		r, err := pacs.NewReceiver(spool, log)
 		if err != nil {
-			return nil, err
+			return svc, err
 		}
 		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("pacs.listen.addr: %w", err)
+			return svc, fmt.Errorf("pacs.listen.addr: %w", err)
 		}
 		o.Collectors = append(o.Collectors, r.Collectors()...)
 		log.Info("DICOM listener accepting studies", "addr", ln.Addr().String(), "ae_title", l.AETitle, "callers", strings.Join(l.Callers, ","))
@@ -62,14 +70,15 @@ func withPACS(o *daemon.Options, log *slog.Logger) (run func(context.Context), e
 			}
 		})
 	}
-	return func(ctx context.Context) {
+	svc.run = func(ctx context.Context) {
 		var wg sync.WaitGroup
 		for _, r := range runs {
 			wg.Add(1)
 			go func() { defer wg.Done(); r(ctx) }()
 		}
 		wg.Wait()
-	}, nil
+	}
+	return svc, nil
 }
 
 func newPACSCmd() *cobra.Command {

@@ -294,3 +294,37 @@ func TestServeReceivesStudy(t *testing.T) {
 		t.Errorf("logs: %s", logs)
 	}
 }
+
+// serve --once delivers what it published before it exits (cron).
+func TestServeOnceDelivers(t *testing.T) {
+	makeFixtures(t)
+	scp := peers.StartStoreSCP(t, "SCP1")
+	host, port, _ := net.SplitHostPort(scp.Addr)
+	spool := mkSpool(t)
+	cfg := writeConfig(t, t.TempDir(), "0s")
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: scp, ae_title: SCP1, host: %s, port: %s}\n", host, port)
+	f.Close()
+	put(t, spool, "a.npy", fixtures.npy)
+	put(t, spool, "b.npy", fixtures.npy)
+	if out, err := exec.Command(kspacedBin, "serve", "--once", "--config", cfg, "--spool", spool).CombinedOutput(); err != nil {
+		t.Fatalf("serve --once: %v\n%s", err, out)
+	}
+	sts, err := pacs.States(spool)
+	if err != nil || len(sts) != 2 {
+		t.Fatalf("states %+v, %v", sts, err)
+	}
+	sent := 0
+	for _, st := range sts {
+		if st.State != pacs.StateDelivered {
+			t.Errorf("%s: %s (%s)", st.Job, st.State, st.LastError)
+		}
+		sent += len(st.Files)
+	}
+	if got := len(scp.Files(t)); got != sent {
+		t.Errorf("storescp holds %d files, the jobs %d", got, sent)
+	}
+}

@@ -85,7 +85,7 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
 			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
-			deliver, err := withPACS(&opts, log)
+			svc, err := withPACS(&opts, log, once)
 			if err != nil {
 				return err
 			}
@@ -93,11 +93,18 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 			if err != nil {
 				return err
 			}
+			if once {
+				err := serve(cmd.Context(), d, cfg.Daemon.HTTPAddr, load, log)
+				dctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+				defer stop()
+				svc.drain(dctx)
+				return err
+			}
 			// Delivery and the listener run while the daemon does; an
 			// interrupted send is resumed by the next start.
 			dctx, stopDelivery := context.WithCancel(context.Background())
 			delivered := make(chan struct{})
-			go func() { deliver(dctx); close(delivered) }()
+			go func() { svc.run(dctx); close(delivered) }()
 			defer func() { stopDelivery(); <-delivered }()
 			return serve(cmd.Context(), d, cfg.Daemon.HTTPAddr, load, log)
 		},
