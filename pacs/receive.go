@@ -76,14 +76,39 @@ func safeName(s string) string {
 	}, strings.TrimSpace(s))
 }
 
+// stageLock is held (flock) in a staging folder while its association
+// lives; the kernel drops it if the process dies.
+const stageLock = ".lock"
+
 func (r *Receiver) open(calling string, remote net.Addr) (dimse.Session, error) {
 	name := fmt.Sprintf("rx-%s-%s-%s", time.Now().UTC().Format("20060102T150405"), safeName(calling), randomHex(3))
 	stage := filepath.Join(r.inbox, "."+name+".part")
 	if err := os.Mkdir(stage, 0o755); err != nil {
 		return nil, err
 	}
+	unlock, err := lockFile(filepath.Join(stage, stageLock))
+	if err != nil {
+		os.RemoveAll(stage)
+		return nil, err
+	}
 	r.log.Info("DICOM association accepted", "calling_ae", calling, "remote", remote.String(), "folder", name)
-	return &session{r: r, calling: calling, name: name, stage: stage}, nil
+	return &session{r: r, calling: calling, name: name, stage: stage, unlock: unlock}, nil
+}
+
+// Recover moves studies whose association was cut by a crash (a staging
+// folder nobody holds) into the inbox: their instances were acknowledged,
+// so they must not be lost. serve calls it at start.
+func (r *Receiver) Recover() {
+	stages, _ := filepath.Glob(filepath.Join(r.inbox, ".rx-*.part"))
+	for _, stage := range stages {
+		unlock, err := lockFile(filepath.Join(stage, stageLock))
+		if err != nil {
+			continue // a live association
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(stage), "."), ".part")
+		r.log.Warn("recovering a study whose association was cut by a crash", "folder", name)
+		(&session{r: r, calling: "?", name: name, stage: stage, unlock: unlock}).End(false)
+	}
 }
 
 type session struct {
@@ -91,6 +116,7 @@ type session struct {
 	calling string
 	name    string
 	stage   string
+	unlock  func()
 	mu      sync.Mutex
 	n       int
 }
@@ -121,6 +147,7 @@ func (s *session) Store(class, instance, ts string) (io.WriteCloser, error) {
 func (s *session) End(released bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.unlock()
 	files, _ := filepath.Glob(filepath.Join(s.stage, "IM*.dcm"))
 	if len(files) == 0 {
 		os.RemoveAll(s.stage)

@@ -23,7 +23,7 @@ import (
 )
 
 // startListener serves a receiver for spool on a loopback port.
-func startListener(t *testing.T, spool string, mutate func(*configs.Listen)) (*Receiver, string, *bytes.Buffer) {
+func startListener(t testing.TB, spool string, mutate func(*configs.Listen)) (*Receiver, string, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
 	r, err := NewReceiver(spool, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -198,5 +198,38 @@ func TestReceiveLimitsAndAbort(t *testing.T) {
 	}
 	if hidden, _ := filepath.Glob(filepath.Join(spool, "inbox", ".*")); len(hidden) != 0 {
 		t.Errorf("staging left behind: %v", hidden)
+	}
+}
+
+// A study whose association a crash cut short still reaches the inbox at the
+// next start with what was acknowledged; a live association's is left alone.
+func TestReceiveRecoversAfterCrash(t *testing.T) {
+	spool := t.TempDir()
+	r, err := NewReceiver(spool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := filepath.Join(spool, "inbox")
+	dead := filepath.Join(inbox, ".rx-20260101T000000-SCANNER-aaaaaa.part")
+	live := filepath.Join(inbox, ".rx-20260101T000000-SCANNER-bbbbbb.part")
+	for _, d := range []string{dead, live} {
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "IM00001.dcm"), []byte("acknowledged"), 0o644)
+		os.WriteFile(filepath.Join(d, "IM00002.dcm.part"), []byte("half"), 0o644)
+		os.WriteFile(filepath.Join(d, stageLock), nil, 0o644)
+	}
+	unlock, err := lockFile(filepath.Join(live, stageLock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	r.Recover()
+	got, _ := filepath.Glob(filepath.Join(inbox, "rx-20260101T000000-SCANNER-aaaaaa", "*"))
+	ready, _ := filepath.Glob(filepath.Join(inbox, "rx-20260101T000000-SCANNER-aaaaaa", ".ready"))
+	if len(got) != 1 || filepath.Base(got[0]) != "IM00001.dcm" || len(ready) != 1 {
+		t.Errorf("recovered study holds %v (ready %v), want IM00001.dcm and .ready", got, ready)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live association's folder was taken: %v", err)
 	}
 }

@@ -57,6 +57,7 @@ func withPACS(o *daemon.Options, log *slog.Logger, once bool) (svc pacsService, 
 		if err != nil {
 			return svc, err
 		}
+		r.Recover()
 		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
 			return svc, fmt.Errorf("pacs.listen.addr: %w", err)

@@ -107,6 +107,9 @@ func StartStoreSCP(t testing.TB, ae string, extra ...string) *StoreSCP {
 	args := append([]string{"--aetitle", ae, "--output-directory", dir}, extra...)
 	args = append(args, fmt.Sprint(port))
 	cmd := exec.Command(bin, args...)
+	// dcmtk leaves Nagle's algorithm on unless told: every small response
+	// would then wait for a delayed ACK (40 ms on Linux).
+	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
 	log := start(t, cmd)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	waitTCP(t, addr, cmd, log)
@@ -232,11 +235,16 @@ func (o *Orthanc) Instances(t testing.TB) []Instance {
 // 16×16 images) into dir, the way the pipeline does, and returns the refs.
 func Series(t testing.TB, dir string, slices int) []dicomio.SeriesRef {
 	t.Helper()
+	return SeriesSized(t, dir, slices, 16, 16)
+}
+
+// SeriesSized is Series with rows×cols images.
+func SeriesSized(t testing.TB, dir string, slices, rows, cols int) []dicomio.SeriesRef {
+	t.Helper()
 	study, err := dicomio.NewStudy(dicomio.Patient{Name: "Test^Patient", ID: "PID-SECRET-1"}, "knee", "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const rows, cols = 16, 16
 	mean := make([]float32, slices*rows*cols)
 	std := make([]float32, len(mean))
 	for i := range mean {
