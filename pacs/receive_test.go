@@ -224,7 +224,7 @@ func TestReceiveRecoversAfterCrash(t *testing.T) {
 	}
 	defer unlock()
 	r.Recover()
-	got, _ := filepath.Glob(filepath.Join(inbox, "rx-20260101T000000-SCANNER-aaaaaa", "*"))
+	got, _ := filepath.Glob(filepath.Join(inbox, "rx-20260101T000000-SCANNER-aaaaaa", "IM*"))
 	ready, _ := filepath.Glob(filepath.Join(inbox, "rx-20260101T000000-SCANNER-aaaaaa", ".ready"))
 	if len(got) != 1 || filepath.Base(got[0]) != "IM00001.dcm" || len(ready) != 1 {
 		t.Errorf("recovered study holds %v (ready %v), want IM00001.dcm and .ready", got, ready)
