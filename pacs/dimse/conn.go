@@ -28,6 +28,7 @@ type Association struct {
 	timeout  time.Duration
 	contexts map[byte]PresentationContext // accepted ones only
 	msgID    uint16
+	sendBuf  []byte // one P-DATA PDU, reused
 	// CalledAE and CallingAE as negotiated.
 	CalledAE, CallingAE string
 }
@@ -77,8 +78,11 @@ func (a *Association) send(pcid byte, cmd []byte, data io.Reader) error {
 // sendPDVs streams src as P-DATA-TF PDUs of one PDV each, marking the last.
 func (a *Association) sendPDVs(pcid byte, command bool, src io.Reader) error {
 	room := int(a.maxSend) - 6 // PDV length field and header
+	if len(a.sendBuf) != 12+room {
+		a.sendBuf = make([]byte, 12+room)
+	}
+	buf := a.sendBuf
 	br := bufio.NewReaderSize(src, 64<<10)
-	buf := make([]byte, 12+room)
 	for {
 		n, err := io.ReadFull(br, buf[12:])
 		last := err != nil
