@@ -160,3 +160,4 @@ func WriteMeta(w io.Writer, class, instance, transferSyntax, sourceAE string) er
 	_, err := w.Write(append(head, body...))
 	return err
 }
+
