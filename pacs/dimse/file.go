@@ -160,4 +160,3 @@ func WriteMeta(w io.Writer, class, instance, transferSyntax, sourceAE string) er
 	_, err := w.Write(append(head, body...))
 	return err
 }
-
