@@ -16,23 +16,20 @@ const (
 
 // Command element numbers in group 0000.
 const (
-	tagGroupLength     = 0x0000
-	tagAffectedClass   = 0x0002
-	tagCommandField    = 0x0100
-	tagMessageID       = 0x0110
-	tagRespondingTo    = 0x0120
-	tagPriority        = 0x0700
-	tagDataSetType     = 0x0800
-	tagStatus          = 0x0900
-	tagAffectedInst    = 0x1000
-	tagErrorComment    = 0x0902
-	noDataSet          = 0x0101
-	dataSetPresent     = 0x0000
-	statusSuccess      = 0x0000
-	statusCannotUnder  = 0xC000
-	statusOutOfRes     = 0xA700
-	statusSOPNotSupp   = 0x0122
-	statusDupInvocaton = 0x0210
+	tagGroupLength   = 0x0000
+	tagAffectedClass = 0x0002
+	tagCommandField  = 0x0100
+	tagMessageID     = 0x0110
+	tagRespondingTo  = 0x0120
+	tagPriority      = 0x0700
+	tagDataSetType   = 0x0800
+	tagStatus        = 0x0900
+	tagAffectedInst  = 0x1000
+	tagErrorComment  = 0x0902
+	noDataSet        = 0x0101
+	dataSetPresent   = 0x0000
+	statusSuccess    = 0x0000
+	statusSOPNotSupp = 0x0122
 )
 
 // command is a decoded command set: element number → value bytes.

@@ -21,7 +21,6 @@ const storagePrefix = "1.2.840.10008.5.1.4.1.1."
 const (
 	statusUnrecognised = 0x0211
 	statusStoreRefused = 0xA700
-	statusStoreFailed  = 0xC000
 )
 
 // Session receives the instances of one association.
@@ -180,7 +179,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn, busy bool, log *slog.Lo
 	sess, err := s.Open(rq.calling, c.RemoteAddr())
 	if err != nil {
 		log.Error("DICOM association refused: cannot store", "calling_ae", rq.calling, "err", err)
-		_ = writePDU(c, pduAssociateRJ, []byte{0, 2, 1, 2})
+		_ = writePDU(c, pduAssociateRJ, []byte{0, 2, 3, 2}) // transient: local limit exceeded
 		return
 	}
 	a.deadline()
@@ -249,11 +248,11 @@ func (s *Server) serveAssociation(a *Association, sess Session, log *slog.Logger
 			}
 			st := uint16(statusSuccess)
 			if err := w.commit(); err != nil {
+				// Out of resources: the sender may retry later.
 				st = statusStoreRefused
-				if errors.Is(err, errTooLarge) || w.err == nil {
+				if errors.Is(err, errTooLarge) {
 					log.Warn("instance refused", "calling_ae", a.CallingAE, "err", err)
 				} else {
-					st = statusStoreFailed
 					log.Error("instance not stored", "calling_ae", a.CallingAE, "err", err)
 				}
 			}
