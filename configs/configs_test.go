@@ -122,6 +122,8 @@ func TestPACSDestinations(t *testing.T) {
 		"pacs:\n  destinations:\n    - {name: a, url: ftp://x}\n":                                                        "url",
 		"pacs:\n  destinations:\n    - {name: a, url: http://x, tls: true}\n":                                            "https",
 		"pacs:\n  destinations:\n    - {name: a, ae_title: P, hots: h, port: 1}\n":                                       "unknown key \"hots\" in pacs.destinations",
+		"pacs:\n  destinations:\n    - {name: a, url: http://x, username: u}\n":                                          "go together",
+		"pacs:\n  destinations:\n    - {name: a, ae_title: P, host: h, port: 1, token_file: /t}\n":                       "are for DICOMweb",
 		"pacs:\n  calling_ae: \"\"\n": "pacs.calling_ae",
 		"pacs:\n  timeout: 0s\n":      "pacs.timeout",
 	}

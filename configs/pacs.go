@@ -55,6 +55,11 @@ type Destination struct {
 	KeyFile  string `yaml:"key_file"`
 	// MaxPDU is the largest PDU kspaced accepts from a DIMSE peer; 0: 256 KiB.
 	MaxPDU int `yaml:"max_pdu"`
+	// DICOMweb credentials, read from files at each request so that they
+	// stay out of the config: a bearer token, or a user and password.
+	TokenFile    string `yaml:"token_file"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // IsWeb reports whether d is a DICOMweb (STOW-RS) destination.
@@ -120,11 +125,14 @@ func (p PACS) validate(v *validator) {
 			v.check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "%s.url = %q, want an http(s) URL of the DICOMweb root", key, d.URL)
 			v.check(!d.TLS, "%s.tls is for DIMSE; use an https url", key)
 			v.check(d.MaxPDU == 0, "%s.max_pdu is for DIMSE", key)
+			v.check(d.TokenFile == "" || d.Username == "", "%s: give token_file or username and password_file, not both", key)
+			v.check((d.Username == "") == (d.PasswordFile == ""), "%s: username and password_file go together", key)
 		default:
 			v.check(validAE(d.AETitle), "%s.ae_title = %q, want 1 to 16 printable ASCII characters", key, d.AETitle)
 			v.check(d.Host != "", "%s.host is empty", key)
 			v.rangeI(key+".port", d.Port, 1, 65535)
 			v.check(d.MaxPDU == 0 || (d.MaxPDU >= 4096 && d.MaxPDU <= 16<<20), "%s.max_pdu = %d, want 0 or in [4096, 16 MiB]", key, d.MaxPDU)
+			v.check(d.TokenFile == "" && d.Username == "" && d.PasswordFile == "", "%s: token_file, username and password_file are for DICOMweb", key)
 		}
 		v.check((d.CertFile == "") == (d.KeyFile == ""), "%s: cert_file and key_file go together", key)
 	}

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -96,8 +97,43 @@ func peer(p configs.PACS, d configs.Destination) (dimse.Peer, error) {
 	return pr, nil
 }
 
+// maxSecret bounds a credentials file.
+const maxSecret = 64 << 10
+
+func readSecret(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxSecret {
+		return "", fmt.Errorf("%s: over %d bytes", path, maxSecret)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 func webClient(p configs.PACS, d configs.Destination) (*dicomweb.Client, error) {
-	c := &dicomweb.Client{BaseURL: d.URL, Timeout: p.Timeout * 10}
+	c := &dicomweb.Client{BaseURL: d.URL, Timeout: p.Timeout * 10, Header: http.Header{}}
+	switch {
+	case d.TokenFile != "":
+		tok, err := readSecret(d.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: token_file: %w", d.Name, err)
+		}
+		c.Header.Set("Authorization", "Bearer "+tok)
+	case d.Username != "":
+		pw, err := readSecret(d.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: password_file: %w", d.Name, err)
+		}
+		req := http.Request{Header: http.Header{}}
+		req.SetBasicAuth(d.Username, pw)
+		c.Header.Set("Authorization", req.Header.Get("Authorization"))
+	}
 	if strings.HasPrefix(d.URL, "https:") && (d.CAFile != "" || d.CertFile != "") {
 		tc, err := tlsConfig(d, "")
 		if err != nil {
@@ -136,6 +172,9 @@ func webEcho(ctx context.Context, c *dicomweb.Client, p configs.PACS) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/dicom+json")
+	for k, vs := range c.Header {
+		req.Header[k] = vs
+	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLS, Proxy: http.ProxyFromEnvironment}}
 	defer hc.CloseIdleConnections()
 	resp, err := hc.Do(req)
