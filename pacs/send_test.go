@@ -57,3 +57,30 @@ func TestWebCredentials(t *testing.T) {
 		t.Error("a missing token file was not an error")
 	}
 }
+
+// A DIMSE destination with tls and ca_file, configured as in the YAML: the
+// certificate in ca_file is trusted, another is not.
+func TestTLSDestination(t *testing.T) {
+	scp := peers.StartStoreSCP(t, "TLSSCP")
+	addr, caFile := peers.TLSFront(t, scp.Addr)
+	_, otherCA := peers.TLSFront(t, scp.Addr)
+	host, port := splitAddr(t, addr)
+	d := configs.Destination{Name: "tls", AETitle: "TLSSCP", Host: host, Port: port, TLS: true, CAFile: caFile}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := testPACS(d)
+	if err := Echo(ctx, p, d); err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	files, err := DICOMFiles(filepath.Dir(peers.Series(t, t.TempDir(), 2)[0].Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Send(ctx, p, d, files); err != nil || n != len(files) {
+		t.Fatalf("send over TLS: %d of %d, %v", n, len(files), err)
+	}
+	d.CAFile = otherCA
+	if err := Echo(ctx, p, d); err == nil {
+		t.Error("a certificate outside ca_file was trusted")
+	}
+}
