@@ -36,6 +36,10 @@ type Listen struct {
 	Callers         []string `yaml:"callers"`
 	MaxInstanceMB   int      `yaml:"max_instance_mb"`
 	MaxAssociations int      `yaml:"max_associations"`
+	// QuietPeriod > 0 gathers one calling AE's associations that follow
+	// each other within it into one study folder; 0 makes each
+	// association's end complete its folder.
+	QuietPeriod time.Duration `yaml:"quiet_period"`
 }
 
 // Destination is one PACS: a DIMSE peer (ae_title, host, port) or a
@@ -107,6 +111,7 @@ func (p PACS) validate(v *validator) {
 	}
 	v.rangeI("pacs.listen.max_instance_mb", l.MaxInstanceMB, 1, 64<<10)
 	v.rangeI("pacs.listen.max_associations", l.MaxAssociations, 1, 1024)
+	v.dur("pacs.listen.quiet_period", l.QuietPeriod, 0, time.Hour)
 	seen := map[string]bool{}
 	for i, d := range p.Destinations {
 		key := fmt.Sprintf("pacs.destinations[%d]", i)

@@ -20,18 +20,26 @@ import (
 	"github.com/kspaced/kspaced/pacs/dimse"
 )
 
-// maxPerAssociation bounds the instances one association may leave in the
-// inbox; the inbox takes study folders of up to 20,000 files.
-const maxPerAssociation = 20000
+// maxPerStudy bounds the instances one received folder may hold; the inbox
+// takes study folders of up to 20,000 files.
+const maxPerStudy = 20000
 
 // Receiver stores what a C-STORE listener receives into SPOOL/inbox: each
 // association's instances are written into a hidden folder there (which
 // the daemon ignores) and, when the association ends, renamed in one step to
-// a visible study folder with a .ready marker.
+// a visible study folder with a .ready marker. With a quiet period, the
+// associations of one calling AE title that follow each other within it
+// share one folder, which moves in once the quiet period has passed with
+// none open.
 type Receiver struct {
 	inbox    string
 	log      *slog.Logger
 	received *prometheus.CounterVec
+	// Quiet is the quiet period; 0 closes a folder at its association's end.
+	Quiet time.Duration
+
+	mu     sync.Mutex
+	groups map[string]*session // open folders by calling AE (Quiet > 0)
 }
 
 // NewReceiver prepares a receiver for spool's inbox.
@@ -43,7 +51,7 @@ func NewReceiver(spool string, log *slog.Logger) (*Receiver, error) {
 	if err := os.MkdirAll(inbox, 0o755); err != nil {
 		return nil, fmt.Errorf("receiver: %w", err)
 	}
-	return &Receiver{inbox: inbox, log: log, received: prometheus.NewCounterVec(prometheus.CounterOpts{
+	return &Receiver{inbox: inbox, log: log, groups: map[string]*session{}, received: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kspaced_received_instances_total",
 		Help: "DICOM instances received by the C-STORE listener, by calling AE title and result (stored, refused)."},
 		[]string{"calling_ae", "result"})}, nil
@@ -81,6 +89,22 @@ func safeName(s string) string {
 const stageLock = ".lock"
 
 func (r *Receiver) open(calling string, remote net.Addr) (dimse.Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.groups[calling]; s != nil {
+		s.mu.Lock()
+		if !s.closed {
+			s.active++
+			if s.timer != nil {
+				s.timer.Stop()
+				s.timer = nil
+			}
+			s.mu.Unlock()
+			r.log.Info("DICOM association accepted", "calling_ae", calling, "remote", remote.String(), "folder", s.name, "joins", true)
+			return s, nil
+		}
+		s.mu.Unlock()
+	}
 	name := fmt.Sprintf("rx-%s-%s-%s", time.Now().UTC().Format("20060102T150405"), safeName(calling), randomHex(3))
 	stage := filepath.Join(r.inbox, "."+name+".part")
 	if err := os.Mkdir(stage, 0o755); err != nil {
@@ -91,8 +115,12 @@ func (r *Receiver) open(calling string, remote net.Addr) (dimse.Session, error) 
 		os.RemoveAll(stage)
 		return nil, err
 	}
+	s := &session{r: r, calling: calling, name: name, stage: stage, unlock: unlock, active: 1}
+	if r.Quiet > 0 {
+		r.groups[calling] = s
+	}
 	r.log.Info("DICOM association accepted", "calling_ae", calling, "remote", remote.String(), "folder", name)
-	return &session{r: r, calling: calling, name: name, stage: stage, unlock: unlock}, nil
+	return s, nil
 }
 
 // Recover moves studies whose association was cut by a crash (a staging
@@ -107,10 +135,32 @@ func (r *Receiver) Recover() {
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(stage), "."), ".part")
 		r.log.Warn("recovering a study whose association was cut by a crash", "folder", name)
-		(&session{r: r, calling: "?", name: name, stage: stage, unlock: unlock}).End(false)
+		(&session{r: r, calling: "?", name: name, stage: stage, unlock: unlock}).finish()
 	}
 }
 
+// Flush moves in every folder waiting for its quiet period: at shutdown,
+// after the listener has stopped.
+func (r *Receiver) Flush() {
+	r.mu.Lock()
+	var open []*session
+	for _, s := range r.groups {
+		open = append(open, s)
+	}
+	r.mu.Unlock()
+	for _, s := range open {
+		s.mu.Lock()
+		if s.timer != nil {
+			s.timer.Stop()
+			s.timer = nil
+		}
+		s.mu.Unlock()
+		s.finish()
+	}
+}
+
+// session is one folder being received: one association's, or with a quiet
+// period those of one calling AE in a row.
 type session struct {
 	r       *Receiver
 	calling string
@@ -119,14 +169,18 @@ type session struct {
 	unlock  func()
 	mu      sync.Mutex
 	n       int
+	active  int         // associations writing into it
+	timer   *time.Timer // quiet period running
+	closed  bool
+	cut     bool // an association ended without a release
 }
 
 func (s *session) Store(class, instance, ts string) (io.WriteCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.n >= maxPerAssociation {
+	if s.n >= maxPerStudy {
 		s.r.received.WithLabelValues(s.calling, "refused").Inc()
-		return nil, fmt.Errorf("more than %d instances in one association", maxPerAssociation)
+		return nil, fmt.Errorf("more than %d instances in one received study", maxPerStudy)
 	}
 	s.n++
 	final := filepath.Join(s.stage, fmt.Sprintf("IM%05d.dcm", s.n))
@@ -142,16 +196,47 @@ func (s *session) Store(class, instance, ts string) (io.WriteCloser, error) {
 	return &instanceFile{f: f, final: final, s: s}, nil
 }
 
-// End moves the association's folder into the inbox, ready: what was
-// acknowledged is kept even if the association was aborted afterwards.
+// End is called when one association ends. The folder moves into the
+// inbox when no association writes into it any more (after the quiet
+// period, if any): what was acknowledged is kept even if the association
+// was aborted afterwards.
 func (s *session) End(released bool) {
 	s.mu.Lock()
+	s.active--
+	s.cut = s.cut || !released
+	if s.active > 0 {
+		s.mu.Unlock()
+		return
+	}
+	if s.r.Quiet > 0 {
+		s.timer = time.AfterFunc(s.r.Quiet, s.finish)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.finish()
+}
+
+// finish moves the folder into the inbox, unless an association joined it
+// meanwhile.
+func (s *session) finish() {
+	s.r.mu.Lock()
+	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.active > 0 || s.closed {
+		s.r.mu.Unlock()
+		return
+	}
+	s.closed = true
+	if s.r.groups[s.calling] == s {
+		delete(s.r.groups, s.calling)
+	}
+	s.r.mu.Unlock()
 	defer s.unlock()
 	files, _ := filepath.Glob(filepath.Join(s.stage, "IM*.dcm"))
 	if len(files) == 0 {
 		os.RemoveAll(s.stage)
-		s.r.log.Info("DICOM association ended with nothing stored", "calling_ae", s.calling, "released", released)
+		s.r.log.Info("DICOM association ended with nothing stored", "calling_ae", s.calling, "released", !s.cut)
 		return
 	}
 	// Partial instances (never acknowledged) are dropped.
@@ -179,7 +264,7 @@ func (s *session) End(released bool) {
 		s.r.log.Error("received study could not be moved into the inbox; it stays in the hidden folder", "folder", filepath.Base(s.stage), "err", err)
 		return
 	}
-	s.r.log.Info("received study in the inbox", "folder", s.name, "instances", len(files), "calling_ae", s.calling, "released", released)
+	s.r.log.Info("received study in the inbox", "folder", s.name, "instances", len(files), "calling_ae", s.calling, "released", !s.cut)
 }
 
 type instanceFile struct {

@@ -35,6 +35,7 @@ func startListener(t testing.TB, spool string, mutate func(*configs.Listen)) (*R
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	r.Quiet = cfg.QuietPeriod
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -231,5 +232,52 @@ func TestReceiveRecoversAfterCrash(t *testing.T) {
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("a live association's folder was taken: %v", err)
+	}
+}
+
+// With a quiet period, a sender that opens one association per image gets
+// one study folder; the folder moves in once the sender has been quiet,
+// and the next burst makes another.
+func TestReceiveQuietPeriodGathersAssociations(t *testing.T) {
+	storescu := peers.Need(t, "storescu")
+	spool := t.TempDir()
+	r, addr, _ := startListener(t, spool, func(l *configs.Listen) { l.QuietPeriod = 1500 * time.Millisecond })
+	host, port, _ := net.SplitHostPort(addr)
+	var files []string
+	for _, s := range peers.Series(t, t.TempDir(), 3) {
+		files = append(files, s.Files...)
+	}
+	send := func(f string) {
+		cmd := exec.Command(storescu, "-aet", "SENDER", "-aec", "KSPACED", host, port, f)
+		cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("storescu: %v %s", err, out)
+		}
+	}
+	folders := func() []string {
+		got, _ := filepath.Glob(filepath.Join(spool, "inbox", "rx-*"))
+		return got
+	}
+	for _, f := range files[:4] {
+		send(f)
+		if len(folders()) != 0 {
+			t.Fatal("a folder moved in during the burst")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(folders()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := folders()
+	if len(got) != 1 {
+		t.Fatalf("after the quiet period: %v", got)
+	}
+	if ims, _ := filepath.Glob(filepath.Join(got[0], "IM*.dcm")); len(ims) != 4 {
+		t.Errorf("first folder holds %d instances, want 4", len(ims))
+	}
+	send(files[4])
+	r.Flush() // as at shutdown: no wait for the quiet period
+	if got := folders(); len(got) != 2 {
+		t.Errorf("after a second burst and a flush: %v", got)
 	}
 }

@@ -57,6 +57,7 @@ func withPACS(o *daemon.Options, log *slog.Logger, once bool) (svc pacsService, 
 		if err != nil {
 			return svc, err
 		}
+		r.Quiet = l.QuietPeriod
 		r.Recover()
 		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
@@ -69,6 +70,7 @@ func withPACS(o *daemon.Options, log *slog.Logger, once bool) (svc pacsService, 
 			if err := srv.Serve(ctx, ln); err != nil {
 				log.Error("DICOM listener stopped", "err", err)
 			}
+			r.Flush()
 		})
 	}
 	svc.run = func(ctx context.Context) {
