@@ -39,7 +39,12 @@ Signals: SIGTERM or SIGINT stop taking jobs and let running ones finish within
 daemon.grace_period (a second signal exits at once; unfinished jobs are redone
 on restart). SIGHUP reloads --config for new jobs; a bad file keeps the running
 configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
-/metrics (Prometheus) and /status.`,
+/metrics (Prometheus) and /status.
+
+With pacs.destinations configured, every published job is sent to each PACS
+(C-STORE or DICOMweb STOW-RS) through a queue in SPOOL/delivery/ that survives
+restarts; with pacs.listen.addr set, studies sent by DICOM arrive in the inbox.
+See docs/pacs.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// load reads --config and applies the flags; SIGHUP calls it again.
