@@ -30,6 +30,7 @@ const (
 	dataSetPresent   = 0x0000
 	statusSuccess    = 0x0000
 	statusSOPNotSupp = 0x0122
+	statusDuplicate  = 0x0111
 )
 
 // command is a decoded command set: element number → value bytes.
@@ -151,7 +152,8 @@ func (e *StatusError) Error() string {
 func (e *StatusError) Transient() bool { return e.Status&0xFF00 == 0xA700 }
 
 // success reports whether a C-STORE status means the instance is stored:
-// success, or a warning (coercion, elements discarded).
+// success, a warning (coercion, elements discarded), or "duplicate SOP
+// instance" (0x0111), which some PACS answer to a resend of what they hold.
 func success(status uint16) bool {
-	return status == statusSuccess || status&0xF000 == 0xB000 || status == 0x0001
+	return status == statusSuccess || status&0xF000 == 0xB000 || status == 0x0001 || status == statusDuplicate
 }

@@ -126,3 +126,17 @@ func TestContextCancelsSilentPeer(t *testing.T) {
 		t.Fatalf("err = %v after %v", err, time.Since(start))
 	}
 }
+
+// Statuses that mean "the PACS holds the instance" count as stored; a
+// resend answered "duplicate" is not a failure.
+func TestStoreStatuses(t *testing.T) {
+	for st, want := range map[uint16]bool{0x0000: true, 0xB000: true, 0xB007: true, 0x0111: true,
+		0xA700: false, 0xA900: false, 0xC000: false, 0x0122: false, 0x0110: false} {
+		if success(st) != want {
+			t.Errorf("success(0x%04X) = %v", st, !want)
+		}
+	}
+	if e := (&StatusError{Status: 0xA701, Comment: "Doe^John"}); !e.Transient() || strings.Contains(e.Error(), "Doe") {
+		t.Errorf("%v: transient %v, and the comment must stay out of the message", e, e.Transient())
+	}
+}
