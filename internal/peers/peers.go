@@ -139,9 +139,9 @@ type Orthanc struct {
 	Dir           string
 }
 
-// StartOrthanc runs Orthanc with a temporary storage and configuration on
-// loopback ports, authentication off, DICOMweb on at /dicom-web/. Only
-// localhost may connect (RemoteAccessAllowed false).
+// StartOrthanc runs Orthanc with a temporary storage and configuration,
+// authentication off, DICOMweb on at /dicom-web/. Only localhost may use
+// its HTTP port, and only the AE title KSPACED from 127.0.0.1 its DICOM port.
 func StartOrthanc(t testing.TB) *Orthanc {
 	t.Helper()
 	bin := Need(t, "Orthanc")
@@ -158,10 +158,17 @@ func StartOrthanc(t testing.TB) *Orthanc {
 		"RemoteAccessAllowed":   false,
 		"AuthenticationEnabled": false,
 		"DicomCheckCalledAet":   true,
-		"HttpServerEnabled":     true,
-		"StableAge":             1,
-		"Plugins":               []string{plugin},
-		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
+		// Orthanc 1.10 cannot bind to one interface: its DICOM port only
+		// serves kspaced's AE title from loopback, its HTTP port only
+		// localhost (RemoteAccessAllowed false).
+		"DicomModalities":        map[string]any{"kspaced": []any{"KSPACED", "127.0.0.1", 104}},
+		"DicomAlwaysAllowEcho":   false,
+		"DicomAlwaysAllowStore":  false,
+		"DicomCheckModalityHost": true,
+		"HttpServerEnabled":      true,
+		"StableAge":              1,
+		"Plugins":                []string{plugin},
+		"DicomWeb":               map[string]any{"Enable": true, "Root": "/dicom-web/"},
 	}
 	raw, _ := json.Marshal(cfg)
 	path := filepath.Join(dir, "orthanc.json")

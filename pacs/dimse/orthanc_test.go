@@ -30,6 +30,11 @@ func TestStoreToOrthanc(t *testing.T) {
 	if err := Echo(ctx, bad); !errors.As(err, &rj) {
 		t.Fatalf("echo to a wrong AE title: err = %v, want a rejection", err)
 	}
+	stranger := p
+	stranger.CallingAE = "STRANGER"
+	if err := Echo(ctx, stranger); err == nil {
+		t.Fatal("the test Orthanc answers an unknown calling AE title")
+	}
 
 	insts := instances(t, t.TempDir(), 4)
 	send := func() {
