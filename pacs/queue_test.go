@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -219,5 +220,53 @@ func TestQueueDeliversToOrthanc(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "job delivered") {
 		t.Errorf("logs: %s", logs.String())
+	}
+}
+
+// Two daemons on one spool: each delivery is attempted by one of them only.
+func TestQueueTwoProcessesOneSpool(t *testing.T) {
+	spool := t.TempDir()
+	cfg := testPACS(configs.Destination{Name: "p", AETitle: "X", Host: "127.0.0.1", Port: 1})
+	var mu sync.Mutex
+	sends := map[string]int{}
+	mk := func() *Queue {
+		q, err := NewQueue(spool, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.send = func(_ context.Context, _ configs.PACS, _ configs.Destination, files []string) (int, error) {
+			mu.Lock()
+			sends[filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(files[0]))))]++
+			mu.Unlock()
+			time.Sleep(30 * time.Millisecond)
+			return len(files), nil
+		}
+		return q
+	}
+	q1, q2 := mk(), mk()
+	const n = 6
+	for i := range n {
+		job := fmt.Sprintf("j%d", i)
+		dir, _ := publish(t, spool, job, 1)
+		if err := q1.Enqueue(job, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q1.Run(ctx)
+	go q2.Run(ctx)
+	for i := range n {
+		waitState(t, spool, fmt.Sprintf("j%d", i), "p", StateDelivered)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for job, c := range sends {
+		if c != 1 {
+			t.Errorf("%s sent %d times", job, c)
+		}
+	}
+	if len(sends) != n {
+		t.Errorf("sent %v", sends)
 	}
 }
