@@ -30,6 +30,7 @@ type Config struct {
 	Simulate Simulate `yaml:"simulate"`
 	Daemon   Daemon   `yaml:"daemon"`
 	Retrain  Retrain  `yaml:"retrain"`
+	PACS     PACS     `yaml:"pacs"`
 }
 
 // Recon selects and tunes the reconstruction method.
@@ -165,6 +166,7 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 var sectionOf = map[string]string{
 	"Config": "top level", "Recon": "recon", "CoilMaps": "recon.coil_maps", "Sampler": "recon.sampler",
 	"Output": "output", "Simulate": "simulate", "Daemon": "daemon", "Retrain": "retrain",
+	"PACS": "pacs", "Destination": "pacs.destinations", "Listen": "pacs.listen",
 }
 
 func decode(into *Config, raw []byte, name string) (*Config, error) {

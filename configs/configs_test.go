@@ -100,3 +100,37 @@ func TestOverlayJSONSidecar(t *testing.T) {
 		t.Fatalf("bad sidecar key: %v", err)
 	}
 }
+
+func TestPACSDestinations(t *testing.T) {
+	c := Default()
+	if len(c.PACS.Destinations) != 0 || c.PACS.CallingAE != "KSPACED" {
+		t.Fatalf("pacs defaults: %+v", c.PACS)
+	}
+	c, err := Parse([]byte("pacs:\n  destinations:\n    - {name: main, ae_title: PACS1, host: 127.0.0.1, port: 104}\n    - {name: web, url: https://x.org/dicom-web}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := c.PACS.Destination("web"); !ok || !d.IsWeb() {
+		t.Fatalf("web destination: %+v", d)
+	}
+	cases := map[string]string{
+		"pacs:\n  destinations:\n    - {name: a, ae_title: PACS1, host: h, port: 104}\n    - {name: a, url: http://x}\n": "used twice",
+		"pacs:\n  destinations:\n    - {name: a, ae_title: PACS1, host: h, port: 104, url: http://x}\n":                  "not both",
+		"pacs:\n  destinations:\n    - {name: a, ae_title: THIS_AE_IS_TOO_LONG, host: h, port: 104}\n":                   "pacs.destinations[a].ae_title",
+		"pacs:\n  destinations:\n    - {name: a, ae_title: P, host: h, port: 70000}\n":                                   "pacs.destinations[a].port",
+		"pacs:\n  destinations:\n    - {name: ../x, url: http://x}\n":                                                    "name",
+		"pacs:\n  destinations:\n    - {name: a, url: ftp://x}\n":                                                        "url",
+		"pacs:\n  destinations:\n    - {name: a, url: http://x, tls: true}\n":                                            "https",
+		"pacs:\n  destinations:\n    - {name: a, ae_title: P, hots: h, port: 1}\n":                                       "unknown key \"hots\" in pacs.destinations",
+		"pacs:\n  destinations:\n    - {name: a, url: http://x, username: u}\n":                                          "go together",
+		"pacs:\n  destinations:\n    - {name: a, ae_title: P, host: h, port: 1, token_file: /t}\n":                       "are for DICOMweb",
+		"pacs:\n  calling_ae: \"\"\n": "pacs.calling_ae",
+		"pacs:\n  timeout: 0s\n":      "pacs.timeout",
+	}
+	for in, want := range cases {
+		_, err := Parse([]byte(in), "t.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want mention of %q", in, err, want)
+		}
+	}
+}

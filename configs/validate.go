@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 	v.check(d.MinFreeMB >= 0, "daemon.min_free_mb = %d, want ≥ 0", d.MinFreeMB)
 	v.oneOf("daemon.log_format", d.LogFormat, "text", "json")
 	c.Retrain.validate(&v)
+	c.PACS.validate(&v)
 	return errors.Join(v.errs...)
 }
 

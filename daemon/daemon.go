@@ -43,6 +43,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Once processes the jobs present at start and returns (cron, batch).
 	Once bool
+	// Published, if set, is called with a published job's id and outbox
+	// folder before its inputs are filed under done/ (delivery to PACS
+	// queues the job here). It must be idempotent: after a crash it is
+	// called again. On error the job stays in work/ and a rescan retries.
+	Published func(job, dir string) error
+	// Collectors are served on /metrics beside the daemon's own.
+	Collectors []prometheus.Collector
 }
 
 // maxInterruptions is how many times a job may be found half done after a
@@ -94,6 +101,8 @@ type Daemon struct {
 	recovered []*claim          // orphaned jobs this process now holds
 	active    map[string]bool   // job ids this process holds
 	onceSet   map[string]bool
+
+	published func(job, dir string) error // Options.Published
 }
 
 type entryState int
@@ -155,6 +164,12 @@ func New(o Options) (*Daemon, error) {
 	c.Daemon.Spool = spool
 	d.cfg.Store(&c)
 	d.m = newMetrics(d.reg)
+	d.published = o.Published
+	for _, c := range o.Collectors {
+		if err := d.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("daemon: metrics: %w", err)
+		}
+	}
 	return d, nil
 }
 

@@ -305,6 +305,12 @@ func listFiles(root string) []string {
 // finishDone files a published job's inputs under done/.
 func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, took time.Duration) {
 	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+	if d.published != nil {
+		if err := d.published(c.id, d.path(OutboxDir, c.id)); err != nil {
+			d.log.Error("job published but not queued for delivery; a rescan retries", "job", c.id, "err", d.clean(err))
+			return
+		}
+	}
 	dest, err := moveOut(c.dir, d.path(DoneDir), c.id)
 	if err != nil {
 		// The result is published; a later recovery retries the filing.

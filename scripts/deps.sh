@@ -6,13 +6,13 @@
 #                           (HDF5 C library for ISMRMRD/fastMRI), libopenblas-dev (BLAS)
 #   scripts/deps.sh demo    build + mricron-data (real brain MRI volumes for the simulator)
 #   scripts/deps.sh [test]  everything the tests compare against as well:
-#                           bart, ismrmrd-tools, dcmtk, dicom3tools,
+#                           bart, ismrmrd-tools, dcmtk, dicom3tools, orthanc(-dicomweb),
 #                           python3-{numpy,h5py,pydicom,skimage}, libfftw3-dev (FFT benchmark),
 #                           slurm-wlm and munge (a real single-node Slurm: scripts/slurm-local.sh)
 set -euo pipefail
 build="gcc libc6-dev pkg-config libhdf5-dev libopenblas-dev"
 demo="$build mricron-data"
-test="$demo libfftw3-dev bart ismrmrd-tools dcmtk dicom3tools
+test="$demo libfftw3-dev bart ismrmrd-tools dcmtk dicom3tools orthanc orthanc-dicomweb
 python3 python3-numpy python3-h5py python3-pydicom python3-skimage slurm-wlm munge"
 case "${1:-test}" in
   build) pkgs=$build ;;

@@ -40,7 +40,12 @@ Signals: SIGTERM or SIGINT stop taking jobs and let running ones finish within
 daemon.grace_period (a second signal exits at once; unfinished jobs are redone
 on restart). SIGHUP reloads --config for new jobs; a bad file keeps the running
 configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
-/metrics (Prometheus) and /status.`,
+/metrics (Prometheus) and /status.
+
+With pacs.destinations configured, every published job is sent to each PACS
+(C-STORE or DICOMweb STOW-RS) through a queue in SPOOL/delivery/ that survives
+restarts; with pacs.listen.addr set, studies sent by DICOM arrive in the inbox.
+See docs/pacs.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// load reads --config and applies the flags; SIGHUP calls it again.
@@ -90,10 +95,28 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				proc = delayed(proc, testDelay)
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
-			d, err := daemon.New(daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once})
+			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
+			svc, err := withPACS(&opts, log, once)
 			if err != nil {
 				return err
 			}
+			d, err := daemon.New(opts)
+			if err != nil {
+				return err
+			}
+			if once {
+				err := serve(cmd.Context(), d, cfg.Daemon.HTTPAddr, load, log)
+				dctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+				defer stop()
+				svc.drain(dctx)
+				return err
+			}
+			// Delivery and the listener run while the daemon does; an
+			// interrupted send is resumed by the next start.
+			dctx, stopDelivery := context.WithCancel(context.Background())
+			delivered := make(chan struct{})
+			go func() { svc.run(dctx); close(delivered) }()
+			defer func() { stopDelivery(); <-delivered }()
 			return serve(cmd.Context(), d, cfg.Daemon.HTTPAddr, load, log)
 		},
 	}
