@@ -7,6 +7,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 )
 
@@ -66,7 +67,7 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 		op = dop
 	}
 	sp := rc.Sampler
-	post, err := priors.SamplePosterior(ctx, pr.d, op, s.KSpace, priors.SampleOptions{
+	post, err := posterior.SamplePosterior(ctx, pr.d, op, s.KSpace, posterior.SampleOptions{
 		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})

@@ -75,7 +75,7 @@ func Simulate(opt SimOptions) (*Simulated, error) {
 		out.Volume.Slices = append(out.Volume.Slices, *scan)
 		out.Truth = append(out.Truth, img...)
 	}
-	out.Volume.Meta = simMeta(sm)
+	out.Volume.Meta = SimulationMeta(sm)
 	return out, nil
 }
 
@@ -122,7 +122,7 @@ func sourceImages(source string, slices, rows, cols int, rng *mrand.Rand) ([][]f
 			z := nz/4 + (i+1)*(nz/2)/(slices+1)
 			img, r, c := vol.Slice(2, z)
 			side := max(r, c)
-			img = padCenter(img, r, c, side, side)
+			img = simulate.PadCenter(img, r, c, side, side)
 			imgs = append(imgs, simulate.Resize(img, side, side, rows, cols))
 		}
 	}
@@ -141,17 +141,8 @@ func sourceImages(source string, slices, rows, cols int, rng *mrand.Rand) ([][]f
 	return imgs, nil
 }
 
-// padCenter zero-pads an r×c image to rows×cols (rows ≥ r, cols ≥ c).
-func padCenter(src []float32, r, c, rows, cols int) []float32 {
-	dst := make([]float32, rows*cols)
-	r0, c0 := (rows-r)/2, (cols-c)/2
-	for i := 0; i < r; i++ {
-		copy(dst[(r0+i)*cols+c0:], src[i*c:(i+1)*c])
-	}
-	return dst
-}
-
-func simMeta(sm configs.Simulate) kspaceio.Meta {
+// SimulationMeta is the acquisition metadata written with simulated k-space.
+func SimulationMeta(sm configs.Simulate) kspaceio.Meta {
 	now := time.Now().UTC()
 	m := kspaceio.Meta{
 		PatientName: "KSPACED^SIMULATION", PatientID: "KSPACED-SIM",

@@ -86,6 +86,26 @@ func NewGaussian(mu, diag, u []float32, c, h, w int) (*Gaussian, error) {
 	return g, nil
 }
 
+// Mean, Diag and Factor return μ, d and U ([n][r] row-major) of
+// Σ = diag(d) + UUᵀ as float64. They are g's own storage: read only.
+func (g *Gaussian) Mean() []float64   { return g.mu }
+func (g *Gaussian) Diag() []float64   { return g.d }
+func (g *Gaussian) Factor() []float64 { return g.u }
+
+// Clone returns a Gaussian sharing g's parameters (read only) with its own
+// scratch space, for use from another goroutine.
+func (g *Gaussian) Clone() *Gaussian {
+	c := &Gaussian{
+		c: g.c, h: g.h, w: g.w, n: g.n, r: g.r,
+		mu: g.mu, d: g.d, u: g.u,
+		fSigma: math.NaN(),
+		dinv:   make([]float64, g.n), chol: make([]float64, g.r*g.r),
+		a: make([]float64, g.n), k: make([]float64, g.n), b: make([]float64, g.r),
+	}
+	c.vjpFn = c.applyVJP
+	return c
+}
+
 // Shape reports the image layout the prior is defined on.
 func (g *Gaussian) Shape() (channels, rows, cols int) { return g.c, g.h, g.w }
 

@@ -240,3 +240,22 @@ func TestLoadPriorRejectsBadFiles(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+// randomGaussian is a random 2×rows×cols prior of rank r.
+func randomGaussian(t *testing.T, rows, cols, r int, rng *rand.Rand) *Gaussian {
+	t.Helper()
+	n := 2 * rows * cols
+	mu, d, u := make([]float32, n), make([]float32, n), make([]float32, n*r)
+	for i := range mu {
+		mu[i] = float32(rng.NormFloat64())
+		d[i] = float32(0.05 + 0.2*rng.Float64())
+	}
+	for i := range u {
+		u[i] = float32(rng.NormFloat64() * 0.7)
+	}
+	g, err := NewGaussian(mu, d, u, 2, rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}

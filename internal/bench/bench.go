@@ -15,6 +15,7 @@ import (
 	"github.com/kspaced/kspaced/fft"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/priors/nn"
 )
@@ -150,9 +151,9 @@ func benchSampling(ctx context.Context, w io.Writer, opt Options) error {
 		method string
 		cg     int
 	}{{"mmps", 1}, {"mmps", max(opt.CG, 1)}, {"dps", 0}} {
-		var post *priors.Posterior
+		var post *posterior.Posterior
 		t := time.Now()
-		post, err = priors.SamplePosterior(ctx, u, op, s.KSpace, priors.SampleOptions{
+		post, err = posterior.SamplePosterior(ctx, u, op, s.KSpace, posterior.SampleOptions{
 			Method: c.method, Steps: steps, CGIter: c.cg, Samples: 1, Seed: 1, NoiseVar: 2.5e-5,
 		})
 		if err != nil {

@@ -1,9 +1,11 @@
-package priors
+package retrain
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -37,47 +39,17 @@ func obsSeed(seed uint64, i int) uint64 {
 	return z ^ (z >> 31)
 }
 
-// clone returns a Gaussian sharing g's parameters (read only) with its own
-// scratch space, for use from another goroutine.
-func (g *Gaussian) clone() *Gaussian {
-	c := &Gaussian{
-		c: g.c, h: g.h, w: g.w, n: g.n, r: g.r,
-		mu: g.mu, d: g.d, u: g.u,
-		fSigma: math.NaN(),
-		dinv:   make([]float64, g.n), chol: make([]float64, g.r*g.r),
-		a: make([]float64, g.n), k: make([]float64, g.n), b: make([]float64, g.r),
-	}
-	c.vjpFn = c.applyVJP
-	return c
-}
-
-// clone returns a network with u's architecture and current weights on the
-// same backend.
-func (u *UNet) clone() (*UNet, error) {
-	c, err := NewUNetOn(u.be, u.cfg, 0)
-	if err != nil {
-		return nil, err
-	}
-	c.MaxBatch, c.MemoryBudget = u.MaxBatch, u.MemoryBudget
-	for i, p := range u.params {
-		v := make([]float32, p.Len())
-		u.be.Download(v, p.Value)
-		c.be.Upload(c.params[i].Value, v)
-	}
-	return c, nil
-}
-
 // denoisers returns up to workers denoisers computing what d does, d first
 // and copies after it; a Denoiser of a type this package cannot copy runs
 // alone (UNet and Gaussian are not safe for concurrent use).
-func denoisers(d Denoiser, workers int) ([]Denoiser, error) {
-	out := []Denoiser{d}
+func denoisers(d priors.Denoiser, workers int) ([]priors.Denoiser, error) {
+	out := []priors.Denoiser{d}
 	for len(out) < workers {
 		switch v := d.(type) {
-		case *Gaussian:
-			out = append(out, v.clone())
-		case *UNet:
-			c, err := v.clone()
+		case *priors.Gaussian:
+			out = append(out, v.Clone())
+		case *priors.UNet:
+			c, err := v.Clone()
 			if err != nil {
 				return nil, err
 			}
@@ -98,7 +70,7 @@ func denoisers(d Denoiser, workers int) ([]Denoiser, error) {
 // Observations are spread over workers goroutines, each with its own copy
 // of the denoiser (workers ≤ 0: one per CPU for a Gaussian, one for a
 // network, whose evaluations are already parallel).
-func EStep(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions, workers int, dst []float32, progress func(done, total int)) error {
+func EStep(ctx context.Context, d priors.Denoiser, obs []Observation, opt posterior.SampleOptions, workers int, dst []float32, progress func(done, total int)) error {
 	c, rows, cols := d.Shape()
 	if c != 2 {
 		return fmt.Errorf("e-step: prior has %d channels, want 2", c)
@@ -112,7 +84,7 @@ func EStep(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions
 		return fmt.Errorf("e-step: %w", err)
 	}
 	workers = autoWorkers(d, workers)
-	if g, ok := d.(*Gaussian); ok {
+	if g, ok := d.(*priors.Gaussian); ok {
 		return parallelObs(ctx, len(obs), workers, progress, func(w *obsWorker, i int) error {
 			if w.post == nil {
 				w.post = newGaussPosterior(g, rows, cols)
@@ -141,7 +113,7 @@ func EStep(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions
 			so := opt
 			so.Samples, so.NoiseVar, so.Scale, so.Seed = 1, o.NoiseVar, o.Scale, obsSeed(opt.Seed, i)
 			so.NoiseVarDiag, so.Progress = nil, nil
-			p, err := SamplePosterior(ctx, w.d, o.A, o.Y, so)
+			p, err := posterior.SamplePosterior(ctx, w.d, o.A, o.Y, so)
 			if err != nil {
 				return fmt.Errorf("e-step: %s: %w", o.Name, err)
 			}
@@ -165,7 +137,7 @@ const (
 // returns the images in image units: the exact posterior mean for a
 // *Gaussian prior, otherwise the mean of opt.Samples MMPS samples (opt as
 // for EStep). Observations are spread over workers goroutines.
-func PosteriorMeans(ctx context.Context, d Denoiser, obs []Observation, opt SampleOptions, workers int, progress func(done, total int)) ([][]complex64, error) {
+func PosteriorMeans(ctx context.Context, d priors.Denoiser, obs []Observation, opt posterior.SampleOptions, workers int, progress func(done, total int)) ([][]complex64, error) {
 	c, rows, cols := d.Shape()
 	if c != 2 {
 		return nil, fmt.Errorf("posterior means: prior has %d channels, want 2", c)
@@ -177,7 +149,7 @@ func PosteriorMeans(ctx context.Context, d Denoiser, obs []Observation, opt Samp
 	workers = autoWorkers(d, workers)
 	hw := rows * cols
 	out := make([][]complex64, len(obs))
-	if g, ok := d.(*Gaussian); ok {
+	if g, ok := d.(*priors.Gaussian); ok {
 		err := parallelObs(ctx, len(obs), workers, progress, func(w *obsWorker, i int) error {
 			if w.post == nil {
 				w.post = newGaussPosterior(g, rows, cols)
@@ -209,7 +181,7 @@ func PosteriorMeans(ctx context.Context, d Denoiser, obs []Observation, opt Samp
 			so := opt
 			so.NoiseVar, so.Scale, so.Seed = o.NoiseVar, o.Scale, obsSeed(opt.Seed, i)
 			so.NoiseVarDiag, so.Progress = nil, nil
-			p, err := SamplePosterior(ctx, w.d, o.A, o.Y, so)
+			p, err := posterior.SamplePosterior(ctx, w.d, o.A, o.Y, so)
 			if err != nil {
 				return fmt.Errorf("posterior mean: %s: %w", o.Name, err)
 			}
@@ -377,11 +349,11 @@ func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 // so one goroutine per CPU; a network on the CPU backend already spreads
 // each evaluation over every core, and on two cores two concurrent copies
 // were no faster than one (docs/bench/em.md), so one, with one copy's memory.
-func autoWorkers(d Denoiser, workers int) int {
+func autoWorkers(d priors.Denoiser, workers int) int {
 	if workers > 0 {
 		return workers
 	}
-	if _, ok := d.(*Gaussian); ok {
+	if _, ok := d.(*priors.Gaussian); ok {
 		return defaultWorkers()
 	}
 	return 1

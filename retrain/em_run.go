@@ -1,10 +1,12 @@
-package priors
+package retrain
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,24 +43,24 @@ type EMOptions struct {
 	// Gaussian configures lap 0; RunEM sets its Init, FirstLap, AfterLap,
 	// Workers and Progress.
 	Gaussian GaussianEMOptions
-	Network  UNetConfig // the denoiser architecture (Channels 2, the observations' size)
+	Network  priors.UNetConfig // the denoiser architecture (Channels 2, the observations' size)
 	// Sampler configures MMPS for E-steps and evaluation: Method, Sampler,
 	// Steps (32) and CGIter (1); the rest is set per observation.
-	Sampler SampleOptions
+	Sampler posterior.SampleOptions
 	// EvalSamples is the number of posterior samples averaged per
 	// validation observation for the lap's evidence (2).
 	EvalSamples int
 	// Train configures each M-step: Steps per lap (required), BatchSize, LR,
 	// WarmupSteps, EMADecay, ClipNorm, NoFlip. RunEM sets Seed, the
 	// checkpoint paths, EMLap, Normalisation and DataDescription.
-	Train   TrainOptions
+	Train   priors.TrainOptions
 	Workers int // E-step goroutines (≤ 0: see EStep)
 	Seed    uint64
 	// DataID identifies the observations (e.g. a hash of their files); a run
 	// folder refuses to continue on other data.
 	DataID          string
 	DataDescription string
-	Normalisation   Normalisation
+	Normalisation   priors.Normalisation
 	Progress        io.Writer // progress bars, e.g. os.Stderr (nil: none)
 	Log             io.Writer // one summary line per lap (nil: none)
 }
@@ -88,16 +90,16 @@ type LapRecord struct {
 }
 
 type emRun struct {
-	Format   string     `json:"format"`
-	DataID   string     `json:"data_id"`
-	Train    int        `json:"train_observations"`
-	Val      int        `json:"validation_observations"`
-	Rows     int        `json:"rows"`
-	Cols     int        `json:"cols"`
-	Rank     int        `json:"rank"`
-	GaussLap int        `json:"gaussian_laps"`
-	Network  UNetConfig `json:"network"`
-	Seed     uint64     `json:"seed"`
+	Format   string            `json:"format"`
+	DataID   string            `json:"data_id"`
+	Train    int               `json:"train_observations"`
+	Val      int               `json:"validation_observations"`
+	Rows     int               `json:"rows"`
+	Cols     int               `json:"cols"`
+	Rank     int               `json:"rank"`
+	GaussLap int               `json:"gaussian_laps"`
+	Network  priors.UNetConfig `json:"network"`
+	Seed     uint64            `json:"seed"`
 }
 
 const (
@@ -218,7 +220,7 @@ func lapSummary(r LapRecord, laps int) string {
 			ev += fmt.Sprintf(", PSNR %.2f dB, SSIM %.4f", v.PSNR, v.SSIM)
 		}
 	}
-	if r.Kind == KindGaussian {
+	if r.Kind == priors.KindGaussian {
 		return fmt.Sprintf("lap 0/%d (gaussian, %d EM iterations): %.1f s; %s", laps, len(r.GaussianLaps), r.LapSeconds, ev)
 	}
 	return fmt.Sprintf("lap %d/%d: E-step %.1f s (%.2f s/scan), M-step %.1f s (%d steps, loss %.4f), evaluation %.1f s; %s",
@@ -325,15 +327,15 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 	start := time.Now()
 	rows, cols := opt.Network.Rows, opt.Network.Cols
 	partial := filepath.Join(opt.Dir, "gaussian.partial.safetensors")
-	meta := func(lap int) GaussianMeta {
-		return GaussianMeta{Normalisation: opt.Normalisation, Provenance: Provenance{
+	meta := func(lap int) priors.GaussianMeta {
+		return priors.GaussianMeta{Normalisation: opt.Normalisation, Provenance: priors.Provenance{
 			Data: opt.DataDescription, DataHash: opt.DataID, Images: len(train), Steps: lap, EMLap: 0, Seed: opt.Seed}}
 	}
 	gopt := opt.Gaussian
 	gopt.Workers, gopt.Seed = opt.Workers, opt.Seed
 	gopt.Init, gopt.FirstLap = nil, 1
 	var prev []GaussianLap
-	if g, info, err := LoadGaussian(partial); err == nil && info.Provenance.DataHash == opt.DataID &&
+	if g, info, err := priors.LoadGaussian(partial); err == nil && info.Provenance.DataHash == opt.DataID &&
 		info.Rows == rows && info.Cols == cols && info.Rank == gopt.Rank && info.Provenance.Steps < gopt.Laps {
 		gopt.Init, gopt.FirstLap = g, info.Provenance.Steps+1
 		if raw, err := os.ReadFile(partial + ".json"); err == nil {
@@ -353,7 +355,7 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 			p = nil
 		}
 	}
-	gopt.AfterLap = func(g *Gaussian, rec GaussianLap) error {
+	gopt.AfterLap = func(g *priors.Gaussian, rec GaussianLap) error {
 		laps = append(laps, rec)
 		if opt.Log != nil {
 			fmt.Fprintf(opt.Log, "gaussian EM %d/%d: data consistency %.3f (prior of the previous iteration), CG %.0f iterations, mean variance %.4g, %.1f s\n",
@@ -362,7 +364,7 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 		if err := writeJSONAtomic(partial+".json", laps); err != nil {
 			return err
 		}
-		return SaveGaussian(partial, g, meta(rec.Lap))
+		return priors.SaveGaussian(partial, g, meta(rec.Lap))
 	}
 	// With the partial fit complete (FirstLap > Laps) this returns Init.
 	g, _, err := FitGaussianEM(ctx, train, rows, cols, gopt)
@@ -374,11 +376,11 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 		gaussSec += l.Seconds
 	}
 	path := filepath.Join(opt.Dir, LapCheckpoint(0))
-	if err := SaveGaussian(path, g, meta(len(laps))); err != nil {
+	if err := priors.SaveGaussian(path, g, meta(len(laps))); err != nil {
 		return LapRecord{}, err
 	}
 	_ = os.Remove(partial + ".json")
-	rec := LapRecord{Lap: 0, Kind: KindGaussian, Checkpoint: LapCheckpoint(0), GaussianLaps: laps, GaussSeconds: gaussSec,
+	rec := LapRecord{Lap: 0, Kind: priors.KindGaussian, Checkpoint: LapCheckpoint(0), GaussianLaps: laps, GaussSeconds: gaussSec,
 		TrainImages: len(train), Workers: opt.Workers}
 	if err := evaluateLap(ctx, g, val, opt, &rec); err != nil {
 		return LapRecord{}, err
@@ -388,7 +390,7 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 	return rec, nil
 }
 
-func evaluateLap(ctx context.Context, d Denoiser, val []Observation, opt EMOptions, rec *LapRecord) error {
+func evaluateLap(ctx context.Context, d priors.Denoiser, val []Observation, opt EMOptions, rec *LapRecord) error {
 	if len(val) == 0 {
 		return nil
 	}
@@ -413,10 +415,10 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	cfg := opt.Network
 	rows, cols := cfg.Rows, cfg.Cols
 	n := 2 * rows * cols
-	rec := LapRecord{Lap: k, Kind: KindUNet, Checkpoint: LapCheckpoint(k), TrainImages: len(train), Workers: opt.Workers,
+	rec := LapRecord{Lap: k, Kind: priors.KindUNet, Checkpoint: LapCheckpoint(k), TrainImages: len(train), Workers: opt.Workers,
 		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter}
 	prevPath := filepath.Join(opt.Dir, LapCheckpoint(k-1))
-	prior, _, err := LoadPrior(prevPath)
+	prior, _, err := priors.LoadPrior(prevPath)
 	if err != nil {
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
@@ -440,13 +442,13 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		rec.EStepSeconds = secs
 	}
 	// M-step: warm start from the previous lap's network (lap 1 starts fresh).
-	var u *UNet
-	if pu, ok := prior.(*UNet); ok {
+	var u *priors.UNet
+	if pu, ok := prior.(*priors.UNet); ok {
 		u = pu
-		if !unetSameConfig(u.Config(), cfg) {
+		if !u.Config().Same(cfg) {
 			return rec, fmt.Errorf("em lap %d: lap %d's network differs from the configured one", k, k-1)
 		}
-	} else if u, err = NewUNet(cfg, opt.Seed); err != nil {
+	} else if u, err = priors.NewUNet(cfg, opt.Seed); err != nil {
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
 	to := opt.Train
@@ -462,21 +464,21 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	}
 	to.EMLap, to.Normalisation, to.DataDescription = k, opt.Normalisation, opt.DataDescription
 	to.Validation, to.ValFraction = nil, 0
-	data := &SliceDataset{C: 2, H: rows, W: cols, Data: samples}
+	data := &priors.SliceDataset{C: 2, H: rows, W: cols, Data: samples}
 	t0 := time.Now()
-	st, err := Train(ctx, u, data, to, opt.Progress)
+	st, err := priors.Train(ctx, u, data, to, opt.Progress)
 	if err != nil && to.Resume != "" && ctx.Err() == nil {
 		// An unusable training checkpoint (other settings): start the M-step over.
 		to.Resume, rec.MStepResumed = "", false
-		if pu, ok := prior.(*UNet); ok {
+		if pu, ok := prior.(*priors.UNet); ok {
 			u = pu
-			if err := u.setWeightsFrom(prevPath); err != nil {
+			if err := setWeightsFrom(u, prevPath); err != nil {
 				return rec, fmt.Errorf("em lap %d: %w", k, err)
 			}
-		} else if u, err = NewUNet(cfg, opt.Seed); err != nil {
+		} else if u, err = priors.NewUNet(cfg, opt.Seed); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
-		st, err = Train(ctx, u, data, to, opt.Progress)
+		st, err = priors.Train(ctx, u, data, to, opt.Progress)
 	}
 	if err != nil {
 		return rec, fmt.Errorf("em lap %d: M-step: %w", k, err)
@@ -488,9 +490,9 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	} else {
 		rec.MStepLoss = st.LastLoss
 	}
-	meta := CheckpointMeta{Normalisation: opt.Normalisation, Provenance: Provenance{
+	meta := priors.CheckpointMeta{Normalisation: opt.Normalisation, Provenance: priors.Provenance{
 		Data: opt.DataDescription, DataHash: st.DataHash, Images: len(train), Steps: st.Steps, EMLap: k,
-		CodeVersion: CodeVersion(), Seed: to.Seed}}
+		CodeVersion: priors.CodeVersion(), Seed: to.Seed}}
 	if err := u.Save(filepath.Join(opt.Dir, LapCheckpoint(k)), meta); err != nil {
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
@@ -503,7 +505,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 }
 
 // setWeightsFrom reloads a checkpoint's weights into u.
-func (u *UNet) setWeightsFrom(path string) error {
+func setWeightsFrom(u *priors.UNet, path string) error {
 	_, err := u.Load(path)
 	return err
 }
@@ -511,22 +513,22 @@ func (u *UNet) setWeightsFrom(path string) error {
 func writeSamples(path string, samples []float32, dataID string, lap, count, rows, cols int, seconds float64) error {
 	md := map[string]string{"format": emSamplesFormat, "data_id": dataID, "lap": fmt.Sprint(lap),
 		"seconds": fmt.Sprintf("%.3f", seconds)}
-	ts := []ckptTensor{{name: "samples", shape: []int{count, 2, rows, cols}, data: samples}}
-	return writeFileAtomic(path, func(w io.Writer) error { return writeSafetensors(w, ts, md) })
+	ts := map[string]priors.Tensor{"samples": {Shape: []int{count, 2, rows, cols}, Data: samples}}
+	return priors.WriteTensors(path, ts, md)
 }
 
 // readSamples loads a lap's saved E-step output, and the seconds it took,
 // if it is the one wanted.
 func readSamples(path, dataID string, lap, count, n int) ([]float32, float64, error) {
-	ts, md, err := readSafetensorsFile(path)
+	ts, md, err := priors.ReadTensors(path)
 	if err != nil {
 		return nil, 0, err
 	}
 	t, ok := ts["samples"]
-	if md["format"] != emSamplesFormat || md["data_id"] != dataID || md["lap"] != fmt.Sprint(lap) || !ok || len(t.data) != count*n {
+	if md["format"] != emSamplesFormat || md["data_id"] != dataID || md["lap"] != fmt.Sprint(lap) || !ok || len(t.Data) != count*n {
 		return nil, 0, fmt.Errorf("%s: not this run's lap-%d samples", path, lap)
 	}
 	var s float64
 	_, _ = fmt.Sscanf(md["seconds"], "%g", &s)
-	return t.data, s, nil
+	return t.Data, s, nil
 }

@@ -1,9 +1,11 @@
-package priors
+package retrain
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -87,10 +89,10 @@ func emTestOptions(dir string, laps int) EMOptions {
 		Dir: dir, Laps: laps,
 		Gaussian: GaussianEMOptions{Rank: 4, Laps: 4, Samples: 2, FAIter: 10},
 		Network:  cfg,
-		Sampler:  SampleOptions{Steps: 16, CGIter: 2},
-		Train:    TrainOptions{Steps: 400, BatchSize: 8, LR: 2e-3, EMADecay: 0.99, WarmupSteps: 20},
+		Sampler:  posterior.SampleOptions{Steps: 16, CGIter: 2},
+		Train:    priors.TrainOptions{Steps: 400, BatchSize: 8, LR: 2e-3, EMADecay: 0.99, WarmupSteps: 20},
 		Workers:  2, Seed: 1, DataID: "test-data", DataDescription: "ellipses",
-		Normalisation: Normalisation{Scheme: "test"},
+		Normalisation: priors.Normalisation{Scheme: "test"},
 		EvalSamples:   2,
 	}
 }
@@ -123,13 +125,13 @@ func TestEMEndToEnd(t *testing.T) {
 	// closer to the truth, and data consistency at least as close to the
 	// noise level.
 	if !(v2.PSNR > g.PSNR+0.5) || !(v2.SSIM > g.SSIM) {
-		t.Errorf("lap 2 PSNR %.2f dB, SSIM %.4f; Gaussian start %.2f dB, %.4f", v2.PSNR, v2.SSIM, g.PSNR, g.SSIM)
+		t.Errorf("lap 2 PSNR %.2f dB, SSIM %.4f; priors.Gaussian start %.2f dB, %.4f", v2.PSNR, v2.SSIM, g.PSNR, g.SSIM)
 	}
 	if v1 := recs[1].Validation; !(v2.PSNR > v1.PSNR) {
 		t.Errorf("lap 2 PSNR %.2f dB not above lap 1's %.2f dB", v2.PSNR, v1.PSNR)
 	}
 	if math.Abs(math.Log(v2.DataConsistency)) > math.Abs(math.Log(g.DataConsistency))+0.1 {
-		t.Errorf("lap 2 data consistency %.3f is further from 1 than the Gaussian's %.3f", v2.DataConsistency, g.DataConsistency)
+		t.Errorf("lap 2 data consistency %.3f is further from 1 than the priors.Gaussian's %.3f", v2.DataConsistency, g.DataConsistency)
 	}
 	for k, r := range recs {
 		if _, err := os.Stat(filepath.Join(dir, LapCheckpoint(k))); err != nil {
@@ -138,18 +140,18 @@ func TestEMEndToEnd(t *testing.T) {
 		if r.Lap != k || r.LapSeconds <= 0 || r.Finished.IsZero() {
 			t.Errorf("record %d: %+v", k, r)
 		}
-		if k > 0 && (r.MStepSteps != 400 || r.EStepSeconds <= 0 || r.Kind != KindUNet) {
+		if k > 0 && (r.MStepSteps != 400 || r.EStepSeconds <= 0 || r.Kind != priors.KindUNet) {
 			t.Errorf("record %d: %+v", k, r)
 		}
 	}
-	d, info, err := LoadPrior(filepath.Join(dir, LapCheckpoint(2)))
-	if err != nil || info.Kind != KindUNet || info.Provenance.EMLap != 2 || info.Normalisation.Scheme != "test" {
+	d, info, err := priors.LoadPrior(filepath.Join(dir, LapCheckpoint(2)))
+	if err != nil || info.Kind != priors.KindUNet || info.Provenance.EMLap != 2 || info.Normalisation.Scheme != "test" {
 		t.Fatalf("lap 2 checkpoint: %v %+v", err, info)
 	}
-	if _, ok := d.(*UNet); !ok {
+	if _, ok := d.(*priors.UNet); !ok {
 		t.Fatalf("lap 2 prior is %T", d)
 	}
-	if _, info, err := LoadPrior(filepath.Join(dir, LapCheckpoint(0))); err != nil || info.Kind != KindGaussian || info.Rank != 4 {
+	if _, info, err := priors.LoadPrior(filepath.Join(dir, LapCheckpoint(0))); err != nil || info.Kind != priors.KindGaussian || info.Rank != 4 {
 		t.Fatalf("lap 0 checkpoint: %v %+v", err, info)
 	}
 	left, _ := filepath.Glob(filepath.Join(dir, "*.samples.*"))
@@ -217,18 +219,18 @@ func TestEMEndToEnd(t *testing.T) {
 	if len(resumed) != 3 || !resumed[2].EStepResumed || !resumed[2].MStepResumed || resumed[1].Finished != recs[1].Finished {
 		t.Fatalf("resumed records: %+v", resumed)
 	}
-	ua, _, err := LoadUNet(filepath.Join(dir, LapCheckpoint(2)))
+	ua, _, err := priors.LoadUNet(filepath.Join(dir, LapCheckpoint(2)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ub, _, err := LoadUNet(filepath.Join(dirB, LapCheckpoint(2)))
+	ub, _, err := priors.LoadUNet(filepath.Join(dirB, LapCheckpoint(2)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range ua.Params() {
 		a, b := make([]float32, p.Len()), make([]float32, p.Len())
-		ua.be.Download(a, p.Value)
-		ub.be.Download(b, ub.Params()[i].Value)
+		ua.Backend().Download(a, p.Value)
+		ub.Backend().Download(b, ub.Params()[i].Value)
 		for j := range a {
 			if a[j] != b[j] {
 				t.Fatalf("%s[%d]: %g after the interrupted run, %g uninterrupted", p.Name, j, b[j], a[j])
@@ -246,4 +248,9 @@ func copyFile(t *testing.T, src, dst string) {
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func emTinyNet() priors.UNetConfig {
+	return priors.UNetConfig{Channels: 2, Rows: 16, Cols: 16, Widths: []int{8, 16}, Blocks: 1,
+		EmbedDim: 16, EmbedMaxPeriod: 1000, Unshuffle: 1, Groups: 4, Heads: 1}
 }

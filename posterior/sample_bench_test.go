@@ -1,8 +1,9 @@
-package priors
+package posterior
 
 import (
 	"context"
 	"fmt"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -16,7 +17,7 @@ import (
 // smpBenchScan is a 128×128, 8-coil Cartesian slice: smooth coil maps
 // normalised to Σ_c|S_c|² = 1, every 4th phase-encoding line plus 16 central
 // ones, and k-space of a prior sample with complex noise of variance 1e-4.
-func smpBenchScan(b *testing.B, g *Gaussian, rows, cols, coils int) (*mri.SENSE, []complex64) {
+func smpBenchScan(b *testing.B, g *priors.Gaussian, rows, cols, coils int) (*mri.SENSE, []complex64) {
 	rng := rand.New(rand.NewPCG(60, 60))
 	maps := smpNewSENSE(rng, coils, rows, cols, nil).maps
 	hw := rows * cols
@@ -61,10 +62,10 @@ func BenchmarkSamplePosterior(b *testing.B) {
 	A, y := smpBenchScan(b, gauss, rows, cols, coils)
 	priors := []struct {
 		name string
-		d    func() (Denoiser, error)
+		d    func() (priors.Denoiser, error)
 	}{
-		{"gaussian", func() (Denoiser, error) { return gauss, nil }},
-		{"unet", func() (Denoiser, error) { return NewUNet(SmallUNet(rows, cols), 1) }},
+		{"gaussian", func() (priors.Denoiser, error) { return gauss, nil }},
+		{"unet", func() (priors.Denoiser, error) { return priors.NewUNet(priors.SmallUNet(rows, cols), 1) }},
 	}
 	for _, pr := range priors {
 		for _, run := range []struct {

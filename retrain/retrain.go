@@ -1,4 +1,4 @@
-package pipeline
+package retrain
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 )
 
@@ -37,7 +39,7 @@ type RetrainOptions struct {
 
 // RetrainResult is what Retrain did.
 type RetrainResult struct {
-	Laps              []priors.LapRecord
+	Laps              []LapRecord
 	Train, Validation int      // observations in each split
 	Skipped           []string // files or slices left out, and why
 	Prior             string   // the last lap's checkpoint
@@ -45,11 +47,11 @@ type RetrainResult struct {
 }
 
 // Retrain learns a diffusion prior from undersampled scans only, by
-// expectation-maximisation (priors.RunEM), in opt.Out; a second call with
+// expectation-maximisation (RunEM), in opt.Out; a second call with
 // the same data continues an interrupted run from its last saved step.
 //
-// Every slice goes through Prepare, as reconstruction does, so the prior
-// learns exactly the space inference samples in (NormalisationScheme):
+// Every slice goes through pipeline.Prepare, as reconstruction does, so the prior
+// learns exactly the space inference samples in (pipeline.NormalisationScheme):
 // whitened k-space, ESPIRiT maps from the scan's own calibration lines, the
 // noise level from its noise data or k-space corners. Files that cannot be
 // read, are not k-space, or slices that cannot be prepared (or have no
@@ -76,10 +78,10 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 	train, val := SplitObservations(data.Obs, rc.ValFraction, rc.Seed)
 	if len(train) <= rc.Rank {
 		return nil, fmt.Errorf("%w: %d training scans (of %d usable, %.0f%% held out) cannot fit a rank-%d Gaussian; add scans or lower retrain.rank",
-			ErrBadInput, len(train), len(data.Obs), 100*rc.ValFraction, rc.Rank)
+			pipeline.ErrBadInput, len(train), len(data.Obs), 100*rc.ValFraction, rc.Rank)
 	}
 	res.Train, res.Validation = len(train), len(val)
-	cfg, err := NetworkConfig(rc.Network, data.Rows, data.Cols)
+	cfg, err := priors.Network(rc.Network, data.Rows, data.Cols)
 	if err != nil {
 		return nil, err
 	}
@@ -98,17 +100,17 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		fmt.Fprintf(opt.Log, "retrain: %d scans of %d×%d (%d train, %d validation, %d with ground truth) from %d files; network %s; %d laps of %d M-step steps\n",
 			len(data.Obs), data.Rows, data.Cols, len(train), len(val), withTruth, data.Files, rc.Network, rc.Laps, steps)
 	}
-	recs, err := priors.RunEM(ctx, train, val, priors.EMOptions{
+	recs, err := RunEM(ctx, train, val, EMOptions{
 		Dir: opt.Out, Laps: rc.Laps,
-		Gaussian: priors.GaussianEMOptions{Rank: rc.Rank, Laps: rc.GaussianLaps, Samples: rc.GaussianSamples},
+		Gaussian: GaussianEMOptions{Rank: rc.Rank, Laps: rc.GaussianLaps, Samples: rc.GaussianSamples},
 		Network:  cfg,
-		Sampler:  priors.SampleOptions{Method: "mmps", Steps: rc.Steps, CGIter: rc.CGIterations},
+		Sampler:  posterior.SampleOptions{Method: "mmps", Steps: rc.Steps, CGIter: rc.CGIterations},
 		Train: priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
 			WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay},
 		EvalSamples: rc.EvalSamples, Workers: rc.Workers, Seed: rc.Seed,
 		DataID:          data.ID,
 		DataDescription: fmt.Sprintf("EM from %d undersampled scans (%d files)", len(train), data.Files),
-		Normalisation:   priors.Normalisation{Scheme: NormalisationScheme},
+		Normalisation:   priors.Normalisation{Scheme: pipeline.NormalisationScheme},
 		Progress:        opt.Progress, Log: opt.Log,
 	})
 	if err != nil {
@@ -119,31 +121,9 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 	return res, nil
 }
 
-// NetworkConfig is the denoiser architecture called name (configs.Networks)
-// for rows×cols complex images.
-func NetworkConfig(name string, rows, cols int) (priors.UNetConfig, error) {
-	var cfg priors.UNetConfig
-	switch name {
-	case "tiny":
-		cfg = priors.UNetConfig{Channels: 2, Rows: rows, Cols: cols, Widths: []int{16, 32}, Blocks: 1,
-			Heads: 1, EmbedDim: 32, EmbedMaxPeriod: 1000, Unshuffle: 1, Groups: 4}
-	case "small":
-		cfg = priors.SmallUNet(rows, cols)
-	case "small-unshuffle":
-		cfg = priors.EvidenceUNet(rows)
-		cfg.Cols = cols
-	default:
-		return cfg, fmt.Errorf("unknown network %q (want one of %v)", name, configs.Networks)
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("network %s for %d×%d images: %w", name, rows, cols, err)
-	}
-	return cfg, nil
-}
-
 // Observations are prepared scans ready for EM or for scoring priors.
 type Observations struct {
-	Obs        []priors.Observation
+	Obs        []Observation
 	Rows, Cols int
 	Files      int      // files that gave at least one observation
 	Skipped    []string // what was left out, and why
@@ -155,12 +135,12 @@ type Observations struct {
 // and returns them as observations for priors. See Retrain for what is
 // skipped; warn, when set, hears about each skip as it happens.
 func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, warn func(string)) (*Observations, error) {
-	files, err := kspaceCandidates(paths)
+	files, err := pipeline.KSpaceCandidates(paths)
 	if err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("%w: no files in %s", ErrBadInput, strings.Join(paths, ", "))
+		return nil, fmt.Errorf("%w: no files in %s", pipeline.ErrBadInput, strings.Join(paths, ", "))
 	}
 	out := &Observations{}
 	skip := func(format string, a ...any) {
@@ -193,7 +173,7 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 		for i := range vol.Slices {
 			s := &vol.Slices[i]
 			name := fmt.Sprintf("%s slice %d", filepath.Base(f), i)
-			p, err := Prepare(ctx, s, cm)
+			p, err := pipeline.Prepare(ctx, s, cm)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
@@ -205,7 +185,7 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 				skip("%s: no noise estimate (no noise data, k-space corners unusable)", name)
 				continue
 			}
-			o := priors.Observation{Name: name, A: p.Op, Y: s.KSpace, NoiseVar: p.NoiseVar, Scale: p.Scale}
+			o := Observation{Name: name, A: p.Op, Y: s.KSpace, NoiseVar: p.NoiseVar, Scale: p.Scale}
 			if truth != nil {
 				o.Truth = truth[i*s.Rows*s.Cols : (i+1)*s.Rows*s.Cols]
 			}
@@ -225,7 +205,7 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 		}
 	}
 	if len(out.Obs) == 0 {
-		return nil, fmt.Errorf("%w: no usable k-space among %d files in %s (%s)", ErrBadInput, len(files), strings.Join(paths, ", "), strings.Join(out.Skipped, "; "))
+		return nil, fmt.Errorf("%w: no usable k-space among %d files in %s (%s)", pipeline.ErrBadInput, len(files), strings.Join(paths, ", "), strings.Join(out.Skipped, "; "))
 	}
 	if len(sizes) > 1 {
 		var parts []string
@@ -237,7 +217,7 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 			parts = append(parts, fmt.Sprintf("%d×%d (%d slices: %s)", k[0], k[1], u.n, strings.Join(ex, ", ")))
 		}
 		sort.Strings(parts)
-		return nil, fmt.Errorf("%w: the scans have different image sizes, %s; a prior is learnt for one size: retrain each size separately", ErrBadInput, strings.Join(parts, "; "))
+		return nil, fmt.Errorf("%w: the scans have different image sizes, %s; a prior is learnt for one size: retrain each size separately", pipeline.ErrBadInput, strings.Join(parts, "; "))
 	}
 	for k := range sizes {
 		out.Rows, out.Cols = k[0], k[1]
@@ -246,25 +226,10 @@ func LoadObservations(ctx context.Context, paths []string, cm configs.CoilMaps, 
 	return out, nil
 }
 
-// kspaceCandidates lists the files under paths, leaving out companions.
-func kspaceCandidates(paths []string) ([]string, error) {
-	files, err := listFiles(paths)
-	if err != nil {
-		return nil, err
-	}
-	var keep []string
-	for _, f := range files {
-		if !companion(f) {
-			keep = append(keep, f)
-		}
-	}
-	return keep, nil
-}
-
 // readTruth loads NAME_truth.npy beside NAME.ext when it matches the
 // volume's slices; a mismatched one is reported and ignored.
 func readTruth(path string, vol *kspaceio.Volume, skip func(string, ...any)) []complex64 {
-	tp := filepath.Join(filepath.Dir(path), baseName(path)+"_truth.npy")
+	tp := pipeline.TruthPath(path)
 	if _, err := os.Stat(tp); err != nil {
 		return nil
 	}
@@ -287,7 +252,7 @@ func readTruth(path string, vol *kspaceio.Volume, skip func(string, ...any)) []c
 }
 
 // observationsID hashes what EM sees of each observation.
-func observationsID(obs []priors.Observation) string {
+func observationsID(obs []Observation) string {
 	h := sha256.New()
 	var b [8]byte
 	for _, o := range obs {
@@ -307,7 +272,7 @@ func observationsID(obs []priors.Observation) string {
 
 // SplitObservations holds out round(fraction·N) observations, chosen by the
 // seed, keeping at least one for training; both keep the input order.
-func SplitObservations(obs []priors.Observation, fraction float64, seed uint64) (train, val []priors.Observation) {
+func SplitObservations(obs []Observation, fraction float64, seed uint64) (train, val []Observation) {
 	n := len(obs)
 	nv := min(int(math.Round(fraction*float64(n))), n-1)
 	if nv <= 0 {

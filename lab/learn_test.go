@@ -1,7 +1,8 @@
-package priors
+package lab
 
 import (
 	"context"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -17,7 +18,7 @@ import (
 // μ + (Σ+δI)·(Σ+δI+σ²I)⁻¹·(x_t−μ) with Σ the sample covariance.
 func TestPCAWienerMatchesDense(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	ds := &SliceDataset{C: 1, H: 3, W: 4}
+	ds := &priors.SliceDataset{C: 1, H: 3, W: 4}
 	d, n := 12, 7
 	for i := 0; i < n*d; i++ {
 		ds.Data = append(ds.Data, float32(r.NormFloat64()+0.3*float64(i%d)))
@@ -81,7 +82,7 @@ func TestEvidenceDataFromMRIcron(t *testing.T) {
 	for _, p := range DefaultEvidenceVolumes {
 		testutil.File(t, p)
 	}
-	train, held, err := evidenceData(EvidenceOptions{Volumes: DefaultEvidenceVolumes, Size: 32, Copies: 1, Seed: 1})
+	train, held, err := evidenceData(LearnOptions{Volumes: DefaultEvidenceVolumes, Size: 32, Copies: 1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +121,14 @@ func TestLearnEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := LearnEvidence(context.Background(), EvidenceOptions{Budget: budget, Seed: 1,
+	res, err := LearnEvidence(context.Background(), LearnOptions{Budget: budget, Seed: 1,
 		Checkpoint: os.Getenv("KSPACED_EVIDENCE_CHECKPOINT")}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range res.Rows {
 		if !(r.UNet < r.Gaussian) {
-			t.Errorf("σ=%g: U-Net MSE %.5g does not beat the Gaussian %.5g", r.Sigma, r.UNet, r.Gaussian)
+			t.Errorf("σ=%g: U-Net MSE %.5g does not beat the priors.Gaussian %.5g", r.Sigma, r.UNet, r.Gaussian)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package lab
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/testutil"
 )
 
@@ -21,13 +20,13 @@ func TestEMEvidence(t *testing.T) {
 	if os.Getenv("KSPACED_EM_EVIDENCE") != "1" {
 		t.Skip("set KSPACED_EM_EVIDENCE=1 to run the EM evidence experiment (tens of minutes)")
 	}
-	testutil.File(t, namedVolumes["ch2"])
-	testutil.File(t, namedVolumes["ch2better"])
+	testutil.File(t, DefaultEvidenceVolumes[0])
+	testutil.File(t, DefaultEvidenceVolumes[1])
 	dir := os.Getenv("KSPACED_EM_EVIDENCE_DIR")
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	opt := EvidenceOptions(dir)
+	opt := DefaultEMEvidenceOptions(dir)
 	if v, err := strconv.Atoi(os.Getenv("KSPACED_EM_LAPS")); err == nil {
 		opt.Config.Retrain.Laps = v
 	}
@@ -45,22 +44,4 @@ func TestEMEvidence(t *testing.T) {
 		}
 	}
 	t.Logf("evidence in %s (%.0f s)", dir, res.Seconds)
-}
-
-// EvidenceRetrainConfig is the retrain configuration of the EM evidence run:
-// sized for two shared CPU cores and well under an hour.
-func EvidenceRetrainConfig() *configs.Config {
-	cfg := configs.Default()
-	r := &cfg.Retrain
-	r.Laps, r.GaussianLaps, r.Rank, r.GaussianSamples = 5, 2, 12, 1
-	r.Steps, r.CGIterations = 20, 3
-	r.TrainSteps, r.BatchSize, r.LearningRate, r.WarmupSteps, r.EMADecay = 500, 16, 2e-3, 50, 0.995
-	r.ValFraction, r.EvalSamples, r.Network, r.Workers, r.Seed = 0.1, 2, "small-unshuffle", 0, 1
-	return cfg
-}
-
-// EvidenceOptions are the archive and evaluation settings of the run.
-func EvidenceOptions(dir string) EMEvidenceOptions {
-	return EMEvidenceOptions{Dir: dir, Config: EvidenceRetrainConfig(), Size: 48, Stride: 6, TestScans: 16,
-		EvalSteps: 64, EvalSamples: 4, Seed: 1}
 }

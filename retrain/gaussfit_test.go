@@ -1,7 +1,9 @@
-package priors
+package retrain
 
 import (
 	"context"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -84,7 +86,7 @@ func realData(y []complex64, sup []bool, scale float64) *mat.VecDense {
 	return mat.NewVecDense(2*len(re), append(re, im...))
 }
 
-func randomGaussian(t *testing.T, rows, cols, r int, rng *rand.Rand) *Gaussian {
+func randomGaussian(t *testing.T, rows, cols, r int, rng *rand.Rand) *priors.Gaussian {
 	t.Helper()
 	n := 2 * rows * cols
 	mu, d, u := make([]float32, n), make([]float32, n), make([]float32, n*r)
@@ -95,24 +97,24 @@ func randomGaussian(t *testing.T, rows, cols, r int, rng *rand.Rand) *Gaussian {
 	for i := range u {
 		u[i] = float32(rng.NormFloat64() * 0.7)
 	}
-	g, err := NewGaussian(mu, d, u, 2, rows, cols)
+	g, err := priors.NewGaussian(mu, d, u, 2, rows, cols)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return g
 }
 
-func denseSigma(g *Gaussian) *mat.SymDense {
-	n, r := g.n, g.r
+func denseSigma(g *priors.Gaussian) *mat.SymDense {
+	n, r := len(g.Mean()), g.Rank()
 	s := mat.NewSymDense(n, nil)
 	for i := range n {
 		for j := i; j < n; j++ {
 			var v float64
 			for p := range r {
-				v += g.u[i*r+p] * g.u[j*r+p]
+				v += g.Factor()[i*r+p] * g.Factor()[j*r+p]
 			}
 			if i == j {
-				v += g.d[i]
+				v += g.Diag()[i]
 			}
 			s.SetSym(i, j, v)
 		}
@@ -122,7 +124,7 @@ func denseSigma(g *Gaussian) *mat.SymDense {
 
 // densePosterior is the textbook Gaussian posterior in prior space:
 // m = μ + ΣAᵀ(AΣAᵀ + s²I)⁻¹(y − Aμ), C = Σ − ΣAᵀ(AΣAᵀ + s²I)⁻¹AΣ.
-func densePosterior(t *testing.T, g *Gaussian, o *Observation, op *denseOp, sup []bool) (*mat.VecDense, *mat.Dense) {
+func densePosterior(t *testing.T, g *priors.Gaussian, o *Observation, op *denseOp, sup []bool) (*mat.VecDense, *mat.Dense) {
 	t.Helper()
 	a := realOp(op, sup)
 	y := realData(o.Y, sup, o.Scale)
@@ -138,7 +140,7 @@ func densePosterior(t *testing.T, g *Gaussian, o *Observation, op *denseOp, sup 
 	if err := inv.Inverse(&asat); err != nil {
 		t.Fatal(err)
 	}
-	mu := mat.NewVecDense(g.n, clone64(g.mu))
+	mu := mat.NewVecDense(len(g.Mean()), clone64(g.Mean()))
 	var amu, res mat.VecDense
 	amu.MulVec(a, mu)
 	res.SubVec(y, &amu)
@@ -155,10 +157,10 @@ func densePosterior(t *testing.T, g *Gaussian, o *Observation, op *denseOp, sup 
 
 // tinyProblem is one observation of a random Gaussian through a dense
 // operator with some entries never measured.
-func tinyProblem(t *testing.T, rng *rand.Rand) (*Gaussian, *Observation, *denseOp) {
+func tinyProblem(t *testing.T, rng *rand.Rand) (*priors.Gaussian, *Observation, *denseOp) {
 	g := randomGaussian(t, 3, 4, 3, rng)
 	op := randomDenseOp(20, 12, []int{2, 7, 11}, rng)
-	x := make([]float32, g.n)
+	x := make([]float32, len(g.Mean()))
 	if err := g.Sample(x, rng); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestGaussianPosteriorMeanMatchesDense(t *testing.T) {
 		t.Fatalf("support has %d entries, want 17", n)
 	}
 	want, _ := densePosterior(t, g, o, op, sup[0])
-	got, err := PosteriorMeans(context.Background(), g, []Observation{*o}, SampleOptions{}, 1, nil)
+	got, err := PosteriorMeans(context.Background(), g, []Observation{*o}, posterior.SampleOptions{}, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +204,8 @@ func TestGaussianPosteriorMeanMatchesDense(t *testing.T) {
 	}
 	// The mean is pulled towards the data: it must differ from the prior mean.
 	var dm float64
-	for j := range g.n {
-		dm += sq64(g.mu[j] - want.AtVec(j))
+	for j := range len(g.Mean()) {
+		dm += sq64(g.Mean()[j] - want.AtVec(j))
 	}
 	if math.Sqrt(dm/den) < 0.05 {
 		t.Fatal("test problem too weak: posterior mean ≈ prior mean")
@@ -223,7 +225,7 @@ func TestGaussianPosteriorSamplesMatchDense(t *testing.T) {
 		t.Fatal(err)
 	}
 	const K = 8000
-	n := g.n
+	n := len(g.Mean())
 	mean := make([]float64, n)
 	cov := mat.NewDense(n, n, nil)
 	x := make([]float64, n)
@@ -442,13 +444,13 @@ func TestPPCAMatchesEigendecomposition(t *testing.T) {
 
 // emProblem draws N observations of images from a known Gaussian through
 // random dense operators with random unmeasured entries.
-func emProblem(t *testing.T, N int, rng *rand.Rand) (*Gaussian, []Observation, []*denseOp) {
+func emProblem(t *testing.T, N int, rng *rand.Rand) (*priors.Gaussian, []Observation, []*denseOp) {
 	t.Helper()
 	truth := randomGaussian(t, 3, 3, 2, rng)
 	hw, m := 9, 14
 	obs := make([]Observation, N)
 	ops := make([]*denseOp, N)
-	x := make([]float32, truth.n)
+	x := make([]float32, len(truth.Mean()))
 	for i := range obs {
 		var off []int
 		for k := range m {
@@ -481,13 +483,14 @@ func emProblem(t *testing.T, N int, rng *rand.Rand) (*Gaussian, []Observation, [
 }
 
 // marginalLogLik is Σᵢ log N(yᵢ; Aᵢμ, AᵢΣAᵢᵀ + R) in prior space, dense.
-func marginalLogLik(t *testing.T, g *Gaussian, obs []Observation, ops []*denseOp) float64 {
-	sup, err := checkObservations(obs, g.h, g.w)
+func marginalLogLik(t *testing.T, g *priors.Gaussian, obs []Observation, ops []*denseOp) float64 {
+	_, h, w := g.Shape()
+	sup, err := checkObservations(obs, h, w)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sig := denseSigma(g)
-	mu := mat.NewVecDense(g.n, clone64(g.mu))
+	mu := mat.NewVecDense(len(g.Mean()), clone64(g.Mean()))
 	var ll float64
 	for i, o := range obs {
 		a := realOp(ops[i], sup[i])
@@ -539,7 +542,7 @@ func TestGaussianEMLapMatchesDense(t *testing.T) {
 		t.Fatalf("lap records %+v", laps)
 	}
 	sup, _ := checkObservations(obs, 3, 3)
-	n := init.n
+	n := len(init.Mean())
 	N := len(obs)
 	ms := make([]*mat.VecDense, N)
 	mu := make([]float64, n)
@@ -564,12 +567,12 @@ func TestGaussianEMLapMatchesDense(t *testing.T) {
 		}
 	}
 	for j := range n {
-		if d := math.Abs(float64(float32(mu[j])) - got.mu[j]); d > 1e-5*(1+math.Abs(mu[j])) {
-			t.Fatalf("μ[%d] = %.8g, exact EM gives %.8g", j, got.mu[j], mu[j])
+		if d := math.Abs(float64(float32(mu[j])) - got.Mean()[j]); d > 1e-5*(1+math.Abs(mu[j])) {
+			t.Fatalf("μ[%d] = %.8g, exact EM gives %.8g", j, got.Mean()[j], mu[j])
 		}
 	}
-	du := mat.NewDense(n, 2, clone64(init.u))
-	dd := clone64(init.d)
+	du := mat.NewDense(n, 2, clone64(init.Factor()))
+	dd := clone64(init.Diag())
 	for range 5 {
 		du, dd = denseFA(smat, du, dd)
 	}
@@ -601,7 +604,7 @@ func TestGaussianEMIncreasesLikelihood(t *testing.T) {
 	var lls []float64
 	_, _, err := FitGaussianEM(context.Background(), obs, 3, 3, GaussianEMOptions{
 		Rank: 2, Laps: 25, Samples: 8, FAIter: 10, Seed: 3, Workers: 2,
-		AfterLap: func(g *Gaussian, _ GaussianLap) error {
+		AfterLap: func(g *priors.Gaussian, _ GaussianLap) error {
 			lls = append(lls, marginalLogLik(t, g, obs, ops))
 			return nil
 		}})

@@ -1,4 +1,4 @@
-package priors
+package posterior
 
 // mmpsEstimate writes into s.e the MMPS estimate of E[x | x_t, y] for every
 // image of the batch at noise level σ:

@@ -1,10 +1,11 @@
 //go:build cuda
 
-package priors
+package posterior
 
 import (
 	"context"
 	"fmt"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -17,13 +18,13 @@ import (
 
 // cudaTestNet is small but has every op the sampler's network uses:
 // unshuffle stem, two levels, attention, group norm, embeddings.
-func cudaTestNet(h, w int) UNetConfig {
-	return UNetConfig{Channels: 2, Rows: h, Cols: w, Widths: []int{8, 16}, Blocks: 1, Attention: []int{1},
+func cudaTestNet(h, w int) priors.UNetConfig {
+	return priors.UNetConfig{Channels: 2, Rows: h, Cols: w, Widths: []int{8, 16}, Blocks: 1, Attention: []int{1},
 		Heads: 2, EmbedDim: 16, EmbedMaxPeriod: 1000, Unshuffle: 2, Groups: 4}
 }
 
 type mmpsProblem struct {
-	cfg  UNetConfig
+	cfg  priors.UNetConfig
 	maps []complex64
 	mask []float32
 	y    []complex64
@@ -67,7 +68,7 @@ func TestMMPSStepCUDA(t *testing.T) {
 	gputest.Both(t, func(t *testing.T, ctx *gpu.Context) {
 		const coils, h, w = 3, 16, 16
 		p := newMMPSProblem(1, coils, h, w)
-		cpuNet, err := NewUNet(p.cfg, 7)
+		cpuNet, err := priors.NewUNet(p.cfg, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +78,7 @@ func TestMMPSStepCUDA(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer be.Close()
-			gpuNet, err := NewUNetOn(be, p.cfg, 7)
+			gpuNet, err := priors.NewUNetOn(be, p.cfg, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,9 +91,9 @@ func TestMMPSStepCUDA(t *testing.T) {
 			if tf32 {
 				tol = 1e-3
 			}
-			for _, sigma := range []float64{Sigma(0.2), Sigma(0.5), Sigma(0.8)} {
+			for _, sigma := range []float64{priors.Sigma(0.2), priors.Sigma(0.5), priors.Sigma(0.8)} {
 				var e [2][]float32
-				for side, net := range []*UNet{cpuNet, gpuNet} {
+				for side, net := range []*priors.UNet{cpuNet, gpuNet} {
 					var A mri.Operator = mri.NewSENSE(p.maps, coils, h, w, p.mask)
 					if side == 1 {
 						A = devA
@@ -103,7 +104,7 @@ func TestMMPSStepCUDA(t *testing.T) {
 					}
 					s.start()
 					for k := range s.x {
-						s.x[k] *= float32(sigma / SigmaMax)
+						s.x[k] *= float32(sigma / priors.SigmaMax)
 					}
 					for j := range s.sig {
 						s.sig[j] = float32(sigma)
@@ -142,11 +143,11 @@ func TestSamplePosteriorCUDA(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer be.Close()
-		cpuNet, err := NewUNet(p.cfg, 9)
+		cpuNet, err := priors.NewUNet(p.cfg, 9)
 		if err != nil {
 			t.Fatal(err)
 		}
-		gpuNet, err := NewUNetOn(be, p.cfg, 9)
+		gpuNet, err := priors.NewUNetOn(be, p.cfg, 9)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,9 @@
-package priors_test
+package posterior_test
 
 import (
 	"context"
 	"fmt"
+	"github.com/kspaced/kspaced/posterior"
 	"math/rand/v2"
 
 	"github.com/kspaced/kspaced/mri"
@@ -38,7 +39,7 @@ func ExampleSamplePosterior() {
 		panic(err)
 	}
 	img := make([]complex64, hw)
-	if err := priors.ChannelsToComplex(img, x, hw); err != nil {
+	if err := posterior.ChannelsToComplex(img, x, hw); err != nil {
 		panic(err)
 	}
 	y := make([]complex64, A.OutLen())
@@ -49,7 +50,7 @@ func ExampleSamplePosterior() {
 		}
 	}
 
-	post, err := priors.SamplePosterior(context.Background(), prior, A, y, priors.SampleOptions{
+	post, err := posterior.SamplePosterior(context.Background(), prior, A, y, posterior.SampleOptions{
 		Method: "mmps", Steps: 64, CGIter: 2, Samples: 8, NoiseVar: 1e-3, Seed: 3})
 	if err != nil {
 		panic(err)

@@ -1,9 +1,10 @@
-package priors
+package retrain
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -51,13 +52,13 @@ type GaussianEMOptions struct {
 	Workers int // goroutines for the E-step (GOMAXPROCS)
 	// Init, when set, is the prior the first lap starts from; otherwise a
 	// probabilistic PCA of the zero-filled images (Aᴴy/Scale) is.
-	Init *Gaussian
+	Init *priors.Gaussian
 	// FirstLap numbers the first lap run (resuming a fit: Init is the prior
 	// after lap FirstLap−1); laps FirstLap…Laps are run. Default 1.
 	FirstLap int
 	// AfterLap, when set, is called with each lap's prior and record (to
 	// save it); an error stops the fit.
-	AfterLap func(g *Gaussian, rec GaussianLap) error
+	AfterLap func(g *priors.Gaussian, rec GaussianLap) error
 	// Progress, when set, receives (done, total) observations of each E-step.
 	Progress func(done, total int)
 }
@@ -129,7 +130,7 @@ type GaussianLap struct {
 // prior-space images (image/Scale, real plane then imaginary plane) to the
 // observations by Monte-Carlo EM with exact Gaussian E-steps. It returns the
 // prior after the last lap and each lap's record.
-func FitGaussianEM(ctx context.Context, obs []Observation, rows, cols int, opt GaussianEMOptions) (*Gaussian, []GaussianLap, error) {
+func FitGaussianEM(ctx context.Context, obs []Observation, rows, cols int, opt GaussianEMOptions) (*priors.Gaussian, []GaussianLap, error) {
 	if err := opt.defaults(); err != nil {
 		return nil, nil, err
 	}
@@ -146,8 +147,8 @@ func FitGaussianEM(ctx context.Context, obs []Observation, rows, cols int, opt G
 		if g, err = initGaussian(obs, sup, rows, cols, opt); err != nil {
 			return nil, nil, err
 		}
-	} else if c, h, w := g.Shape(); c != 2 || h != rows || w != cols || g.r != opt.Rank {
-		return nil, nil, fmt.Errorf("gaussian EM: initial prior is %d×%d×%d of rank %d, want 2×%d×%d of rank %d", c, h, w, g.r, rows, cols, opt.Rank)
+	} else if c, h, w := g.Shape(); c != 2 || h != rows || w != cols || g.Rank() != opt.Rank {
+		return nil, nil, fmt.Errorf("gaussian EM: initial prior is %d×%d×%d of rank %d, want 2×%d×%d of rank %d", c, h, w, g.Rank(), rows, cols, opt.Rank)
 	}
 	var laps []GaussianLap
 	K := opt.Samples
@@ -204,7 +205,7 @@ func FitGaussianEM(ctx context.Context, obs []Observation, rows, cols int, opt G
 				weights[i*(K+1)+k] = 1 / float64(len(obs)*K)
 			}
 		}
-		u, d := clone64(g.u), clone64(g.d)
+		u, d := clone64(g.Factor()), clone64(g.Diag())
 		if err := faIterate(u, d, n, opt.Rank, moments, weights, opt.FAIter, opt.Floor); err != nil {
 			return nil, nil, fmt.Errorf("gaussian EM lap %d: %w", lap, err)
 		}
@@ -224,22 +225,22 @@ func FitGaussianEM(ctx context.Context, obs []Observation, rows, cols int, opt G
 }
 
 // meanVariance is tr(D + UUᵀ)/n.
-func meanVariance(g *Gaussian) float64 {
+func meanVariance(g *priors.Gaussian) float64 {
 	var s float64
-	for _, v := range g.d {
+	for _, v := range g.Diag() {
 		s += v
 	}
-	for _, v := range g.u {
+	for _, v := range g.Factor() {
 		s += v * v
 	}
-	return s / float64(g.n)
+	return s / float64(len(g.Mean()))
 }
 
 func clone64(x []float64) []float64 { return append([]float64(nil), x...) }
 
 // gaussianFrom64 builds a Gaussian from float64 parameters (NewGaussian
 // checks them on the float32 values a checkpoint would hold).
-func gaussianFrom64(mu, d, u []float64, rows, cols int) (*Gaussian, error) {
+func gaussianFrom64(mu, d, u []float64, rows, cols int) (*priors.Gaussian, error) {
 	f := func(x []float64) []float32 {
 		y := make([]float32, len(x))
 		for i, v := range x {
@@ -247,13 +248,13 @@ func gaussianFrom64(mu, d, u []float64, rows, cols int) (*Gaussian, error) {
 		}
 		return y
 	}
-	return NewGaussian(f(mu), f(d), f(u), 2, rows, cols)
+	return priors.NewGaussian(f(mu), f(d), f(u), 2, rows, cols)
 }
 
 // initGaussian fits the starting prior to the zero-filled images by
 // probabilistic PCA (closed form, Tipping & Bishop) refined by
 // factor-analysis iterations.
-func initGaussian(obs []Observation, sup [][]bool, rows, cols int, opt GaussianEMOptions) (*Gaussian, error) {
+func initGaussian(obs []Observation, sup [][]bool, rows, cols int, opt GaussianEMOptions) (*priors.Gaussian, error) {
 	hw, n := rows*cols, 2*rows*cols
 	N := len(obs)
 	x := make([]float32, N*n)
@@ -570,7 +571,7 @@ func invertSPD(a []float64, r int) error {
 // operator is float32). It is bound to one observation at a time and not
 // safe for concurrent use; the prior is only read.
 type gaussPosterior struct {
-	g          *Gaussian
+	g          *priors.Gaussian
 	hw, n      int
 	obs        *Observation
 	sup        []bool
@@ -594,10 +595,10 @@ type gaussPosterior struct {
 	tb        []float64 // r
 }
 
-func newGaussPosterior(g *Gaussian, rows, cols int) *gaussPosterior {
+func newGaussPosterior(g *priors.Gaussian, rows, cols int) *gaussPosterior {
 	hw := rows * cols
 	return &gaussPosterior{g: g, hw: hw, n: 2 * hw, img: make([]complex64, hw),
-		v: make([]float64, 2*hw), w: make([]float64, 2*hw), tb: make([]float64, g.r)}
+		v: make([]float64, 2*hw), w: make([]float64, 2*hw), tb: make([]float64, g.Rank())}
 }
 
 // bind points the solver at observation o with measurement support sup.
@@ -632,7 +633,7 @@ func (p *gaussPosterior) bind(o *Observation, sup []bool) error {
 
 // sigma overwrites v with Σv = d⊙v + U(Uᵀv).
 func (p *gaussPosterior) sigma(v []float64) {
-	g, r := p.g, p.g.r
+	g, r := p.g, p.g.Rank()
 	tb := p.tb
 	clear(tb)
 	if r > 0 {
@@ -640,15 +641,15 @@ func (p *gaussPosterior) sigma(v []float64) {
 			if x == 0 {
 				continue
 			}
-			for q, y := range g.u[j*r : (j+1)*r] {
+			for q, y := range g.Factor()[j*r : (j+1)*r] {
 				tb[q] += y * x
 			}
 		}
 	}
 	for j, x := range v {
-		s := g.d[j] * x
+		s := g.Diag()[j] * x
 		if r > 0 {
-			for q, y := range g.u[j*r : (j+1)*r] {
+			for q, y := range g.Factor()[j*r : (j+1)*r] {
 				s += y * tb[q]
 			}
 		}
@@ -765,7 +766,7 @@ func (p *gaussPosterior) solve(ctx context.Context, x []float64, res []complex64
 // diagonal part's spread. P⁻¹ comes from the Woodbury identity,
 // P⁻¹v = (v − W(aI + WᴴW)⁻¹Wᴴv)/a, with C^M as R^{2M} (Re⟨·,·⟩).
 func (p *gaussPosterior) preparePrecond() error {
-	g, r, m := p.g, p.g.r, p.m
+	g, r, m := p.g, p.g.Rank(), p.m
 	if cap(p.wlr) < m*r {
 		p.wlr = make([]complex64, m*r)
 	}
@@ -774,7 +775,7 @@ func (p *gaussPosterior) preparePrecond() error {
 	out := make([]complex64, m)
 	for q := range r {
 		for j := range col {
-			col[j] = g.u[j*r+q]
+			col[j] = g.Factor()[j*r+q]
 		}
 		p.forward(out, col)
 		for k, v := range out {
@@ -787,7 +788,7 @@ func (p *gaussPosterior) preparePrecond() error {
 	const probes = 4
 	for range probes {
 		for j := range col {
-			col[j] = math.Sqrt(g.d[j]) * rng.NormFloat64()
+			col[j] = math.Sqrt(g.Diag()[j]) * rng.NormFloat64()
 		}
 		p.forward(out, col)
 		for _, v := range out {
@@ -835,7 +836,7 @@ func (p *gaussPosterior) preparePrecond() error {
 
 // precondition writes P⁻¹v into z (zero off the support).
 func (p *gaussPosterior) precondition(z, v []complex128) {
-	r := p.g.r
+	r := p.g.Rank()
 	if p.noPrecond {
 		copy(z, v)
 		return
@@ -881,7 +882,7 @@ type solveStats struct {
 // mean writes the posterior mean into x and returns the solve's statistics
 // and its data consistency ‖y − A x‖²/(M·2s2).
 func (p *gaussPosterior) mean(ctx context.Context, x []float64, maxIter int, tol float64) (solveStats, error) {
-	copy(x, p.g.mu)
+	copy(x, p.g.Mean())
 	p.forward(p.cq, x)
 	for k := range p.cq {
 		p.cq[k] = p.y[k] - p.cq[k]
@@ -903,13 +904,13 @@ func (p *gaussPosterior) mean(ctx context.Context, x []float64, maxIter int, tol
 
 // sample writes an exact posterior sample into x (Matheron's rule).
 func (p *gaussPosterior) sample(ctx context.Context, x []float64, maxIter int, tol float64, rng *rand.Rand) (int, float64, error) {
-	g, r := p.g, p.g.r
+	g, r := p.g, p.g.Rank()
 	for q := range p.tb {
 		p.tb[q] = rng.NormFloat64()
 	}
 	for j := range x {
-		s := g.mu[j] + math.Sqrt(g.d[j])*rng.NormFloat64()
-		for q, y := range g.u[j*r : (j+1)*r] {
+		s := g.Mean()[j] + math.Sqrt(g.Diag()[j])*rng.NormFloat64()
+		for q, y := range g.Factor()[j*r : (j+1)*r] {
 			s += y * p.tb[q]
 		}
 		x[j] = s
@@ -958,7 +959,7 @@ func (p *gaussPosterior) moments(ctx context.Context, dst []float32, K, maxIter 
 // obsWorker is one E-step goroutine's state: a Gaussian posterior solver or a denoiser copy.
 type obsWorker struct {
 	post *gaussPosterior
-	d    Denoiser
+	d    priors.Denoiser
 }
 
 // parallelObs runs fn over observation indices 0…n−1 on workers goroutines;

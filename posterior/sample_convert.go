@@ -1,4 +1,4 @@
-package priors
+package posterior
 
 import "fmt"
 

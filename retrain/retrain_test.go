@@ -1,4 +1,4 @@
-package pipeline
+package retrain
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/pipeline"
 	"github.com/kspaced/kspaced/priors"
 )
 
@@ -24,7 +25,7 @@ func writeArchive(t testing.TB, dir, name string, slices, size int, seed uint64)
 	t.Helper()
 	sm := configs.Default().Simulate
 	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise, sm.Seed = size, size, 2, 0.125, 0.01, seed
-	sim, err := Simulate(SimOptions{Source: "ellipses", Slices: slices, Sim: sm})
+	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: slices, Sim: sm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,16 +82,16 @@ func TestRetrainArchive(t *testing.T) {
 		}
 	}
 	d, info, err := priors.LoadPrior(res.Prior)
-	if err != nil || info.Kind != priors.KindUNet || info.Normalisation.Scheme != NormalisationScheme || info.Provenance.EMLap != 1 {
+	if err != nil || info.Kind != priors.KindUNet || info.Normalisation.Scheme != pipeline.NormalisationScheme || info.Provenance.EMLap != 1 {
 		t.Fatalf("final prior %s: %v %+v", res.Prior, err, info)
 	}
 	if c, h, w := d.Shape(); c != 2 || h != 32 || w != 32 {
 		t.Fatalf("prior shape %d×%d×%d", c, h, w)
 	}
 	// The Gaussian lap-0 prior reconstructs through the same operator
-	// recon builds (Prepare), from a scan not in the archive.
-	if _, info, err := priors.LoadPrior(filepath.Join(out, priors.LapCheckpoint(0))); err != nil || info.Kind != priors.KindGaussian ||
-		info.Normalisation.Scheme != NormalisationScheme {
+	// recon builds (pipeline.Prepare), from a scan not in the archive.
+	if _, info, err := priors.LoadPrior(filepath.Join(out, LapCheckpoint(0))); err != nil || info.Kind != priors.KindGaussian ||
+		info.Normalisation.Scheme != pipeline.NormalisationScheme {
 		t.Fatalf("lap 0: %v %+v", err, info)
 	}
 }
@@ -106,7 +107,7 @@ func TestRetrainBadData(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(empty); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "no files") {
+	if err := run(empty); !errors.Is(err, pipeline.ErrBadInput) || !strings.Contains(err.Error(), "no files") {
 		t.Errorf("empty folder: %v", err)
 	}
 	junk := filepath.Join(dir, "junk")
@@ -116,10 +117,10 @@ func TestRetrainBadData(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(junk, "x.dat"), []byte("not k-space"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(junk); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "no usable k-space") || !strings.Contains(err.Error(), "x.dat") {
+	if err := run(junk); !errors.Is(err, pipeline.ErrBadInput) || !strings.Contains(err.Error(), "no usable k-space") || !strings.Contains(err.Error(), "x.dat") {
 		t.Errorf("junk only: %v", err)
 	}
-	if err := run(filepath.Join(dir, "missing")); !errors.Is(err, ErrBadInput) {
+	if err := run(filepath.Join(dir, "missing")); !errors.Is(err, pipeline.ErrBadInput) {
 		t.Errorf("missing folder: %v", err)
 	}
 	mixed := filepath.Join(dir, "mixed")
@@ -129,7 +130,7 @@ func TestRetrainBadData(t *testing.T) {
 	writeArchive(t, mixed, "small", 2, 32, 1)
 	writeArchive(t, mixed, "large", 2, 48, 2)
 	err := run(mixed)
-	if !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "32×32") || !strings.Contains(err.Error(), "48×48") ||
+	if !errors.Is(err, pipeline.ErrBadInput) || !strings.Contains(err.Error(), "32×32") || !strings.Contains(err.Error(), "48×48") ||
 		!strings.Contains(err.Error(), "large.h5") {
 		t.Errorf("mixed sizes: %v", err)
 	}
@@ -139,13 +140,13 @@ func TestRetrainBadData(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeArchive(t, few, "f", 3, 32, 3)
-	if err := run(few); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "rank") {
+	if err := run(few); !errors.Is(err, pipeline.ErrBadInput) || !strings.Contains(err.Error(), "rank") {
 		t.Errorf("too few scans: %v", err)
 	}
 }
 
 func TestSplitObservations(t *testing.T) {
-	obs := make([]priors.Observation, 20)
+	obs := make([]Observation, 20)
 	for i := range obs {
 		obs[i].Name = fmt.Sprint(i)
 	}
@@ -221,7 +222,7 @@ func TestRetrainSurvivesKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	var before []priors.LapRecord
+	var before []LapRecord
 	raw, err := os.ReadFile(filepath.Join(out, "laps.json"))
 	if err != nil || json.Unmarshal(raw, &before) != nil || len(before) != 1 {
 		t.Fatalf("after the kill, laps.json: %v\n%s", err, raw)
@@ -235,7 +236,7 @@ func TestRetrainSurvivesKill(t *testing.T) {
 		t.Fatalf("restart: %v\n%s", err, combined)
 	}
 	t.Logf("first run:\n%s\nrestart:\n%s", stderr.String(), combined)
-	var after []priors.LapRecord
+	var after []LapRecord
 	raw, err = os.ReadFile(filepath.Join(out, "laps.json"))
 	if err != nil || json.Unmarshal(raw, &after) != nil || len(after) != 2 {
 		t.Fatalf("after the restart, laps.json: %v\n%s", err, raw)

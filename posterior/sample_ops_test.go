@@ -1,4 +1,4 @@
-package priors
+package posterior
 
 // Test helpers for the samplers: small operators of our own (any
 // mri.Operator must work) and a dense float64 Gaussian posterior to compare
@@ -6,6 +6,7 @@ package priors
 // their own test helpers.
 
 import (
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -216,7 +217,7 @@ func smpAbs(v int) int {
 
 // smpPrior is a random diagonal-plus-low-rank Gaussian prior on 2×h×w
 // images with mean around `level`.
-func smpPrior(t testing.TB, rng *rand.Rand, h, w, r int, level float64) *Gaussian {
+func smpPrior(t testing.TB, rng *rand.Rand, h, w, r int, level float64) *priors.Gaussian {
 	t.Helper()
 	n := 2 * h * w
 	mu, d, u := make([]float32, n), make([]float32, n), make([]float32, n*r)
@@ -227,7 +228,7 @@ func smpPrior(t testing.TB, rng *rand.Rand, h, w, r int, level float64) *Gaussia
 	for i := range u {
 		u[i] = float32(0.3 * rng.NormFloat64())
 	}
-	g, err := NewGaussian(mu, d, u, 2, h, w)
+	g, err := priors.NewGaussian(mu, d, u, 2, h, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,28 +236,30 @@ func smpPrior(t testing.TB, rng *rand.Rand, h, w, r int, level float64) *Gaussia
 }
 
 // smpCov is the prior's dense covariance diag(d) + U Uᵀ and mean.
-func smpCov(g *Gaussian) (*mat.SymDense, *mat.VecDense) {
-	cov := mat.NewSymDense(g.n, nil)
-	for i := range g.n {
-		for j := i; j < g.n; j++ {
+func smpCov(g *priors.Gaussian) (*mat.SymDense, *mat.VecDense) {
+	mu, d, u := g.Mean(), g.Diag(), g.Factor()
+	n, r := len(mu), g.Rank()
+	cov := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
 			var s float64
-			for p := range g.r {
-				s += g.u[i*g.r+p] * g.u[j*g.r+p]
+			for p := range r {
+				s += u[i*r+p] * u[j*r+p]
 			}
 			if i == j {
-				s += g.d[i]
+				s += d[i]
 			}
 			cov.SetSym(i, j, s)
 		}
 	}
-	return cov, mat.NewVecDense(g.n, append([]float64(nil), g.mu...))
+	return cov, mat.NewVecDense(n, append([]float64(nil), mu...))
 }
 
 // smpGaussPost is the exact Gaussian posterior of x ~ N(μ, Σ) given
 // y_r = A_r x + n, n ~ N(0, diag(noise)), and, when sigma > 0, also
 // x_t = x + σ z: precision P = Σ⁻¹ + I/σ² + A_rᵀ N⁻¹ A_r, mean
 // P⁻¹(Σ⁻¹μ + x_t/σ² + A_rᵀ N⁻¹ y_r). All dense float64.
-func smpGaussPost(t testing.TB, g *Gaussian, ar *mat.Dense, noise, yr []float64, sigma float64, xt []float64) (*mat.VecDense, *mat.SymDense) {
+func smpGaussPost(t testing.TB, g *priors.Gaussian, ar *mat.Dense, noise, yr []float64, sigma float64, xt []float64) (*mat.VecDense, *mat.SymDense) {
 	t.Helper()
 	cov, mu := smpCov(g)
 	var ch mat.Cholesky
@@ -267,7 +270,7 @@ func smpGaussPost(t testing.TB, g *Gaussian, ar *mat.Dense, noise, yr []float64,
 	if err := ch.InverseTo(&prec); err != nil {
 		t.Fatal(err)
 	}
-	n := g.n
+	n := len(g.Mean())
 	m2, _ := ar.Dims()
 	// A_rᵀ N⁻¹ A_r and A_rᵀ N⁻¹ y_r.
 	wa := mat.NewDense(m2, n, nil)
@@ -324,9 +327,10 @@ func smpRealVec(v []complex64) []float64 {
 
 // smpMeasure draws x from the prior and y = A x + n with complex noise of
 // variance noiseVar (noiseVar/2 per part); it returns x as a complex image.
-func smpMeasure(t testing.TB, rng *rand.Rand, g *Gaussian, A mri.Operator, noiseVar float64) (x, y []complex64) {
+func smpMeasure(t testing.TB, rng *rand.Rand, g *priors.Gaussian, A mri.Operator, noiseVar float64) (x, y []complex64) {
 	t.Helper()
-	hw := g.h * g.w
+	_, h, w := g.Shape()
+	hw := h * w
 	xr := make([]float32, 2*hw)
 	if err := g.Sample(xr, rng); err != nil {
 		t.Fatal(err)
@@ -344,7 +348,7 @@ func smpMeasure(t testing.TB, rng *rand.Rand, g *Gaussian, A mri.Operator, noise
 
 // smpCounting wraps a Denoiser and counts calls.
 type smpCounting struct {
-	Denoiser
+	priors.Denoiser
 	evals, vjps int
 	batch       []int
 }
@@ -422,4 +426,14 @@ func smpRecursion(v float64, steps int, ddim bool) (phi, variance float64) {
 	}
 	k := v / (v + s[steps-1]*s[steps-1])
 	return phi * k, V * k * k
+}
+
+func smpRelErr(got []float32, want []float64) float64 {
+	var num, den float64
+	for i, w := range want {
+		d := float64(got[i]) - w
+		num += d * d
+		den += w * w
+	}
+	return math.Sqrt(num / den)
 }

@@ -1,10 +1,11 @@
 //go:build cuda
 
-package priors
+package posterior
 
 import (
 	"context"
 	"fmt"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -69,8 +70,8 @@ func cudaBenchScan(rows, cols, coils int) (maps []complex64, mask []float32, y [
 
 // cudaBenchNet is SmallUNet, with a 2× pixel-unshuffle stem above 256
 // pixels a side so that attention at the coarsest level stays affordable.
-func cudaBenchNet(rows, cols int) UNetConfig {
-	c := SmallUNet(rows, cols)
+func cudaBenchNet(rows, cols int) priors.UNetConfig {
+	c := priors.SmallUNet(rows, cols)
 	if rows > 256 || cols > 256 {
 		c.Unshuffle = 2
 	}
@@ -111,14 +112,14 @@ func BenchmarkSamplePosteriorCUDA(b *testing.B) {
 func benchSampleOn(b *testing.B, ctx *gpu.Context, dev string, rows, cols, coils int, maps []complex64, mask []float32,
 	y []complex64, batch, cpuSteps int) {
 	cfg := cudaBenchNet(rows, cols)
-	var net *UNet
+	var net *priors.UNet
 	var A mri.Operator
 	var be *nn.CUDA
 	steps := 64
 	var err error
 	if dev == "cpu" {
 		steps = cpuSteps
-		if net, err = NewUNet(cfg, 1); err != nil {
+		if net, err = priors.NewUNet(cfg, 1); err != nil {
 			b.Fatal(err)
 		}
 		A = mri.NewSENSE(maps, coils, rows, cols, mask)
@@ -127,7 +128,7 @@ func benchSampleOn(b *testing.B, ctx *gpu.Context, dev string, rows, cols, coils
 			b.Fatal(err)
 		}
 		defer be.Close()
-		if net, err = NewUNetOn(be, cfg, 1); err != nil {
+		if net, err = priors.NewUNetOn(be, cfg, 1); err != nil {
 			b.Fatal(err)
 		}
 		net.MemoryBudget = 32 << 30

@@ -1,9 +1,10 @@
-package priors
+package posterior
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 
@@ -85,7 +86,7 @@ type Posterior struct {
 // adds CGIter VJPs per step, DPS one VJP per step except the last. The
 // sampler runs on the time grid of TimeGrid, starts from x ~ N(0, SigmaMax²I)
 // and returns the (posterior) denoiser's estimate at SigmaMin.
-func SamplePosterior(ctx context.Context, d Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*Posterior, error) {
+func SamplePosterior(ctx context.Context, d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*Posterior, error) {
 	s, err := newSampler(d, A, y, opt)
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func SamplePosterior(ctx context.Context, d Denoiser, A mri.Operator, y []comple
 }
 
 type sampler struct {
-	d       Denoiser
+	d       priors.Denoiser
 	A       mri.Operator
 	opt     SampleOptions
 	mmps    bool
@@ -130,7 +131,7 @@ type sampler struct {
 	vjps    int
 }
 
-func newSampler(d Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*sampler, error) {
+func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*sampler, error) {
 	if d == nil || A == nil {
 		return nil, errors.New("sample posterior: nil denoiser or operator")
 	}
@@ -256,7 +257,7 @@ func (s *sampler) run(ctx context.Context) error {
 // start draws x_1 ~ N(0, SigmaMax² I).
 func (s *sampler) start() {
 	for k := range s.x {
-		s.x[k] = float32(SigmaMax * s.rng.NormFloat64())
+		s.x[k] = float32(priors.SigmaMax * s.rng.NormFloat64())
 	}
 }
 
@@ -266,7 +267,7 @@ func (s *sampler) loop(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("sample posterior: step %d of %d: %w", i+1, steps, err)
 		}
-		st := Sigma(s.times[i])
+		st := priors.Sigma(s.times[i])
 		for j := range s.sig {
 			s.sig[j] = float32(st)
 		}
@@ -284,7 +285,7 @@ func (s *sampler) loop(ctx context.Context) error {
 			s.project(s.e)
 		}
 		if !last {
-			s.update(st, Sigma(s.times[i+1]))
+			s.update(st, priors.Sigma(s.times[i+1]))
 			if !s.mmps {
 				s.dpsStep()
 			}

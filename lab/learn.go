@@ -1,10 +1,11 @@
-package priors
+package lab
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kspaced/kspaced/priors"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -19,15 +20,15 @@ import (
 	"github.com/kspaced/kspaced/mri/simulate"
 )
 
-// EvidenceOptions configure LearnEvidence.
-type EvidenceOptions struct {
-	Volumes   []string      // NIfTI volumes (default: the MRIcron ch2 and ch2better templates)
-	Size      int           // image side, 64
-	Budget    time.Duration // training wall time, 20 minutes
-	Config    *UNetConfig   // default: a small U-Net with a pixel-unshuffle stem
-	BatchSize int           // 16
-	LR        float64       // 1e-3
-	Sigmas    []float64     // noise levels evaluated, {0.05, 0.2, 1}
+// LearnOptions configure LearnEvidence.
+type LearnOptions struct {
+	Volumes   []string           // NIfTI volumes (default: the MRIcron ch2 and ch2better templates)
+	Size      int                // image side, 64
+	Budget    time.Duration      // training wall time, 20 minutes
+	Config    *priors.UNetConfig // default: a small U-Net with a pixel-unshuffle stem
+	BatchSize int                // 16
+	LR        float64            // 1e-3
+	Sigmas    []float64          // noise levels evaluated, {0.05, 0.2, 1}
 	Seed      uint64
 	Copies    int // phase maps per training slice, 2
 	Draws     int // noise draws per held-out image and σ, 4
@@ -36,8 +37,8 @@ type EvidenceOptions struct {
 	Checkpoint string
 }
 
-// EvidenceRow is the held-out denoising MSE (per real value) at one σ.
-type EvidenceRow struct {
+// LearnRow is the held-out denoising MSE (per real value) at one σ.
+type LearnRow struct {
 	Sigma          float64
 	Identity       float64 // doing nothing: σ²
 	Gaussian       float64 // best PCA/Wiener denoiser over the shrinkage grid
@@ -45,15 +46,15 @@ type EvidenceRow struct {
 	UNet           float64
 }
 
-// EvidenceResult is what LearnEvidence measured.
-type EvidenceResult struct {
+// LearnResult is what LearnEvidence measured.
+type LearnResult struct {
 	TrainImages, HeldOut int
 	Steps                int
 	TrainTime            time.Duration
 	PeakRSS              int64 // bytes: process high-water mark over training steps at the batch size
-	Stats                TrainStats
-	Rows                 []EvidenceRow
-	Config               UNetConfig
+	Stats                priors.TrainStats
+	Rows                 []LearnRow
+	Config               priors.UNetConfig
 }
 
 // DefaultEvidenceVolumes are the real T1 brain volumes of Debian's mricron-data.
@@ -62,19 +63,13 @@ var DefaultEvidenceVolumes = []string{
 	"/usr/share/mricron/templates/ch2better.nii.gz",
 }
 
-// EvidenceUNet is the network LearnEvidence trains by default.
-func EvidenceUNet(size int) UNetConfig {
-	return UNetConfig{Channels: 2, Rows: size, Cols: size, Widths: []int{32, 64, 96}, Blocks: 1,
-		Attention: []int{2}, Heads: 2, EmbedDim: 64, EmbedMaxPeriod: 1000, Unshuffle: 2, Groups: 8}
-}
-
 // LearnEvidence shows the network learns real anatomy: it simulates complex
 // axial slices (magnitude from real T1 volumes, random smooth phase),
 // holds out a slab of slices, trains a U-Net for a bounded time on the
 // rest, and compares held-out denoising MSE with the best Gaussian
 // (PCA/Wiener) denoiser fitted to the same training images. A report is
 // written to w.
-func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*EvidenceResult, error) {
+func LearnEvidence(ctx context.Context, opt LearnOptions, w io.Writer) (*LearnResult, error) {
 	if len(opt.Volumes) == 0 {
 		opt.Volumes = DefaultEvidenceVolumes
 	}
@@ -99,7 +94,7 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	if opt.Draws == 0 {
 		opt.Draws = 4
 	}
-	cfg := EvidenceUNet(opt.Size)
+	cfg := priors.SmallUnshuffleUNet(opt.Size, opt.Size)
 	if opt.Config != nil {
 		cfg = *opt.Config
 	}
@@ -107,7 +102,7 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	if err != nil {
 		return nil, err
 	}
-	res := &EvidenceResult{TrainImages: train.Len(), HeldOut: held.Len(), Config: cfg}
+	res := &LearnResult{TrainImages: train.Len(), HeldOut: held.Len(), Config: cfg}
 	fmt.Fprintf(w, "evidence: %d training and %d held-out %dx%d complex slices from %s; %d noise draws each\n",
 		train.Len(), held.Len(), opt.Size, opt.Size, strings.Join(opt.Volumes, ", "), opt.Draws)
 
@@ -115,25 +110,25 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 	if err != nil {
 		return nil, err
 	}
-	u, err := NewUNet(cfg, opt.Seed)
+	u, err := priors.NewUNet(cfg, opt.Seed)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(w, "evidence: U-Net %d parameters, widths %v, unshuffle %d; training for %v\n",
-		cfg.paramCount(), cfg.Widths, cfg.Unshuffle, opt.Budget)
+		cfg.Params(), cfg.Widths, cfg.Unshuffle, opt.Budget)
 
 	// Peak RSS of training steps: reset the high-water mark, run a few steps.
 	resetPeakRSS()
-	if _, err := Train(ctx, u, train, TrainOptions{Steps: 3, BatchSize: opt.BatchSize, LR: opt.LR, Seed: opt.Seed}, nil); err != nil {
+	if _, err := priors.Train(ctx, u, train, priors.TrainOptions{Steps: 3, BatchSize: opt.BatchSize, LR: opt.LR, Seed: opt.Seed}, nil); err != nil {
 		return nil, err
 	}
 	res.PeakRSS = peakRSS()
-	u, err = NewUNet(cfg, opt.Seed)
+	u, err = priors.NewUNet(cfg, opt.Seed)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	st, err := Train(ctx, u, train, TrainOptions{Steps: 1 << 30, BatchSize: opt.BatchSize, LR: opt.LR, WarmupSteps: 200,
+	st, err := priors.Train(ctx, u, train, priors.TrainOptions{Steps: 1 << 30, BatchSize: opt.BatchSize, LR: opt.LR, WarmupSteps: 200,
 		Seed: opt.Seed, ValFraction: 0.05, StepsPerEpoch: 200, MaxDuration: opt.Budget, EMADecay: 0.995, DecayStart: 0.5,
 		CheckpointPath: opt.Checkpoint, CheckpointEvery: 500, DataDescription: "LearnEvidence: MRIcron T1 axial slices, random smooth phase"}, w)
 	if err != nil {
@@ -144,7 +139,7 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 
 	fmt.Fprintf(w, "%8s %12s %12s %10s %12s %10s\n", "sigma", "identity", "gaussian", "shrink", "unet", "unet/gauss")
 	for i, s := range opt.Sigmas {
-		row := EvidenceRow{Sigma: s}
+		row := LearnRow{Sigma: s}
 		x, xt := evidenceNoisy(held, opt.Draws, s, opt.Seed+uint64(i))
 		row.Identity = mse(xt, x)
 		row.Gaussian, row.GaussianShrink = gauss.best(x, xt, s)
@@ -165,11 +160,11 @@ func LearnEvidence(ctx context.Context, opt EvidenceOptions, w io.Writer) (*Evid
 }
 
 // evidenceData builds the training set and the held-out slab.
-func evidenceData(opt EvidenceOptions) (train, held *SliceDataset, err error) {
+func evidenceData(opt LearnOptions) (train, held *priors.SliceDataset, err error) {
 	n := opt.Size
 	per := 2 * n * n
-	train = &SliceDataset{C: 2, H: n, W: n}
-	held = &SliceDataset{C: 2, H: n, W: n}
+	train = &priors.SliceDataset{C: 2, H: n, W: n}
+	held = &priors.SliceDataset{C: 2, H: n, W: n}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x65766964))
 	for _, path := range opt.Volumes {
 		vol, err := simulate.ReadNIfTI(path)
@@ -256,7 +251,7 @@ func evidenceComplex(mag []float32, scale float64, n int, rng *rand.Rand) []floa
 }
 
 // evidenceNoisy repeats the images draws times, each with its own noise.
-func evidenceNoisy(ds *SliceDataset, draws int, sigma float64, seed uint64) (x, xt []float32) {
+func evidenceNoisy(ds *priors.SliceDataset, draws int, sigma float64, seed uint64) (x, xt []float32) {
 	for range draws {
 		x = append(x, ds.Data...)
 	}
@@ -288,7 +283,7 @@ type pcaWiener struct {
 	lambda []float64
 }
 
-func fitPCAWiener(ds *SliceDataset) (*pcaWiener, error) {
+func fitPCAWiener(ds *priors.SliceDataset) (*pcaWiener, error) {
 	c, h, w := ds.Shape()
 	d, n := c*h*w, ds.Len()
 	if n < 2 {

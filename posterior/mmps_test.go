@@ -1,4 +1,4 @@
-package priors
+package posterior
 
 import (
 	"context"
@@ -75,7 +75,7 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 				s.sig[j] = float32(sigma)
 			}
 			for k := range s.x {
-				s.x[k] = float32(g.mu[k%s.n] + (sigma+0.3)*rng.NormFloat64())
+				s.x[k] = float32(g.Mean()[k%s.n] + (sigma+0.3)*rng.NormFloat64())
 			}
 			if err := s.mmpsEstimate(sigma); err != nil {
 				t.Fatal(err)

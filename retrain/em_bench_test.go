@@ -1,8 +1,10 @@
-package priors
+package retrain
 
 import (
 	"context"
 	"fmt"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 	"testing"
 )
 
@@ -15,7 +17,7 @@ import (
 func BenchmarkEStep(b *testing.B) {
 	const size, n = 48, 8
 	obs := emObservations(b, n, size, 4, 4, 0.005, 3)
-	u, err := NewUNet(EvidenceUNet(size), 1)
+	u, err := priors.NewUNet(priors.SmallUnshuffleUNet(size, size), 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,12 +28,12 @@ func BenchmarkEStep(b *testing.B) {
 	dst := make([]float32, n*2*size*size)
 	for _, tc := range []struct {
 		name    string
-		d       Denoiser
+		d       priors.Denoiser
 		workers int
 	}{{"unet/workers=1", u, 1}, {"unet/workers=2", u, 2}, {"gaussian/workers=1", g, 1}, {"gaussian/workers=2", g, 2}} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
-				if err := EStep(context.Background(), tc.d, obs, SampleOptions{Steps: 16, CGIter: 2, Seed: 1}, tc.workers, dst, nil); err != nil {
+				if err := EStep(context.Background(), tc.d, obs, posterior.SampleOptions{Steps: 16, CGIter: 2, Seed: 1}, tc.workers, dst, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,8 +1,9 @@
-package priors
+package posterior
 
 import (
 	"context"
 	"errors"
+	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // known in closed form: a 3×4 complex image (24 real values) under a rank-2
 // Gaussian prior, 8 complex measurements by a dense random operator.
 type smpProblem struct {
-	g        *Gaussian
+	g        *priors.Gaussian
 	A        mri.Operator
 	y        []complex64
 	noiseVar float64
@@ -104,8 +105,8 @@ func TestDDIMIsExactForDiagonalPosterior(t *testing.T) {
 		noise[k] = noiseVar / 2
 	}
 	mu, cov := smpGaussPost(t, g, smpProbe(A), noise, smpRealVec(y), 0, nil)
-	for i := range g.n {
-		for j := range g.n {
+	for i := range len(g.Mean()) {
+		for j := range len(g.Mean()) {
 			if i != j && math.Abs(cov.At(i, j)) > 1e-12 {
 				t.Fatalf("posterior covariance not diagonal at %d,%d: %g", i, j, cov.At(i, j))
 			}
@@ -123,11 +124,11 @@ func TestDDIMIsExactForDiagonalPosterior(t *testing.T) {
 		}
 		var worst float64
 		for j := range s.nb {
-			for i := range g.n {
+			for i := range len(g.Mean()) {
 				m, v := mu.AtVec(i), cov.At(i, i)
 				phi, _ := smpRecursion(v, steps, true)
-				want := m + phi*(float64(x1[j*g.n+i])-m)
-				worst = math.Max(worst, math.Abs(float64(s.e[j*g.n+i])-want)/math.Sqrt(v))
+				want := m + phi*(float64(x1[j*len(g.Mean())+i])-m)
+				worst = math.Max(worst, math.Abs(float64(s.e[j*len(g.Mean())+i])-want)/math.Sqrt(v))
 			}
 		}
 		if worst > 1e-3 {
@@ -154,15 +155,15 @@ func TestDDPMVarianceMatchesDiscretisedRecursion(t *testing.T) {
 	}
 	mean, vari := smpMoments(p)
 	var avg float64
-	for i := range g.n {
-		_, pv := smpRecursion(g.d[i], steps, false)
+	for i := range len(g.Mean()) {
+		_, pv := smpRecursion(g.Diag()[i], steps, false)
 		r := vari[i]/pv - 1
-		avg += r / float64(g.n)
+		avg += r / float64(len(g.Mean()))
 		if math.Abs(r) > 4.5*math.Sqrt(2.0/(N-1)) {
-			t.Errorf("component %d: variance %.5f, recursion predicts %.5f (prior %.5f)", i, vari[i], pv, g.d[i])
+			t.Errorf("component %d: variance %.5f, recursion predicts %.5f (prior %.5f)", i, vari[i], pv, g.Diag()[i])
 		}
-		if math.Abs(mean[i]-g.mu[i]) > 5*math.Sqrt(pv/N) {
-			t.Errorf("component %d: mean %.5f, want %.5f", i, mean[i], g.mu[i])
+		if math.Abs(mean[i]-g.Mean()[i]) > 5*math.Sqrt(pv/N) {
+			t.Errorf("component %d: mean %.5f, want %.5f", i, mean[i], g.Mean()[i])
 		}
 	}
 	_, pv := smpRecursion(0.1, steps, false)
@@ -266,7 +267,7 @@ func TestPosteriorCoverage(t *testing.T) {
 	for i := range u {
 		u[i] = float32(0.3 * rng.NormFloat64())
 	}
-	g, err := NewGaussian(mu, d, u, 2, h, w)
+	g, err := priors.NewGaussian(mu, d, u, 2, h, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +505,7 @@ func TestSampleOptionsRejected(t *testing.T) {
 		name string
 		opt  SampleOptions
 		y    []complex64
-		d    Denoiser
+		d    priors.Denoiser
 		want string
 	}{
 		{"method", SampleOptions{Method: "langevin"}, nil, nil, "method"},
@@ -529,7 +530,7 @@ func TestSampleOptionsRejected(t *testing.T) {
 		if tc.y != nil {
 			y = tc.y
 		}
-		d := Denoiser(pb.g)
+		d := priors.Denoiser(pb.g)
 		if tc.d != nil {
 			d = tc.d
 		}
@@ -546,7 +547,7 @@ func TestSampleOptionsRejected(t *testing.T) {
 	if _, err := SamplePosterior(context.Background(), nil, pb.A, pb.y, SampleOptions{}); err == nil {
 		t.Error("nil denoiser accepted")
 	}
-	one, err := NewGaussian(make([]float32, 12), make([]float32, 12), nil, 1, 3, 4)
+	one, err := priors.NewGaussian(make([]float32, 12), make([]float32, 12), nil, 1, 3, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,7 +579,7 @@ func TestSampleCancelAndProgress(t *testing.T) {
 
 // smpFaulty fails or returns NaN on its third evaluation.
 type smpFaulty struct {
-	Denoiser
+	priors.Denoiser
 	calls int
 	nan   bool
 }
@@ -635,7 +636,7 @@ func TestSampleAllocationsIndependentOfSteps(t *testing.T) {
 // evaluations, VJPs reused within a step, finite results.
 func TestSamplePosteriorWithUNet(t *testing.T) {
 	const h, w = 8, 8
-	u, err := NewUNet(UNetConfig{Channels: 2, Rows: h, Cols: w, Widths: []int{8, 16}, Blocks: 1, Heads: 1,
+	u, err := priors.NewUNet(priors.UNetConfig{Channels: 2, Rows: h, Cols: w, Widths: []int{8, 16}, Blocks: 1, Heads: 1,
 		EmbedDim: 16, EmbedMaxPeriod: 1000, Unshuffle: 1, Groups: 4}, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package pipeline
+package lab
 
 import (
 	"context"
@@ -19,7 +19,10 @@ import (
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/retrain"
 )
 
 // EMEvidenceOptions configure EMEvidence. Zero values take the defaults
@@ -62,7 +65,7 @@ type EMEvidenceRow struct {
 type EMEvidenceResult struct {
 	TrainScans, ValScans, TestScans int
 	Rows                            []EMEvidenceRow
-	Laps                            []priors.LapRecord
+	Laps                            []retrain.LapRecord
 	L1Lambda                        float64
 	Network                         priors.UNetConfig
 	Retrain                         configs.Retrain
@@ -86,7 +89,7 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 		return nil, fmt.Errorf("em evidence: no work folder")
 	}
 	if len(opt.Volumes) == 0 {
-		opt.Volumes = []string{namedVolumes["ch2"], namedVolumes["ch2better"]}
+		opt.Volumes = DefaultEvidenceVolumes
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -126,7 +129,7 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 		}
 	}
 	res := &EMEvidenceResult{Retrain: opt.Config.Retrain}
-	rt, err := Retrain(ctx, RetrainOptions{Data: []string{archive}, Out: filepath.Join(opt.Dir, "run"), Config: opt.Config,
+	rt, err := retrain.Retrain(ctx, retrain.RetrainOptions{Data: []string{archive}, Out: filepath.Join(opt.Dir, "run"), Config: opt.Config,
 		Progress: opt.Progress, Log: opt.Log})
 	if err != nil {
 		return nil, err
@@ -134,23 +137,23 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 	res.Laps, res.Network = rt.Laps, rt.Network
 	rc := opt.Config.Retrain
 	cm := opt.Config.Recon.CoilMaps
-	all, err := LoadObservations(ctx, []string{archive}, cm, nil)
+	all, err := retrain.LoadObservations(ctx, []string{archive}, cm, nil)
 	if err != nil {
 		return nil, err
 	}
-	train, val := SplitObservations(all.Obs, rc.ValFraction, rc.Seed)
-	test, err := LoadObservations(ctx, []string{testDir}, cm, nil)
+	train, val := retrain.SplitObservations(all.Obs, rc.ValFraction, rc.Seed)
+	test, err := retrain.LoadObservations(ctx, []string{testDir}, cm, nil)
 	if err != nil {
 		return nil, err
 	}
 	res.TrainScans, res.ValScans, res.TestScans = len(train), len(val), len(test.Obs)
 	rows, cols := all.Rows, all.Cols
 	score := func(method string, means [][]complex64, learn, recon float64, note string) error {
-		sc, err := priors.ScoreReconstructions(test.Obs, means, rows, cols)
+		sc, err := retrain.ScoreReconstructions(test.Obs, means, rows, cols)
 		if err != nil {
 			return err
 		}
-		s := priors.Summarise(sc)
+		s := retrain.Summarise(sc)
 		res.Rows = append(res.Rows, EMEvidenceRow{Method: method, PSNR: s.PSNR, PSNRSD: s.PSNRSD, SSIM: s.SSIM, SSIMSD: s.SSIMSD,
 			DataConsistency: s.DataConsistency, LearnSeconds: learn, ReconSecondsScan: recon / float64(len(test.Obs)), Note: note})
 		logf("evidence: %-28s PSNR %.2f ± %.2f dB, SSIM %.4f ± %.4f, data consistency %.2f", method, s.PSNR, s.PSNRSD, s.SSIM, s.SSIMSD, s.DataConsistency)
@@ -173,11 +176,11 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 		if err != nil {
 			return nil, err
 		}
-		sc, err := priors.ScoreReconstructions(val, x, rows, cols)
+		sc, err := retrain.ScoreReconstructions(val, x, rows, cols)
 		if err != nil {
 			return nil, err
 		}
-		s := priors.Summarise(sc)
+		s := retrain.Summarise(sc)
 		logf("evidence: L1-wavelet λ = %g on %d validation scans: PSNR %.2f dB", lam, len(val), s.PSNR)
 		if s.PSNR > bestPSNR {
 			best, bestPSNR = lam, s.PSNR
@@ -198,21 +201,21 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 	for _, r := range rt.Laps {
 		emLearn += r.GaussSeconds + r.EStepSeconds + r.MStepSeconds
 	}
-	so := priors.SampleOptions{Method: "mmps", Steps: opt.EvalSteps, CGIter: rc.CGIterations, Samples: opt.EvalSamples, Seed: opt.Seed}
+	so := posterior.SampleOptions{Method: "mmps", Steps: opt.EvalSteps, CGIter: rc.CGIterations, Samples: opt.EvalSamples, Seed: opt.Seed}
 	evalPrior := func(method, path string, learn float64, note string) error {
 		d, _, err := priors.LoadPrior(path)
 		if err != nil {
 			return err
 		}
 		t0 := time.Now()
-		means, err := priors.PosteriorMeans(ctx, d, test.Obs, so, rc.Workers, progressTo(opt.Progress, method))
+		means, err := retrain.PosteriorMeans(ctx, d, test.Obs, so, rc.Workers, progressTo(opt.Progress, method))
 		if err != nil {
 			return err
 		}
 		return score(method, means, learn, time.Since(t0).Seconds(), note)
 	}
 	g := rt.Laps[0]
-	if err := evalPrior("Gaussian (EM lap 0)", filepath.Join(run, priors.LapCheckpoint(0)), g.GaussSeconds,
+	if err := evalPrior("Gaussian (EM lap 0)", filepath.Join(run, retrain.LapCheckpoint(0)), g.GaussSeconds,
 		fmt.Sprintf("rank %d, %d EM iterations; exact posterior mean", rc.Rank, len(g.GaussianLaps))); err != nil {
 		return nil, err
 	}
@@ -223,12 +226,12 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 		for _, r := range rt.Laps[:2] {
 			l1 += r.GaussSeconds + r.EStepSeconds + r.MStepSeconds
 		}
-		if err := evalPrior("EM lap 1", filepath.Join(run, priors.LapCheckpoint(1)), l1, evalNote); err != nil {
+		if err := evalPrior("EM lap 1", filepath.Join(run, retrain.LapCheckpoint(1)), l1, evalNote); err != nil {
 			return nil, err
 		}
 	}
 	if last > 0 {
-		if err := evalPrior(fmt.Sprintf("EM lap %d", last), filepath.Join(run, priors.LapCheckpoint(last)), emLearn, evalNote); err != nil {
+		if err := evalPrior(fmt.Sprintf("EM lap %d", last), filepath.Join(run, retrain.LapCheckpoint(last)), emLearn, evalNote); err != nil {
 			return nil, err
 		}
 	}
@@ -280,12 +283,14 @@ func progressTo(w io.Writer, desc string) func(done, total int) {
 
 // l1Recon solves L1-wavelet for each observation on k-space scaled so the
 // zero-filled image peaks at 1 (as recon's classical methods do).
-func l1Recon(ctx context.Context, obs []priors.Observation, rows, cols int, lambda float64, seed uint64) ([][]complex64, error) {
+func l1Recon(ctx context.Context, obs []retrain.Observation, rows, cols int, lambda float64, seed uint64) ([][]complex64, error) {
 	out := make([][]complex64, len(obs))
 	for i, o := range obs {
 		zf := make([]complex64, rows*cols)
 		o.A.Adjoint(zf, o.Y)
-		peak := float64(slices.Max(magnitudes(zf)))
+		mag := make([]float32, len(zf))
+		mri.Magnitude(mag, zf)
+		peak := float64(slices.Max(mag))
 		if !(peak > 0) {
 			return nil, fmt.Errorf("%s: no signal", o.Name)
 		}
@@ -308,7 +313,7 @@ func l1Recon(ctx context.Context, obs []priors.Observation, rows, cols int, lamb
 
 // trainClean trains the EM network from scratch on the clean images behind
 // obs, in the same prior space (truth / Scale), with the retrain optimiser.
-func trainClean(ctx context.Context, obs []priors.Observation, cfg priors.UNetConfig, rc configs.Retrain, steps int, path string, progress io.Writer) error {
+func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetConfig, rc configs.Retrain, steps int, path string, progress io.Writer) error {
 	hw := cfg.Rows * cfg.Cols
 	ds := &priors.SliceDataset{C: 2, H: cfg.Rows, W: cfg.Cols, Data: make([]float32, 0, len(obs)*2*hw)}
 	for _, o := range obs {
@@ -332,10 +337,10 @@ func trainClean(ctx context.Context, obs []priors.Observation, cfg priors.UNetCo
 	if _, err := priors.Train(ctx, u, ds, priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
 		WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, Seed: rc.Seed + 1000,
 		CheckpointPath: path + ".train", CheckpointEvery: max(1, steps/10), Resume: resumeIf(path + ".train"),
-		DataDescription: "clean training images (reference)", Normalisation: priors.Normalisation{Scheme: NormalisationScheme}}, progress); err != nil {
+		DataDescription: "clean training images (reference)", Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}, progress); err != nil {
 		return err
 	}
-	if err := u.Save(path, priors.CheckpointMeta{Normalisation: priors.Normalisation{Scheme: NormalisationScheme},
+	if err := u.Save(path, priors.CheckpointMeta{Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme},
 		Provenance: priors.Provenance{Data: "clean training images (reference)", Images: len(obs), Steps: steps, Seed: rc.Seed + 1000}}); err != nil {
 		return err
 	}
@@ -373,7 +378,7 @@ func writeEvidenceArchive(opt EMEvidenceOptions, archive, testDir string) error 
 			return nil
 		}
 		n := opt.Size * opt.Size
-		vol := &kspaceio.Volume{Format: kspaceio.FormatFastMRI, Meta: simMeta(sm),
+		vol := &kspaceio.Volume{Format: kspaceio.FormatFastMRI, Meta: pipeline.SimulationMeta(sm),
 			Attrs: map[string]any{"acquisition": "simulated", "acceleration": opt.Acceleration, "source": filepath.Base(path)}}
 		var truth []complex64
 		for _, s := range slices {
@@ -461,7 +466,7 @@ func anatomySlices(vol *simulate.Volume, axis, size int) ([]int, [][]float32) {
 			continue
 		}
 		side := max(r, c)
-		sq := simulate.Resize(padCenter(img, r, c, side, side), side, side, size, size)
+		sq := simulate.Resize(simulate.PadCenter(img, r, c, side, side), side, side, size, size)
 		var m float64
 		var peak float32
 		for _, v := range sq {
@@ -525,4 +530,22 @@ func writeEvidence(opt EMEvidenceOptions, res *EMEvidenceResult) error {
 		fmt.Fprint(opt.Log, b.String())
 	}
 	return os.WriteFile(filepath.Join(opt.Dir, "evidence.md"), []byte(b.String()), 0o644)
+}
+
+// EMEvidenceConfig is the retrain configuration of the EM evidence run:
+// sized for two shared CPU cores and well under an hour.
+func EMEvidenceConfig() *configs.Config {
+	cfg := configs.Default()
+	r := &cfg.Retrain
+	r.Laps, r.GaussianLaps, r.Rank, r.GaussianSamples = 5, 2, 12, 1
+	r.Steps, r.CGIterations = 20, 3
+	r.TrainSteps, r.BatchSize, r.LearningRate, r.WarmupSteps, r.EMADecay = 500, 16, 2e-3, 50, 0.995
+	r.ValFraction, r.EvalSamples, r.Network, r.Workers, r.Seed = 0.1, 2, "small-unshuffle", 0, 1
+	return cfg
+}
+
+// DefaultEMEvidenceOptions are the archive and evaluation settings of the run.
+func DefaultEMEvidenceOptions(dir string) EMEvidenceOptions {
+	return EMEvidenceOptions{Dir: dir, Config: EMEvidenceConfig(), Size: 48, Stride: 6, TestScans: 16,
+		EvalSteps: 64, EvalSamples: 4, Seed: 1}
 }
