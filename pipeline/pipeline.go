@@ -5,10 +5,12 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/priors"
 )
@@ -24,15 +26,19 @@ type Job struct {
 	// k-space belongs to.
 	Inputs []string
 	Config *configs.Config
-	// Device runs the sampling methods' network and operator; nil is the CPU.
+	// Device runs the sampling methods' network and operator; nil is the
+	// process's CPU device (device.CPU).
 	Device Device
 }
 
-// Device places a prior network and a slice's measurement operator on an
-// accelerator (the CUDA build supplies one; nil means the CPU).
+// Device is where the sampling methods run (*device.Device; tests fake it).
 type Device interface {
-	// UNet returns u, loaded on the CPU, on the device.
-	UNet(u *priors.UNet) (*priors.UNet, error)
+	Name() string
+	// Acquire waits until the device may run this job; release frees it.
+	Acquire(ctx context.Context) (release func(), err error)
+	// Prior returns the checkpoint at path loaded on the device, for this
+	// job until release.
+	Prior(path string) (d priors.Denoiser, info *priors.PriorInfo, release func(), err error)
 	// Operator returns the SENSE operator of one slice on the device.
 	Operator(maps []complex64, coils, rows, cols int, mask []float32) (mri.Operator, error)
 	// Release frees an operator from Operator.
@@ -41,6 +47,8 @@ type Device interface {
 	// kernel fault): checked after each slice.
 	Err() error
 }
+
+var _ Device = (*device.Device)(nil)
 
 // Report describes a finished job; the daemon writes it as report.json.
 type Report struct {

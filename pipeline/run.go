@@ -40,9 +40,12 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 		}
 		return nil, fmt.Errorf("%w: %w: %s is not ISMRMRD or fastMRI HDF5, BART .cfl or NumPy .npy k-space", ErrBadInput, errNoKSpace, strings.Join(names, ", "))
 	}
-	pr, err := loadPrior(&cfg.Recon, job.Device)
+	pr, err := loadPrior(ctx, &cfg.Recon, job.Device)
 	if err != nil {
 		return nil, err
+	}
+	if pr != nil {
+		defer pr.release()
 	}
 	src, warnings := readSourceStudy(others)
 	rep.Warnings = append(rep.Warnings, warnings...)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -71,9 +72,9 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			var devs devices
-			defer devs.close()
-			dev, err := devs.forJob(cfg)
+			var devs device.Set
+			defer devs.Close()
+			dev, err := jobDevice(&devs, cfg)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -70,10 +71,10 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				return usageError{err}
 			}
 			log := newLogger(os.Stderr, cfg.Daemon.LogFormat)
-			var devs devices
-			defer devs.close()
+			var devs device.Set
+			defer devs.Close()
 			proc := daemon.Processor(func(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (*pipeline.Report, error) {
-				dev, err := devs.forJob(job.Config)
+				dev, err := jobDevice(&devs, job.Config)
 				if err != nil {
 					return nil, err
 				}

@@ -1,24 +1,24 @@
 //go:build !cuda
 
-package main
+package device
 
 import (
 	"errors"
 	"testing"
 )
 
-func TestOpenDeviceDefaultBuild(t *testing.T) {
-	if cudaBuild {
+func TestOpenDefaultBuild(t *testing.T) {
+	if CUDABuild {
 		t.Fatal("cudaBuild true without the cuda tag")
 	}
-	d, err := openDevice("cpu")
-	if err != nil || d.Name != "cpu" || d.Backend == nil {
+	d, err := Open("cpu")
+	if err != nil || d.Name() != "cpu" || d.Backend() == nil {
 		t.Fatalf("cpu: %+v, %v", d, err)
 	}
-	if _, err := openDevice("cuda"); !errors.Is(err, errNoCUDABuild) {
+	if _, err := Open("cuda"); !errors.Is(err, ErrNoCUDABuild) {
 		t.Fatalf("cuda in the default build: %v", err)
 	}
-	if _, err := openDevice("gpu"); err == nil {
+	if _, err := Open("gpu"); err == nil {
 		t.Fatal("unknown device accepted")
 	}
 	op, err := d.Operator(make([]complex64, 2*16), 2, 4, 4, make([]float32, 16))

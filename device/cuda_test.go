@@ -1,6 +1,6 @@
 //go:build cuda
 
-package main
+package device
 
 import (
 	"errors"
@@ -14,20 +14,20 @@ import (
 	"github.com/kspaced/kspaced/priors"
 )
 
-func TestOpenDeviceCUDABuild(t *testing.T) {
-	if !cudaBuild {
+func TestOpenCUDABuild(t *testing.T) {
+	if !CUDABuild {
 		t.Fatal("cudaBuild false in the CUDA build")
 	}
-	d, err := openDevice("cpu")
-	if err != nil || d.Name != "cpu" {
+	d, err := Open("cpu")
+	if err != nil || d.Name() != "cpu" {
 		t.Fatalf("cpu: %v, %v", d, err)
 	}
-	if _, err := openDevice("tpu"); err == nil {
+	if _, err := Open("tpu"); err == nil {
 		t.Fatal("unknown device accepted")
 	}
-	d, err = openDevice("cuda")
+	d, err = Open("cuda")
 	if err == nil {
-		t.Logf("GPU present: %s", d.Info)
+		t.Logf("GPU present: %s", d.Info())
 		d.Close()
 		return
 	}
@@ -40,14 +40,14 @@ func TestOpenDeviceCUDABuild(t *testing.T) {
 	t.Logf("as expected without a GPU: %v", err)
 }
 
-// TestDeviceMovesUNet: on the emulated GPU the moved network denoises like
-// the CPU one, and Operator gives the device SENSE.
+// TestDeviceMovesUNet: on the emulated GPU the moved network (UNet.To)
+// denoises like the CPU one, and Operator gives the device SENSE.
 func TestDeviceMovesUNet(t *testing.T) {
 	ctx := gputest.Emulator(t, false)
 	saved := openGPU
 	openGPU = func() (*gpu.Context, error) { return ctx, nil }
 	defer func() { openGPU = saved }()
-	d, err := openDevice("cuda")
+	d, err := Open("cuda")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestDeviceMovesUNet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := d.UNet(cpuNet)
+	g, err := cpuNet.To(d.Backend())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestDeviceMovesUNet(t *testing.T) {
 	if _, ok := op.(interface{ ForwardDevice(dst, src gpu.Ptr) error }); !ok {
 		t.Fatalf("operator on the GPU is %T", op)
 	}
-	if err := closeOperator(op); err != nil {
+	if err := d.Release(op); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Operator(maps, 3, 8, 8, make([]float32, 64)); err == nil {
@@ -103,7 +103,7 @@ func TestDeviceMovesUNet(t *testing.T) {
 	if err := d.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cuda.Close(); err != nil { // the context belongs to the test
+	if err := d.hw.cuda.Close(); err != nil { // the context belongs to the test
 		t.Fatal(err)
 	}
 }
