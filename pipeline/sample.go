@@ -24,7 +24,7 @@ type prior struct {
 // checkpoint named by rc.Sampler.Prior on it for the sampling methods;
 // classical methods need neither. The caller calls release when done.
 func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, error) {
-	if rc.Method != "mmps" && rc.Method != "dps" {
+	if !rc.Sampling() {
 		return nil, nil
 	}
 	if dev == nil && rc.Device == "cpu" {

@@ -9,7 +9,7 @@ import (
 // jobDevice is the device a job with cfg samples on. Classical methods
 // need none, so they run even where the configured GPU is missing.
 func jobDevice(devs *device.Set, cfg *configs.Config) (pipeline.Device, error) {
-	if m := cfg.Recon.Method; m != "mmps" && m != "dps" {
+	if !cfg.Recon.Sampling() {
 		return nil, nil
 	}
 	d, err := devs.Get(cfg.Recon.Device)
