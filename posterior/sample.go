@@ -23,7 +23,8 @@ type SampleOptions struct {
 	// TimeGrid (default 64, at least 2).
 	Steps int
 	// CGIter is the most conjugate-gradient iterations MMPS runs per step;
-	// each costs one VJP of the denoiser (default 1).
+	// each costs one VJP of the denoiser (default 3, recon.sampler's
+	// cg_iterations in configs/default.yaml).
 	CGIter int
 	// CGTol stops a sample's CG early once its residual norm is below CGTol
 	// times its initial one (0: always run CGIter iterations).
@@ -149,7 +150,7 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 		opt.Steps = 64
 	}
 	if opt.CGIter == 0 {
-		opt.CGIter = 1
+		opt.CGIter = 3
 	}
 	if opt.Samples == 0 {
 		opt.Samples = 1
