@@ -6,7 +6,11 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
@@ -66,6 +70,22 @@ type Report struct {
 	Cost     *Cost     `json:"sampling_cost,omitempty"`
 	Warnings []string  `json:"warnings"`
 	Outputs  []string  `json:"outputs"`
+}
+
+// ReportFile is the name of the report in a job's output folder.
+const ReportFile = "report.json"
+
+// Write writes the report as dir/report.json: indented JSON, one newline.
+func (r *Report) Write(dir string) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, ReportFile)
+	if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // Progress receives (done, total) slices of the file being reconstructed; it

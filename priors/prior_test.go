@@ -37,7 +37,7 @@ func randomInput(n int, seed uint64) []float32 {
 }
 
 func TestLoadPriorGaussianRoundTrip(t *testing.T) {
-	g := randomGaussian(t, 4, 5, 3, rand.New(rand.NewPCG(1, 1)))
+	g := gaussRandom(t, rand.New(rand.NewPCG(1, 1)), 4, 5, 3, 0)
 	path := filepath.Join(t.TempDir(), "g.safetensors")
 	if err := SaveGaussian(path, g, gaussMeta()); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestLoadPriorUNet(t *testing.T) {
 // the loaded prior's Woodbury implementation.
 func TestGaussianCheckpointPython(t *testing.T) {
 	py := testutil.PythonWith(t, "numpy")
-	g := randomGaussian(t, 4, 5, 3, rand.New(rand.NewPCG(2, 2)))
+	g := gaussRandom(t, rand.New(rand.NewPCG(2, 2)), 4, 5, 3, 0)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "g.safetensors")
 	if err := SaveGaussian(path, g, gaussMeta()); err != nil {
@@ -239,23 +239,4 @@ func TestLoadPriorRejectsBadFiles(t *testing.T) {
 	if _, _, err := LoadPrior(filepath.Join(dir, "missing.safetensors")); err == nil {
 		t.Error("missing file accepted")
 	}
-}
-
-// randomGaussian is a random 2×rows×cols prior of rank r.
-func randomGaussian(t *testing.T, rows, cols, r int, rng *rand.Rand) *Gaussian {
-	t.Helper()
-	n := 2 * rows * cols
-	mu, d, u := make([]float32, n), make([]float32, n), make([]float32, n*r)
-	for i := range mu {
-		mu[i] = float32(rng.NormFloat64())
-		d[i] = float32(0.05 + 0.2*rng.Float64())
-	}
-	for i := range u {
-		u[i] = float32(rng.NormFloat64() * 0.7)
-	}
-	g, err := NewGaussian(mu, d, u, 2, rows, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
 }

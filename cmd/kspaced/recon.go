@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,8 +83,7 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err != nil {
 				return err
 			}
-			raw, _ := json.MarshalIndent(rep, "", "  ")
-			if err := os.WriteFile(filepath.Join(out, "report.json"), append(raw, '\n'), 0o644); err != nil {
+			if err := rep.Write(out); err != nil {
 				return err
 			}
 			for _, p := range rep.Outputs {
