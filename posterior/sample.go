@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/cg"
 )
 
 // SampleOptions configures SamplePosterior. Zero values take the defaults
@@ -99,37 +100,42 @@ func SamplePosterior(ctx context.Context, d priors.Denoiser, A mri.Operator, y [
 }
 
 type sampler struct {
-	d       priors.Denoiser
-	A       mri.Operator
-	opt     SampleOptions
-	mmps    bool
-	ddim    bool
-	rows    int
-	cols    int
-	nb      int // batch: samples
-	hw      int // pixels per image
-	n       int // real values per image, 2·hw
-	m       int // measurements per image
-	yImage  []complex64
-	y       []complex64 // y / Scale
-	noise   []float64   // per-component noise variance σ_y²/(2 Scale²) per measurement
-	x, e    []float32   // [nb][n]: current x_t, (posterior) estimate
-	xhat    []float32   // [nb][n]: unconditional estimate
-	bufP    []float32   // [nb][n]: VJP input
-	bufQ    []float32   // [nb][n]: VJP output
-	bufW    []float32   // [nb][n]: MMPS running J Aᴴ u
-	sig     []float32   // [nb]
-	ci      []complex64 // [hw]
-	co      []complex64 // [m]
-	res     []complex64 // [nb][m]
-	dir     []complex64 // [nb][m]: CG search directions
-	rr, rr0 []float64   // [nb]
-	rnorm   []float64   // [nb]: DPS ‖y − A x̂‖
-	done    []bool      // [nb]
-	times   []float64
-	rng     *rand.Rand
-	evals   int
-	vjps    int
+	d      priors.Denoiser
+	A      mri.Operator
+	opt    SampleOptions
+	mmps   bool
+	ddim   bool
+	rows   int
+	cols   int
+	nb     int // batch: samples
+	hw     int // pixels per image
+	n      int // real values per image, 2·hw
+	m      int // measurements per image
+	yImage []complex64
+	y      []complex64 // y / Scale
+	noise  []float64   // per-component noise variance σ_y²/(2 Scale²) per measurement
+	x, e   []float32   // [nb][n]: current x_t, (posterior) estimate
+	xhat   []float32   // [nb][n]: unconditional estimate
+	bufP   []float32   // [nb][n]: VJP input
+	bufQ   []float32   // [nb][n]: VJP output
+	bufW   []float32   // [nb][n]: MMPS running J Aᴴ u
+	sig    []float32   // [nb]
+	ci     []complex64 // [hw]
+	co     []complex64 // [m]
+	res    []complex64 // [nb][m]
+	dir    []complex64 // [nb][m]: CG search directions
+	// MMPS's lockstep CG (newMMPS): per-sample views of res and dir, the
+	// step's VJP and σ².
+	resJ, dirJ [][]complex64
+	cg         *cg.Solver[[]complex64]
+	cgProblem  cg.Problem[[]complex64]
+	vjp        func(dst, v []float32) error
+	s2         float64
+	rnorm      []float64 // [nb]: DPS ‖y − A x̂‖
+	times      []float64
+	rng        *rand.Rand
+	evals      int
+	vjps       int
 }
 
 func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*sampler, error) {
@@ -208,14 +214,13 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 		bufP: make([]float32, nb*n), bufQ: make([]float32, nb*n),
 		sig: make([]float32, nb),
 		ci:  make([]complex64, hw), co: make([]complex64, m),
-		res: make([]complex64, nb*m), rr: make([]float64, nb), rr0: make([]float64, nb),
-		rnorm: make([]float64, nb), done: make([]bool, nb),
+		res:   make([]complex64, nb*m),
+		rnorm: make([]float64, nb),
 		times: make([]float64, opt.Steps),
 		rng:   rand.New(rand.NewPCG(opt.Seed, 0x6b73706163656421)),
 	}
 	if s.mmps {
-		s.bufW = make([]float32, nb*n)
-		s.dir = make([]complex64, nb*m)
+		s.newMMPS()
 	}
 	inv := 1 / opt.Scale
 	for i, v := range y {

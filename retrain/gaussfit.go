@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/cg"
 )
 
 // The initial prior of EM is a Gaussian N(μ, D + UUᵀ) fitted to the
@@ -582,6 +583,9 @@ type gaussPosterior struct {
 	cu, cr, cp []complex128
 	cmp        []complex128 // (AΣAᴴ + R)p
 	cz         []complex128 // preconditioned residual
+	cg         *cg.Solver[[]complex128]
+	cgProblem  cg.Problem[[]complex128]
+	cgR, cgP   [][]complex128
 	cq, c64    []complex64
 	// Preconditioner (see preparePrecond), built on first use per binding.
 	precReady bool
@@ -684,13 +688,6 @@ func (p *gaussPosterior) sigmaAdjoint(v []float64, c []complex128) {
 
 // solve overwrites x with x + ΣAᴴ(AΣAᴴ + R)⁻¹ res (res on the support).
 func (p *gaussPosterior) solve(ctx context.Context, x []float64, res []complex64, maxIter int, tol float64) (int, float64, error) {
-	dot := func(a, b []complex128) float64 {
-		var s float64
-		for k := range a {
-			s += real(a[k])*real(b[k]) + imag(a[k])*imag(b[k])
-		}
-		return s
-	}
 	if !p.precReady {
 		if err := p.preparePrecond(); err != nil {
 			return 0, 0, err
@@ -700,52 +697,28 @@ func (p *gaussPosterior) solve(ctx context.Context, x []float64, res []complex64
 		p.cr[k] = complex128(v)
 		p.cu[k] = 0
 	}
-	p.precondition(p.cz, p.cr)
-	copy(p.cp, p.cz)
-	rr := dot(p.cr, p.cr)
-	rz := dot(p.cr, p.cz)
-	rr0 := rr
-	iters := 0
-	for rr > tol*tol*rr0 && iters < maxIter {
-		if iters%16 == 0 {
-			if err := ctx.Err(); err != nil {
-				return iters, 0, err
-			}
+	if p.cg == nil {
+		p.cg = cg.NewSolver[[]complex128](cg.Complex128{}, 1)
+		p.cgR, p.cgP = make([][]complex128, 1), make([][]complex128, 1)
+		p.cgProblem = cg.Problem[[]complex128]{
+			Apply:   func(_ int, q, d []complex128) { p.apply(q, d) },
+			Precond: func(_ int, z, r []complex128) { p.precondition(z, r) },
+			Step: func(_ int, alpha float64, d []complex128) {
+				for k, v := range d {
+					p.cu[k] += complex(alpha, 0) * v
+				}
+			},
 		}
-		// q = (AΣAᴴ + R) p.
-		p.sigmaAdjoint(p.w, p.cp)
-		p.forward(p.cq, p.w)
-		var pq float64
-		for k, q := range p.cq {
-			c := complex128(q) + complex(p.s2, 0)*p.cp[k]
-			if !p.sup[k] {
-				c = 0
-			}
-			p.cmp[k] = c
-			pq += real(p.cp[k])*real(c) + imag(p.cp[k])*imag(c)
-		}
-		if !(pq > 0) {
-			return iters, math.Sqrt(rr / rr0), errors.New("posterior system is not positive definite")
-		}
-		alpha := rz / pq
-		var rn float64
-		for k := range p.cr {
-			p.cu[k] += complex(alpha, 0) * p.cp[k]
-			p.cr[k] -= complex(alpha, 0) * p.cmp[k]
-			rn += real(p.cr[k])*real(p.cr[k]) + imag(p.cr[k])*imag(p.cr[k])
-		}
-		rr = rn
-		iters++
-		if rr <= tol*tol*rr0 {
-			break
-		}
-		p.precondition(p.cz, p.cr)
-		rzn := dot(p.cr, p.cz)
-		beta := rzn / rz
-		rz = rzn
-		for k := range p.cp {
-			p.cp[k] = p.cz[k] + complex(beta, 0)*p.cp[k]
-		}
+	}
+	p.cgR[0], p.cgP[0] = p.cr, p.cp
+	c := p.cg
+	err := c.Solve(ctx, &p.cgProblem, p.cgR, p.cgP, p.cmp, p.cz, maxIter, tol, false)
+	iters, rr, rr0 := c.Iters[0], c.RR[0], c.Ref[0]
+	if err != nil {
+		return iters, 0, err
+	}
+	if c.Breakdown[0] {
+		return iters, math.Sqrt(rr / rr0), errors.New("posterior system is not positive definite")
 	}
 	p.sigmaAdjoint(p.w, p.cu)
 	for j, v := range p.w {
@@ -756,6 +729,19 @@ func (p *gaussPosterior) solve(ctx context.Context, x []float64, res []complex64
 		rel = math.Sqrt(rr / rr0)
 	}
 	return iters, rel, nil
+}
+
+// apply sets q = (AΣAᴴ + R) d on the measured entries, 0 off them.
+func (p *gaussPosterior) apply(q, d []complex128) {
+	p.sigmaAdjoint(p.w, d)
+	p.forward(p.cq, p.w)
+	for k, v := range p.cq {
+		c := complex128(v) + complex(p.s2, 0)*d[k]
+		if !p.sup[k] {
+			c = 0
+		}
+		q[k] = c
+	}
 }
 
 // The preconditioner approximates AΣAᴴ + R by P = aI + WWᴴ with W = AU (the
