@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kspaced/kspaced/priors"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -18,6 +17,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // LearnOptions configure LearnEvidence.

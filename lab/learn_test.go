@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/kspaced/kspaced/internal/testutil"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // The PCA/Wiener baseline against the dense posterior mean

@@ -5,7 +5,6 @@ package posterior
 import (
 	"context"
 	"fmt"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/kspaced/kspaced/internal/gpu"
 	"github.com/kspaced/kspaced/internal/gpu/gputest"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/priors/nn"
 )
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/cg"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // SampleOptions configures SamplePosterior. Zero values take the defaults

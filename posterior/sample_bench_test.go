@@ -3,7 +3,6 @@ package posterior
 import (
 	"context"
 	"fmt"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // smpBenchScan is a 128×128, 8-coil Cartesian slice: smooth coil maps

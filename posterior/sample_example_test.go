@@ -3,10 +3,10 @@ package posterior_test
 import (
 	"context"
 	"fmt"
-	"github.com/kspaced/kspaced/posterior"
 	"math/rand/v2"
 
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 )
 

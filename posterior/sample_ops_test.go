@@ -6,7 +6,6 @@ package posterior
 // their own test helpers.
 
 import (
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kspaced/kspaced/fft"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // smpDense is a dense complex m×n matrix operator.

@@ -3,7 +3,6 @@ package posterior
 import (
 	"context"
 	"errors"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // smpProblem is a small linear-Gaussian inverse problem whose posterior is

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/kspaced/kspaced/posterior"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"runtime"
 
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // Observation is one undersampled scan as expectation-maximisation and the

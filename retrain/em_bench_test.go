@@ -3,9 +3,10 @@ package retrain
 import (
 	"context"
 	"fmt"
+	"testing"
+
 	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
-	"testing"
 )
 
 // BenchmarkEStep times one E-step (one MMPS posterior sample per

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kspaced/kspaced/posterior"
-	"github.com/kspaced/kspaced/priors"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +12,9 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // RunEM learns a diffusion prior from corrupted observations only, by

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/kspaced/kspaced/posterior"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // emObservations simulates n scans of random-ellipse phantoms (a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/cg"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // The initial prior of EM is a Gaussian N(μ, D + UUᵀ) fitted to the
@@ -519,46 +519,19 @@ func faIterate(u, d []float64, n, r int, rows []float32, w []float64, iters int,
 // invertSPD overwrites the symmetric positive definite r×r matrix a with its
 // inverse (Cholesky).
 func invertSPD(a []float64, r int) error {
-	l := make([]float64, r*r)
-	for j := range r {
-		s := a[j*r+j]
-		for k := range j {
-			s -= l[j*r+k] * l[j*r+k]
-		}
-		if !(s > 0) {
-			return fmt.Errorf("matrix not positive definite (pivot %d is %g)", j, s)
-		}
-		ljj := math.Sqrt(s)
-		l[j*r+j] = ljj
-		for i := j + 1; i < r; i++ {
-			s := a[i*r+j]
-			for k := range j {
-				s -= l[i*r+k] * l[j*r+k]
-			}
-			l[i*r+j] = s / ljj
-		}
+	var c mat.Cholesky
+	if !c.Factorize(mat.NewSymDense(r, a)) {
+		return errors.New("matrix not positive definite")
 	}
-	// Solve L Lᵀ X = I column by column.
-	col := make([]float64, r)
-	for c := range r {
-		clear(col)
-		col[c] = 1
-		for i := range r {
-			s := col[i]
-			for k := range i {
-				s -= l[i*r+k] * col[k]
-			}
-			col[i] = s / l[i*r+i]
-		}
-		for i := r - 1; i >= 0; i-- {
-			s := col[i]
-			for k := i + 1; k < r; k++ {
-				s -= l[k*r+i] * col[k]
-			}
-			col[i] = s / l[i*r+i]
-		}
-		for i := range r {
-			a[i*r+c] = col[i]
+	inv := mat.NewSymDense(r, nil)
+	// An ill-conditioned inverse is still the best there is (mat.Condition
+	// is a warning).
+	if err := c.InverseTo(inv); err != nil && !errors.As(err, new(mat.Condition)) {
+		return err
+	}
+	for i := range r {
+		for j := range r {
+			a[i*r+j] = inv.At(i, j)
 		}
 	}
 	return nil

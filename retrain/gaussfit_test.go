@@ -2,13 +2,14 @@ package retrain
 
 import (
 	"context"
-	"github.com/kspaced/kspaced/posterior"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // denseOp is a complex matrix operator [m][hw]; rows listed in off are
