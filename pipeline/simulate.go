@@ -141,6 +141,32 @@ func sourceImages(source string, slices, rows, cols int, rng *mrand.Rand) ([][]f
 	return imgs, nil
 }
 
+// Write writes the simulation as base.h5 (fastMRI k-space), base_truth.npy
+// (the complex images) and base_mask.npy (the sampling masks), the layout
+// recon, retrain and TruthPath expect, and returns the paths.
+func (sim *Simulated) Write(base string) ([]string, error) {
+	s := sim.Volume.Slices[0]
+	shape := []int{s.Rows, s.Cols}
+	if n := len(sim.Volume.Slices); n > 1 {
+		shape = []int{n, s.Rows, s.Cols}
+	}
+	var masks []float32
+	for _, s := range sim.Volume.Slices {
+		masks = append(masks, s.Mask...)
+	}
+	files := []string{base + ".h5", base + "_truth.npy", base + "_mask.npy"}
+	if err := kspaceio.WriteFastMRI(files[0], sim.Volume); err != nil {
+		return nil, err
+	}
+	if err := kspaceio.WriteNPYComplex64(files[1], shape, sim.Truth); err != nil {
+		return nil, err
+	}
+	if err := kspaceio.WriteNPYFloat32(files[2], shape, masks); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
 // SimulationMeta is the acquisition metadata written with simulated k-space.
 func SimulationMeta(sm configs.Simulate) kspaceio.Meta {
 	now := time.Now().UTC()

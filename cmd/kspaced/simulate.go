@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -55,25 +54,13 @@ and DIR/NAME_mask.npy.`,
 			if err != nil {
 				return err
 			}
-			base := filepath.Join(out, name)
-			if err := kspaceio.WriteFastMRI(base+".h5", sim.Volume); err != nil {
+			files, err := sim.Write(filepath.Join(out, name))
+			if err != nil {
 				return err
 			}
-			shape := []int{sm.Rows, sm.Cols}
-			if slices > 1 {
-				shape = []int{slices, sm.Rows, sm.Cols}
+			for _, f := range files {
+				fmt.Println(f)
 			}
-			if err := kspaceio.WriteNPYComplex64(base+"_truth.npy", shape, sim.Truth); err != nil {
-				return err
-			}
-			var masks []float32
-			for _, s := range sim.Volume.Slices {
-				masks = append(masks, s.Mask...)
-			}
-			if err := kspaceio.WriteNPYFloat32(base+"_mask.npy", shape, masks); err != nil {
-				return err
-			}
-			fmt.Printf("%s.h5\n%s_truth.npy\n%s_mask.npy\n", base, base, base)
 			return nil
 		},
 	}
