@@ -128,7 +128,7 @@ func TestLearnEvidence(t *testing.T) {
 	}
 	for _, r := range res.Rows {
 		if !(r.UNet < r.Gaussian) {
-			t.Errorf("σ=%g: U-Net MSE %.5g does not beat the priors.Gaussian %.5g", r.Sigma, r.UNet, r.Gaussian)
+			t.Errorf("σ=%g: U-Net MSE %.5g does not beat the Gaussian %.5g", r.Sigma, r.UNet, r.Gaussian)
 		}
 	}
 }

@@ -125,13 +125,13 @@ func TestEMEndToEnd(t *testing.T) {
 	// closer to the truth, and data consistency at least as close to the
 	// noise level.
 	if !(v2.PSNR > g.PSNR+0.5) || !(v2.SSIM > g.SSIM) {
-		t.Errorf("lap 2 PSNR %.2f dB, SSIM %.4f; priors.Gaussian start %.2f dB, %.4f", v2.PSNR, v2.SSIM, g.PSNR, g.SSIM)
+		t.Errorf("lap 2 PSNR %.2f dB, SSIM %.4f; Gaussian start %.2f dB, %.4f", v2.PSNR, v2.SSIM, g.PSNR, g.SSIM)
 	}
 	if v1 := recs[1].Validation; !(v2.PSNR > v1.PSNR) {
 		t.Errorf("lap 2 PSNR %.2f dB not above lap 1's %.2f dB", v2.PSNR, v1.PSNR)
 	}
 	if math.Abs(math.Log(v2.DataConsistency)) > math.Abs(math.Log(g.DataConsistency))+0.1 {
-		t.Errorf("lap 2 data consistency %.3f is further from 1 than the priors.Gaussian's %.3f", v2.DataConsistency, g.DataConsistency)
+		t.Errorf("lap 2 data consistency %.3f is further from 1 than the Gaussian's %.3f", v2.DataConsistency, g.DataConsistency)
 	}
 	for k, r := range recs {
 		if _, err := os.Stat(filepath.Join(dir, LapCheckpoint(k))); err != nil {
