@@ -14,6 +14,7 @@ import (
 
 	"github.com/kspaced/kspaced/fft"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/espirit"
 	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
@@ -108,7 +109,7 @@ func benchMRI(ctx context.Context, w io.Writer, reps int) error {
 		fmt.Fprintf(w, "  SENSE AᴴA %d×%d           %8.2f ms\n", n, n, d.Seconds()*1e3)
 		var ferr error
 		d = best(reps, func() {
-			_, ferr = mri.ESPIRiT(ctx, s.KSpace, 8, n, n, s.Mask, mri.ESPIRiTOptions{Kernel: 5})
+			_, ferr = espirit.Maps(ctx, s.KSpace, 8, n, n, s.Mask, espirit.Options{Kernel: 5})
 		})
 		if ferr != nil {
 			return ferr

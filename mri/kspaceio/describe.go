@@ -5,7 +5,7 @@ import (
 	"io"
 	"sort"
 
-	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/espirit"
 )
 
 // Describe writes a summary of v for `kspaced inspect`: format, sizes,
@@ -23,7 +23,7 @@ func (v *Volume) Describe(w io.Writer, phi bool) {
 		}
 		frac /= float64(len(v.Slices))
 		fmt.Fprintf(w, "  sampled:         %.1f%% (acceleration %.2f)\n", 100*frac, 1/frac)
-		fmt.Fprintf(w, "  ACS width:       %d\n", mri.ACSWidth(s.Mask, s.Rows, s.Cols))
+		fmt.Fprintf(w, "  ACS width:       %d\n", espirit.ACSWidth(s.Mask, s.Rows, s.Cols))
 		fmt.Fprintf(w, "  noise covariance: %v\n", s.NoiseCov != nil)
 	}
 	m := v.Meta

@@ -1,4 +1,4 @@
-package mri_test
+package espirit_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/kspaced/kspaced/fft"
 	"github.com/kspaced/kspaced/internal/testutil"
-	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/espirit"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 )
 
@@ -79,7 +79,7 @@ func TestESPIRiTMatchesBART(t *testing.T) {
 	maps := make([]complex64, len(ksp))
 	ev := make([]float32, npix)
 	start := time.Now()
-	err = mri.EspiritWithEigenvalues(context.Background(), maps, ev, ksp, coils, rows, cols, nil, mri.ESPIRiTOptions{Calib: 24, Kernel: 6, Threshold: 0.001, Crop: 0.8})
+	err = espirit.EspiritWithEigenvalues(context.Background(), maps, ev, ksp, coils, rows, cols, nil, espirit.Options{Calib: 24, Kernel: 6, Threshold: 0.001, Crop: 0.8})
 	ours := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func BenchmarkESPIRiTvsBART(b *testing.B) {
 	bart := testutil.Tool(b, "bart")
 	for _, c := range []struct{ coils, n int }{{8, 128}, {16, 320}} {
 		dir := b.TempDir()
-		_, _, ksp := mri.EspiritSynthetic(c.coils, c.n, c.n)
+		_, _, ksp := espirit.EspiritSynthetic(c.coils, c.n, c.n)
 		if err := kspaceio.WriteCFL(filepath.Join(dir, "ksp"), []int{c.n, c.n, 1, c.coils}, ksp); err != nil {
 			b.Fatal(err)
 		}
@@ -148,7 +148,7 @@ func BenchmarkESPIRiTvsBART(b *testing.B) {
 			ours, theirs := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
 			for range b.N {
 				start := time.Now()
-				if _, err := mri.ESPIRiT(context.Background(), ksp, c.coils, c.n, c.n, nil, mri.ESPIRiTOptions{}); err != nil {
+				if _, err := espirit.Maps(context.Background(), ksp, c.coils, c.n, c.n, nil, espirit.Options{}); err != nil {
 					b.Fatal(err)
 				}
 				ours = min(ours, time.Since(start))

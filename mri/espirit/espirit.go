@@ -1,4 +1,7 @@
-package mri
+// Package espirit estimates coil sensitivity maps by ESPIRiT (Uecker et
+// al., MRM 2014) from the fully sampled centre of multi-coil k-space, as
+// `bart ecalib` does, and measures that centre (ACSWidth).
+package espirit
 
 import (
 	"context"
@@ -8,11 +11,14 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kspaced/kspaced/internal/parallel"
+	"github.com/kspaced/kspaced/mri"
 )
 
-// ESPIRiTOptions are the calibration settings of ESPIRiT (Uecker et al.,
+// Options are the calibration settings of ESPIRiT (Uecker et al.,
 // MRM 2014). Zero fields take the defaults of `bart ecalib`.
-type ESPIRiTOptions struct {
+type Options struct {
 	// Calib is the largest side of the calibration region, as `bart ecalib -r`
 	// (default 24). The region is the largest centred block, up to Calib×Calib,
 	// whose every location is sampled. AutoCalib instead takes the whole fully
@@ -29,7 +35,7 @@ type ESPIRiTOptions struct {
 	Crop float64
 }
 
-// AutoCalib as ESPIRiTOptions.Calib calibrates on the whole fully sampled
+// AutoCalib as Options.Calib calibrates on the whole fully sampled
 // centre of k-space.
 const AutoCalib = -1
 
@@ -47,7 +53,7 @@ const (
 	espMaxPatchValues   = 1 << 24 // bounds the calibration matrix (256 MiB of complex128)
 )
 
-// ESPIRiT estimates one set of coil sensitivity maps, [coil][row][col], from
+// Maps estimates one set of coil sensitivity maps, [coil][row][col], from
 // the fully sampled centre of kspace ([coil][ky][kx], centred as fft.Forward
 // makes it). mask ([ky][kx], nonzero = sampled) locates that centre; when it
 // is nil, locations where any coil is nonzero count as sampled (as BART
@@ -55,9 +61,9 @@ const (
 // cropped, and their phase is rotated so that their projection on the first
 // principal component of the calibration data is real and positive (BART's
 // default).
-func ESPIRiT(ctx context.Context, kspace []complex64, coils, rows, cols int, mask []float32, opt ESPIRiTOptions) ([]complex64, error) {
+func Maps(ctx context.Context, kspace []complex64, coils, rows, cols int, mask []float32, opt Options) ([]complex64, error) {
 	maps := make([]complex64, len(kspace))
-	if err := espirit(ctx, maps, nil, kspace, coils, rows, cols, mask, opt); err != nil {
+	if err := estimate(ctx, maps, nil, kspace, coils, rows, cols, mask, opt); err != nil {
 		return nil, err
 	}
 	return maps, nil
@@ -79,12 +85,12 @@ func ACSWidth(mask []float32, rows, cols int) int {
 
 // espirit is ESPIRiT writing into maps and, when evals is not nil, the
 // per-pixel eigenvalue ([row][col], before cropping) into evals.
-func espirit(ctx context.Context, maps []complex64, evals []float32, kspace []complex64, coils, rows, cols int, mask []float32, opt ESPIRiTOptions) error {
-	if coils < 1 || coils > MaxCoils {
-		return fmt.Errorf("espirit: coil count %d outside [1, %d]", coils, MaxCoils)
+func estimate(ctx context.Context, maps []complex64, evals []float32, kspace []complex64, coils, rows, cols int, mask []float32, opt Options) error {
+	if coils < 1 || coils > mri.MaxCoils {
+		return fmt.Errorf("espirit: coil count %d outside [1, %d]", coils, mri.MaxCoils)
 	}
-	if rows < 1 || rows > MaxDim || cols < 1 || cols > MaxDim {
-		return fmt.Errorf("espirit: matrix %d×%d outside [1, %d]", rows, cols, MaxDim)
+	if rows < 1 || rows > mri.MaxDim || cols < 1 || cols > mri.MaxDim {
+		return fmt.Errorf("espirit: matrix %d×%d outside [1, %d]", rows, cols, mri.MaxDim)
 	}
 	if len(kspace) != coils*rows*cols {
 		return fmt.Errorf("espirit: k-space has %d samples, want %d coils × %d × %d", len(kspace), coils, rows, cols)
@@ -570,17 +576,19 @@ func espTwiddles(size, k int) []complex128 {
 	return w
 }
 
-// espParallel runs f(part, parts) for parts = min(n, cores) and waits; f
-// takes items part, part+parts, … of n.
+// espParallel runs f(part, parts) for parts = min(n, cores) on the worker
+// pool and waits; f takes items part, part+parts, … of n.
 func espParallel(n int, f func(part, parts int)) {
-	parts := max(1, min(n, runtime.GOMAXPROCS(0)))
 	var wg sync.WaitGroup
-	for p := 0; p < parts; p++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(p, parts)
-		}()
-	}
-	wg.Wait()
+	parallel.Run(partFunc(f), parallel.Parts(n), &wg)
+}
+
+type partFunc func(part, parts int)
+
+func (f partFunc) Run(part, parts int) { f(part, parts) }
+
+// finite reports whether both parts of v are finite.
+func finite(v complex64) bool {
+	r, i := float64(real(v)), float64(imag(v))
+	return !math.IsNaN(r) && !math.IsInf(r, 0) && !math.IsNaN(i) && !math.IsInf(i, 0)
 }

@@ -1,4 +1,4 @@
-package mri
+package espirit
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/kspaced/kspaced/fft"
+	"github.com/kspaced/kspaced/mri"
 )
 
 // espRandHermitian fills an n×n Hermitian matrix with Gaussian entries.
@@ -214,11 +215,11 @@ func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
 	// patches: the patch Gram matrix).
 	for _, c := range []struct {
 		rows, cols int
-		opt        ESPIRiTOptions
+		opt        Options
 	}{
-		{96, 80, ESPIRiTOptions{Calib: AutoCalib}},
-		{75, 91, ESPIRiTOptions{Calib: AutoCalib}},
-		{96, 80, ESPIRiTOptions{Calib: 24, Kernel: 8}},
+		{96, 80, Options{Calib: AutoCalib}},
+		{75, 91, Options{Calib: AutoCalib}},
+		{96, 80, Options{Calib: 24, Kernel: 8}},
 	} {
 		t.Run(fmt.Sprintf("%dx%d_calib%d_kernel%d", c.rows, c.cols, c.opt.Calib, c.opt.Kernel), func(t *testing.T) {
 			espRecoverSynthetic(t, c.rows, c.cols, c.opt)
@@ -226,7 +227,7 @@ func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
 	}
 }
 
-func espRecoverSynthetic(t *testing.T, rows, cols int, opt ESPIRiTOptions) {
+func espRecoverSynthetic(t *testing.T, rows, cols int, opt Options) {
 	const coils = 8
 	truth, img, ksp := espSynthetic(coils, rows, cols)
 	mask := espLineMask(rows, cols, 3, 26)
@@ -235,12 +236,12 @@ func espRecoverSynthetic(t *testing.T, rows, cols int, opt ESPIRiTOptions) {
 	}
 	maps := make([]complex64, len(ksp))
 	ev := make([]float32, rows*cols)
-	if err := espirit(context.Background(), maps, ev, ksp, coils, rows, cols, mask, opt); err != nil {
+	if err := estimate(context.Background(), maps, ev, ksp, coils, rows, cols, mask, opt); err != nil {
 		t.Fatal(err)
 	}
 	npix := rows * cols
 	// Without the mask, the zeros of k-space locate the same region.
-	again, err := ESPIRiT(context.Background(), ksp, coils, rows, cols, nil, opt)
+	again, err := Maps(context.Background(), ksp, coils, rows, cols, nil, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,23 +377,23 @@ func TestESPIRiTRejectsBadInput(t *testing.T) {
 		ksp               []complex64
 		coils, rows, cols int
 		mask              []float32
-		opt               ESPIRiTOptions
+		opt               Options
 		want              string
 	}{
-		{"no coils", ksp, 0, rows, cols, nil, ESPIRiTOptions{}, "coil count"},
-		{"huge matrix", ksp, coils, MaxDim + 1, cols, nil, ESPIRiTOptions{}, "matrix"},
-		{"short k-space", ksp[1:], coils, rows, cols, nil, ESPIRiTOptions{}, "k-space has"},
-		{"short mask", ksp, coils, rows, cols, make([]float32, 5), ESPIRiTOptions{}, "mask has"},
-		{"kernel too big", ksp, coils, rows, cols, nil, ESPIRiTOptions{Kernel: 40}, "kernel size"},
-		{"kernel beyond calibration", ksp, coils, rows, cols, nil, ESPIRiTOptions{Calib: 5, Kernel: 6}, "smaller than"},
-		{"threshold", ksp, coils, rows, cols, nil, ESPIRiTOptions{Threshold: 2}, "threshold"},
-		{"crop", ksp, coils, rows, cols, nil, ESPIRiTOptions{Crop: math.NaN()}, "crop"},
-		{"calib", ksp, coils, rows, cols, nil, ESPIRiTOptions{Calib: -7}, "calibration size"},
-		{"empty mask", ksp, coils, rows, cols, make([]float32, rows*cols), ESPIRiTOptions{}, "smaller than"},
-		{"no signal", make([]complex64, len(ksp)), coils, rows, cols, nil, ESPIRiTOptions{}, "smaller than"},
+		{"no coils", ksp, 0, rows, cols, nil, Options{}, "coil count"},
+		{"huge matrix", ksp, coils, mri.MaxDim + 1, cols, nil, Options{}, "matrix"},
+		{"short k-space", ksp[1:], coils, rows, cols, nil, Options{}, "k-space has"},
+		{"short mask", ksp, coils, rows, cols, make([]float32, 5), Options{}, "mask has"},
+		{"kernel too big", ksp, coils, rows, cols, nil, Options{Kernel: 40}, "kernel size"},
+		{"kernel beyond calibration", ksp, coils, rows, cols, nil, Options{Calib: 5, Kernel: 6}, "smaller than"},
+		{"threshold", ksp, coils, rows, cols, nil, Options{Threshold: 2}, "threshold"},
+		{"crop", ksp, coils, rows, cols, nil, Options{Crop: math.NaN()}, "crop"},
+		{"calib", ksp, coils, rows, cols, nil, Options{Calib: -7}, "calibration size"},
+		{"empty mask", ksp, coils, rows, cols, make([]float32, rows*cols), Options{}, "smaller than"},
+		{"no signal", make([]complex64, len(ksp)), coils, rows, cols, nil, Options{}, "smaller than"},
 	}
 	for _, c := range cases {
-		if _, err := ESPIRiT(ctx, c.ksp, c.coils, c.rows, c.cols, c.mask, c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Maps(ctx, c.ksp, c.coils, c.rows, c.cols, c.mask, c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
 		}
 	}
@@ -400,17 +401,17 @@ func TestESPIRiTRejectsBadInput(t *testing.T) {
 	for i := range ones {
 		ones[i] = 1
 	}
-	if _, err := ESPIRiT(ctx, make([]complex64, len(ksp)), coils, rows, cols, ones, ESPIRiTOptions{}); err == nil || !strings.Contains(err.Error(), "no signal") {
+	if _, err := Maps(ctx, make([]complex64, len(ksp)), coils, rows, cols, ones, Options{}); err == nil || !strings.Contains(err.Error(), "no signal") {
 		t.Errorf("zero k-space with a full mask: error %v, want no signal", err)
 	}
 	bad := append([]complex64(nil), ksp...)
 	bad[(rows/2)*cols+cols/2] = complex(float32(math.Inf(1)), 0)
-	if _, err := ESPIRiT(ctx, bad, coils, rows, cols, ones, ESPIRiTOptions{}); err == nil || !strings.Contains(err.Error(), "not finite") {
+	if _, err := Maps(ctx, bad, coils, rows, cols, ones, Options{}); err == nil || !strings.Contains(err.Error(), "not finite") {
 		t.Errorf("infinite sample: error %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := ESPIRiT(cctx, ksp, coils, rows, cols, nil, ESPIRiTOptions{}); !errors.Is(err, context.Canceled) {
+	if _, err := Maps(cctx, ksp, coils, rows, cols, nil, Options{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: error %v", err)
 	}
 }
@@ -422,7 +423,7 @@ func BenchmarkESPIRiT(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := ESPIRiT(ctx, ksp, coils, rows, cols, nil, ESPIRiTOptions{}); err != nil {
+		if _, err := Maps(ctx, ksp, coils, rows, cols, nil, Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}
