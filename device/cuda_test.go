@@ -79,7 +79,7 @@ func TestDeviceMovesUNet(t *testing.T) {
 		scale = math.Max(scale, math.Abs(float64(v)))
 	}
 	for i := range got {
-		if math.Abs(float64(got[i]-want[i])) > 1e-3*scale { // openDevice enables TF32
+		if math.Abs(float64(got[i]-want[i])) > 1e-3*scale { // Open enables TF32
 			t.Fatalf("moved U-Net: d[%d] = %g, CPU %g", i, got[i], want[i])
 		}
 	}
