@@ -378,7 +378,7 @@ func writeEvidenceArchive(opt EMEvidenceOptions, archive, testDir string) error 
 			return nil
 		}
 		n := opt.Size * opt.Size
-		vol := &kspaceio.Volume{Format: kspaceio.FormatFastMRI, Meta: pipeline.SimulationMeta(sm),
+		vol := &kspaceio.Volume{Format: kspaceio.FormatFastMRI, Meta: simulate.Meta(sm),
 			Attrs: map[string]any{"acquisition": "simulated", "acceleration": opt.Acceleration, "source": filepath.Base(path)}}
 		var truth []complex64
 		for _, s := range slices {

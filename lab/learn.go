@@ -58,10 +58,7 @@ type LearnResult struct {
 }
 
 // DefaultEvidenceVolumes are the real T1 brain volumes of Debian's mricron-data.
-var DefaultEvidenceVolumes = []string{
-	"/usr/share/mricron/templates/ch2.nii.gz",
-	"/usr/share/mricron/templates/ch2better.nii.gz",
-}
+var DefaultEvidenceVolumes = []string{simulate.Volumes["ch2"], simulate.Volumes["ch2better"]}
 
 // LearnEvidence shows the network learns real anatomy: it simulates complex
 // axial slices (magnitude from real T1 volumes, random smooth phase),

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
 	"github.com/kspaced/kspaced/priors"
 )
@@ -25,7 +26,7 @@ func writeArchive(t testing.TB, dir, name string, slices, size int, seed uint64)
 	t.Helper()
 	sm := configs.Default().Simulate
 	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise, sm.Seed = size, size, 2, 0.125, 0.01, seed
-	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: slices, Sim: sm})
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: slices, Sim: sm})
 	if err != nil {
 		t.Fatal(err)
 	}

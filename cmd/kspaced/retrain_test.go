@@ -19,6 +19,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/retrain"
@@ -101,7 +102,7 @@ func TestRetrainCommandRuns(t *testing.T) {
 	}
 	sm := configs.Default().Simulate
 	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
-	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: 10, Sim: sm})
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 10, Sim: sm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func simArchive(t *testing.T, dir string, slices int) {
 	}
 	sm := configs.Default().Simulate
 	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
-	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: slices, Sim: sm})
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: slices, Sim: sm})
 	if err != nil {
 		t.Fatal(err)
 	}

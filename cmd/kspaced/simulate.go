@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/mri/simulate"
 )
 
 func newSimulateCmd() *cobra.Command {
@@ -50,7 +50,7 @@ and DIR/NAME_mask.npy.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			sim, err := pipeline.Simulate(pipeline.SimOptions{Source: source, Slices: slices, Sim: *sm})
+			sim, err := simulate.Acquire(simulate.Options{Source: source, Slices: slices, Sim: *sm})
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package pipeline
+package simulate
 
 import (
 	"crypto/rand"
@@ -11,17 +11,17 @@ import (
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
-	"github.com/kspaced/kspaced/mri/simulate"
 )
 
-// Brain volumes from Debian's mricron-data: real 1 mm T1 anatomy.
-var namedVolumes = map[string]string{
+// Volumes are the brain volumes of Debian's mricron-data by name: real 1 mm
+// T1 anatomy.
+var Volumes = map[string]string{
 	"ch2":       "/usr/share/mricron/templates/ch2.nii.gz",
 	"ch2better": "/usr/share/mricron/templates/ch2better.nii.gz",
 }
 
-// SimOptions describe a simulated acquisition.
-type SimOptions struct {
+// Options describe a simulated acquisition (`kspaced simulate`).
+type Options struct {
 	// Source is "ch2", "ch2better" (Debian mricron-data), "shepp-logan",
 	// "ellipses", or a path to a NIfTI-1 volume.
 	Source string
@@ -31,18 +31,18 @@ type SimOptions struct {
 	Sim    configs.Simulate
 }
 
-// Simulated is a simulated k-space volume and the images it was made from.
-type Simulated struct {
+// Acquisition is a simulated k-space volume and the images it was made from.
+type Acquisition struct {
 	Volume *kspaceio.Volume
 	Truth  []complex64 // [slice][row][col], the complex image before coils
 	Maps   []complex64 // [coil][row][col], shared by all slices
 }
 
-// Simulate makes undersampled multi-coil k-space: each slice's magnitude,
+// Acquire simulates undersampled multi-coil k-space: each slice's magnitude,
 // normalised to peak 1, gets a smooth random phase, passes through simulated
 // coils, the configured mask (a different draw per slice, as in a real
 // archive) and complex Gaussian noise.
-func Simulate(opt SimOptions) (*Simulated, error) {
+func Acquire(opt Options) (*Acquisition, error) {
 	sm := opt.Sim
 	if opt.Slices < 1 || opt.Slices > 512 {
 		return nil, fmt.Errorf("slices = %d, want in [1, 512]", opt.Slices)
@@ -52,13 +52,13 @@ func Simulate(opt SimOptions) (*Simulated, error) {
 	if err != nil {
 		return nil, err
 	}
-	maps := simulate.CoilMaps(sm.Coils, sm.Rows, sm.Cols)
-	out := &Simulated{Maps: maps, Volume: &kspaceio.Volume{Format: kspaceio.FormatFastMRI, Attrs: map[string]any{
+	maps := CoilMaps(sm.Coils, sm.Rows, sm.Cols)
+	out := &Acquisition{Maps: maps, Volume: &kspaceio.Volume{Format: kspaceio.FormatFastMRI, Attrs: map[string]any{
 		"acquisition": "simulated", "acceleration": sm.Acceleration, "source": opt.Source,
 	}}}
 	n := sm.Rows * sm.Cols
 	for i, mag := range mags {
-		phase := simulate.SmoothPhase(sm.Rows, sm.Cols, rng)
+		phase := SmoothPhase(sm.Rows, sm.Cols, rng)
 		img := make([]complex64, n)
 		for j := range img {
 			s, c := math.Sincos(float64(phase[j]))
@@ -68,14 +68,14 @@ func Simulate(opt SimOptions) (*Simulated, error) {
 		if err != nil {
 			return nil, err
 		}
-		scan, err := simulate.KSpace(img, maps, sm.Coils, sm.Rows, sm.Cols, mask, sm.Noise, rng)
+		scan, err := KSpace(img, maps, sm.Coils, sm.Rows, sm.Cols, mask, sm.Noise, rng)
 		if err != nil {
 			return nil, err
 		}
 		out.Volume.Slices = append(out.Volume.Slices, *scan)
 		out.Truth = append(out.Truth, img...)
 	}
-	out.Volume.Meta = SimulationMeta(sm)
+	out.Volume.Meta = Meta(sm)
 	return out, nil
 }
 
@@ -101,18 +101,18 @@ func sourceImages(source string, slices, rows, cols int, rng *mrand.Rand) ([][]f
 			side := max(rows, cols)
 			var sq []float32
 			if source == "shepp-logan" {
-				sq = simulate.SheppLogan(side)
+				sq = SheppLogan(side)
 			} else {
-				sq = simulate.RandomEllipses(side, rng)
+				sq = RandomEllipses(side, rng)
 			}
-			imgs = append(imgs, simulate.Resize(sq, side, side, rows, cols))
+			imgs = append(imgs, Resize(sq, side, side, rows, cols))
 		}
 	default:
 		path := source
-		if p, ok := namedVolumes[source]; ok {
+		if p, ok := Volumes[source]; ok {
 			path = p
 		}
-		vol, err := simulate.ReadNIfTI(path)
+		vol, err := ReadNIfTI(path)
 		if err != nil {
 			return nil, err
 		}
@@ -122,8 +122,8 @@ func sourceImages(source string, slices, rows, cols int, rng *mrand.Rand) ([][]f
 			z := nz/4 + (i+1)*(nz/2)/(slices+1)
 			img, r, c := vol.Slice(2, z)
 			side := max(r, c)
-			img = simulate.PadCenter(img, r, c, side, side)
-			imgs = append(imgs, simulate.Resize(img, side, side, rows, cols))
+			img = PadCenter(img, r, c, side, side)
+			imgs = append(imgs, Resize(img, side, side, rows, cols))
 		}
 	}
 	for _, img := range imgs {
@@ -144,7 +144,7 @@ func sourceImages(source string, slices, rows, cols int, rng *mrand.Rand) ([][]f
 // Write writes the simulation as base.h5 (fastMRI k-space), base_truth.npy
 // (the complex images) and base_mask.npy (the sampling masks), the layout
 // recon, retrain and TruthPath expect, and returns the paths.
-func (sim *Simulated) Write(base string) ([]string, error) {
+func (sim *Acquisition) Write(base string) ([]string, error) {
 	s := sim.Volume.Slices[0]
 	shape := []int{s.Rows, s.Cols}
 	if n := len(sim.Volume.Slices); n > 1 {
@@ -167,8 +167,8 @@ func (sim *Simulated) Write(base string) ([]string, error) {
 	return files, nil
 }
 
-// SimulationMeta is the acquisition metadata written with simulated k-space.
-func SimulationMeta(sm configs.Simulate) kspaceio.Meta {
+// Meta is the acquisition metadata written with simulated k-space.
+func Meta(sm configs.Simulate) kspaceio.Meta {
 	now := time.Now().UTC()
 	m := kspaceio.Meta{
 		PatientName: "KSPACED^SIMULATION", PatientID: "KSPACED-SIM",
