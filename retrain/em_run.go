@@ -46,7 +46,7 @@ type EMOptions struct {
 	Gaussian GaussianEMOptions
 	Network  priors.UNetConfig // the denoiser architecture (Channels 2, the observations' size)
 	// Sampler configures MMPS for E-steps and evaluation: Method, Sampler,
-	// Steps (32) and CGIter (1); the rest is set per observation.
+	// Steps (32) and CGIter (2); the rest is set per observation.
 	Sampler posterior.SampleOptions
 	// EvalSamples is the number of posterior samples averaged per
 	// validation observation for the lap's evidence (2).
@@ -122,7 +122,7 @@ func (o *EMOptions) defaults() error {
 		o.Sampler.Steps = 32
 	}
 	if o.Sampler.CGIter == 0 {
-		o.Sampler.CGIter = 1
+		o.Sampler.CGIter = 2 // retrain.cg_iterations in default.yaml
 	}
 	if o.EvalSamples == 0 {
 		o.EvalSamples = 2
