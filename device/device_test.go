@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,4 +137,46 @@ func TestSet(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Jobs taking and giving back the same prior at once each get a network of
+// their own.
+func TestPriorConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.safetensors")
+	savedPrior(t, path, 3)
+	d, err := Open("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	inUse := map[priors.Denoiser]bool{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				den, _, release, err := d.Prior(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if inUse[den] {
+					t.Error("one network lent to two jobs at once")
+				}
+				inUse[den] = true
+				mu.Unlock()
+				x, out := make([]float32, 2*8*8), make([]float32, 2*8*8)
+				if err := den.Denoise(out, x, []float32{1}); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				inUse[den] = false
+				mu.Unlock()
+				release()
+			}
+		}()
+	}
+	wg.Wait()
 }
