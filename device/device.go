@@ -56,7 +56,9 @@ func Open(name string) (*Device, error) {
 }
 
 // CPU is the process's shared CPU device, for callers that name none.
-var CPU = sync.OnceValue(func() *Device {
+func CPU() *Device { return sharedCPU() }
+
+var sharedCPU = sync.OnceValue(func() *Device {
 	d, err := Open("cpu")
 	if err != nil {
 		panic(err) // opening the CPU cannot fail
