@@ -13,6 +13,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -94,7 +95,7 @@ func archive(t *testing.T, dir string, n int) []string {
 	var rels []string
 	for i := 0; i < n; i++ {
 		cfg.Simulate.Seed = uint64(i + 1)
-		sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: 1, Sim: cfg.Simulate})
+		sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 1, Sim: cfg.Simulate})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,9 +98,6 @@ type Daemon struct {
 	LogFormat      string        `yaml:"log_format"`
 }
 
-// Methods lists the reconstruction methods kspaced knows.
-var Methods = []string{"zero-filled", "cg-sense", "l1-wavelet", "mmps", "dps"}
-
 // Default returns the embedded defaults.
 func Default() *Config {
 	c, err := decode(&Config{}, defaultYAML, "embedded default.yaml")

@@ -56,15 +56,16 @@ func TestUnknownKeyNamesKeyAndLine(t *testing.T) {
 
 func TestValidationMessages(t *testing.T) {
 	cases := map[string]string{
-		"recon:\n  method: magic\n":              "recon.method",
-		"recon:\n  iterations: 0\n":              "recon.iterations",
-		"recon:\n  method: mmps\n":               "recon.sampler.prior",
-		"recon:\n  coil_maps:\n    kernel: 30\n": "recon.coil_maps.kernel",
-		"simulate:\n  rows: 100000\n":            "simulate.rows",
-		"daemon:\n  log_format: xml\n":           "daemon.log_format",
-		"daemon:\n  rescan_interval: 1ms\n":      "daemon.rescan_interval",
-		"simulate:\n  center_fraction: 0.5\n":    "center_fraction",
-		"recon:\n  iterations: ten\n":            "line 2",
+		"recon:\n  method: magic\n":                  "recon.method",
+		"recon:\n  iterations: 0\n":                  "recon.iterations",
+		"recon:\n  method: mmps\n":                   "recon.sampler.prior",
+		"recon:\n  sampler:\n    cg_iterations: 0\n": "recon.sampler.cg_iterations",
+		"recon:\n  coil_maps:\n    kernel: 30\n":     "recon.coil_maps.kernel",
+		"simulate:\n  rows: 100000\n":                "simulate.rows",
+		"daemon:\n  log_format: xml\n":               "daemon.log_format",
+		"daemon:\n  rescan_interval: 1ms\n":          "daemon.rescan_interval",
+		"simulate:\n  center_fraction: 0.5\n":        "center_fraction",
+		"recon:\n  iterations: ten\n":                "line 2",
 	}
 	for in, want := range cases {
 		_, err := Parse([]byte(in), "t.yaml")

@@ -32,10 +32,10 @@ func (c *Config) Validate() error {
 	v.rangeF("recon.coil_maps.crop", m.Crop, 0, 1)
 	s := r.Sampler
 	v.rangeI("recon.sampler.steps", s.Steps, 1, 10000)
-	v.rangeI("recon.sampler.cg_iterations", s.CGIterations, 0, 100)
+	v.rangeI("recon.sampler.cg_iterations", s.CGIterations, 1, 100)
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
-	if (r.Method == "mmps" || r.Method == "dps") && s.Prior == "" {
+	if r.Sampling() && s.Prior == "" {
 		v.errs = append(v.errs, fmt.Errorf("recon.method = %s needs recon.sampler.prior (a checkpoint path)", r.Method))
 	}
 	sm := c.Simulate

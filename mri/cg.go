@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+
+	"github.com/kspaced/kspaced/mri/cg"
 )
 
 // Progress, when not nil, is called after each solver iteration with the
@@ -12,15 +14,20 @@ import (
 type Progress func(iter int, value float64)
 
 // CGSolver solves N x = b for Hermitian positive (semi)definite N by
-// conjugate gradients, reusing its work vectors across calls. Not safe for
-// concurrent use.
+// conjugate gradients (package cg), reusing its work vectors across calls.
+// Not safe for concurrent use.
 type CGSolver struct {
 	r, p, q []complex64
+	rs, ps  [][]complex64 // r and p as a batch of one
+	cg      *cg.Solver[[]complex64]
 }
 
 // NewCGSolver makes a solver for vectors of length n.
 func NewCGSolver(n int) *CGSolver {
-	return &CGSolver{r: make([]complex64, n), p: make([]complex64, n), q: make([]complex64, n)}
+	s := &CGSolver{r: make([]complex64, n), p: make([]complex64, n), q: make([]complex64, n),
+		cg: cg.NewSolver[[]complex64](cg.Complex64{}, 1)}
+	s.rs, s.ps = [][]complex64{s.r}, [][]complex64{s.p}
+	return s
 }
 
 // CG solves normal(x) = rhs into dst, starting from dst's contents (zero it
@@ -33,52 +40,36 @@ func CG(ctx context.Context, normal func(dst, src []complex64), dst, rhs []compl
 
 // Solve is CG with the solver's work vectors and an optional progress
 // callback; it allocates nothing. On cancellation it returns ctx.Err() with
-// dst holding the current iterate.
+// dst holding the current iterate. Where N is not positive along a search
+// direction it stops with the iterate it has.
 func (s *CGSolver) Solve(ctx context.Context, normal func(dst, src []complex64), dst, rhs []complex64, maxIter int, tol float64, progress Progress) (iters int, relres float64, err error) {
 	n := len(rhs)
 	if len(dst) != n || len(s.r) != n {
 		return 0, math.NaN(), fmt.Errorf("cg: x has %d values, rhs %d, solver sized for %d", len(dst), n, len(s.r))
 	}
-	bnorm := math.Sqrt(norm2(rhs))
-	if bnorm == 0 {
+	bb := norm2(rhs)
+	if bb == 0 {
 		clear(dst)
 		return 0, 0, nil
 	}
-	r, p, q := s.r, s.p, s.q
-	normal(q, dst)
-	for i := range r {
-		r[i] = rhs[i] - q[i]
+	bnorm := math.Sqrt(bb)
+	normal(s.q, dst)
+	for i := range s.r {
+		s.r[i] = rhs[i] - s.q[i]
 	}
-	copy(p, r)
-	rr := norm2(r)
-	relres = math.Sqrt(rr) / bnorm
-	for iters < maxIter && relres > tol {
-		if err := ctx.Err(); err != nil {
-			return iters, relres, err
-		}
-		normal(q, p)
-		pq := real(dotc(p, q))
-		if !(pq > 0) {
-			// Breakdown: p is in N's null space (or N is not positive);
-			// the current iterate is the best CG can give.
-			break
-		}
-		alpha := rr / pq
-		axpy(dst, complex(float32(alpha), 0), p)
-		axpy(r, complex(float32(-alpha), 0), q)
-		rrNew := norm2(r)
-		beta := rrNew / rr
-		rr = rrNew
-		for i := range p {
-			p[i] = r[i] + complex(float32(beta), 0)*p[i]
-		}
-		iters++
-		relres = math.Sqrt(rr) / bnorm
-		if progress != nil {
-			progress(iters, relres)
-		}
+	c := s.cg
+	c.Ref[0] = bb
+	pr := cg.Problem[[]complex64]{
+		Apply: func(_ int, q, p []complex64) { normal(q, p) },
+		Step:  func(_ int, alpha float64, p []complex64) { axpy(dst, complex(float32(alpha), 0), p) },
+		Progress: func(it int) {
+			if progress != nil && c.Iters[0] == it {
+				progress(it, math.Sqrt(c.RR[0])/bnorm)
+			}
+		},
 	}
-	return iters, relres, nil
+	err = c.Solve(ctx, &pr, s.rs, s.ps, s.q, nil, maxIter, tol, true)
+	return c.Iters[0], math.Sqrt(c.RR[0]) / bnorm, err
 }
 
 // normalOf returns op's AᴴA, allocating one OutLen scratch vector if op has

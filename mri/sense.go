@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/kspaced/kspaced/fft"
+	"github.com/kspaced/kspaced/internal/parallel"
 )
 
 // SENSE is the multi-coil Cartesian measurement operator A = M·F·S: image
@@ -55,7 +56,7 @@ func NewSENSE(maps []complex64, coils, rows, cols int, mask []float32) *SENSE {
 		panic("mri: " + err.Error())
 	}
 	n := rows * cols
-	s := &SENSE{coils: coils, rows: rows, cols: cols, n: n, maps: maps, mask: mask, parts: numParts(coils)}
+	s := &SENSE{coils: coils, rows: rows, cols: cols, n: n, maps: maps, mask: mask, parts: parallel.Parts(coils)}
 	s.scratch = make([][]complex64, s.parts)
 	s.acc = make([][]complex64, s.parts)
 	for p := range s.scratch {
@@ -91,11 +92,11 @@ func (s *SENSE) Normal(dst, src []complex64) {
 
 func (s *SENSE) do(mode int, dst, src []complex64) {
 	s.mode, s.dst, s.src = mode, dst, src
-	runParts(s, s.parts, &s.wg)
+	parallel.Run((*senseParts)(s), s.parts, &s.wg)
 	if mode != opForward {
 		// Fixed-order reduction, so results do not depend on scheduling.
 		for p := 1; p < s.parts; p++ {
-			lo, hi := partRange(s.coils, p, s.parts)
+			lo, hi := parallel.Range(s.coils, p, s.parts)
 			if lo == hi {
 				continue
 			}
@@ -108,8 +109,14 @@ func (s *SENSE) do(mode int, dst, src []complex64) {
 	s.dst, s.src = nil, nil
 }
 
+// senseParts runs SENSE's coils on the worker pool without making Run part
+// of SENSE's API.
+type senseParts SENSE
+
+func (j *senseParts) Run(p, parts int) { (*SENSE)(j).run(p, parts) }
+
 func (s *SENSE) run(p, parts int) {
-	lo, hi := partRange(s.coils, p, parts)
+	lo, hi := parallel.Range(s.coils, p, parts)
 	n := s.n
 	if s.mode == opForward {
 		for c := lo; c < hi; c++ {

@@ -2,12 +2,12 @@ package pipeline
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/dicomio"
+	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 )
 
@@ -100,8 +100,6 @@ func baseName(path string) string {
 
 func magnitudes(src []complex64) []float32 {
 	dst := make([]float32, len(src))
-	for i, v := range src {
-		dst[i] = float32(math.Hypot(float64(real(v)), float64(imag(v))))
-	}
+	mri.Magnitude(dst, src)
 	return dst
 }

@@ -6,10 +6,15 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/dicomio"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
@@ -27,7 +32,8 @@ type Job struct {
 	// k-space belongs to.
 	Inputs []string
 	Config *configs.Config
-	// Device runs the sampling methods' network and operator; nil is the CPU.
+	// Device runs the sampling methods' network and operator; nil is the
+	// process's CPU device (device.CPU).
 	Device Device
 	// Reader parses the job's untrusted files; nil parses them in this
 	// process. The daemon sets one that parses in a child process.
@@ -55,11 +61,14 @@ func (inProcess) Study(_ context.Context, files []string) ([]*dicomio.StudyData,
 	return sd, fe, nil
 }
 
-// Device places a prior network and a slice's measurement operator on an
-// accelerator (the CUDA build supplies one; nil means the CPU).
+// Device is where the sampling methods run (*device.Device; tests fake it).
 type Device interface {
-	// UNet returns u, loaded on the CPU, on the device.
-	UNet(u *priors.UNet) (*priors.UNet, error)
+	Name() string
+	// Acquire waits until the device may run this job; release frees it.
+	Acquire(ctx context.Context) (release func(), err error)
+	// Prior returns the checkpoint at path loaded on the device, for this
+	// job until release.
+	Prior(path string) (d priors.Denoiser, info *priors.PriorInfo, release func(), err error)
 	// Operator returns the SENSE operator of one slice on the device.
 	Operator(maps []complex64, coils, rows, cols int, mask []float32) (mri.Operator, error)
 	// Release frees an operator from Operator.
@@ -68,6 +77,8 @@ type Device interface {
 	// kernel fault): checked after each slice.
 	Err() error
 }
+
+var _ Device = (*device.Device)(nil)
 
 // Report describes a finished job; the daemon writes it as report.json.
 type Report struct {
@@ -85,6 +96,22 @@ type Report struct {
 	Cost     *Cost     `json:"sampling_cost,omitempty"`
 	Warnings []string  `json:"warnings"`
 	Outputs  []string  `json:"outputs"`
+}
+
+// ReportFile is the name of the report in a job's output folder.
+const ReportFile = "report.json"
+
+// Write writes the report as dir/report.json: indented JSON, one newline.
+func (r *Report) Write(dir string) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, ReportFile)
+	if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // Progress receives (done, total) slices of the file being reconstructed; it

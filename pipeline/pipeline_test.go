@@ -14,16 +14,17 @@ import (
 	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
 )
 
 // simulateBrain writes a simulated 8-coil slice of the real ch2 brain as .npy
 // k-space (plus mask) and returns the path and the magnitude truth.
 func simulateBrain(t *testing.T, dir string) (string, []float32, *configs.Config) {
 	t.Helper()
-	testutil.File(t, namedVolumes["ch2"])
+	testutil.File(t, simulate.Volumes["ch2"])
 	cfg := configs.Default()
 	cfg.Simulate.Rows, cfg.Simulate.Cols = 96, 96
-	sim, err := Simulate(SimOptions{Source: "ch2", Slices: 1, Sim: cfg.Simulate})
+	sim, err := simulate.Acquire(simulate.Options{Source: "ch2", Slices: 1, Sim: cfg.Simulate})
 	if err != nil {
 		t.Fatal(err)
 	}

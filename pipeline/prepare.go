@@ -8,6 +8,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/espirit"
 )
 
 // NormalisationScheme is how a scan is mapped into a prior's image range;
@@ -100,11 +101,11 @@ func coilMaps(ctx context.Context, s *mri.Scan, cm configs.CoilMaps) (maps []com
 		}
 		return maps, "", nil
 	}
-	if acs := mri.ACSWidth(s.Mask, s.Rows, s.Cols); acs > 0 && cm.Kernel > max(3, acs/2) {
+	if acs := espirit.ACSWidth(s.Mask, s.Rows, s.Cols); acs > 0 && cm.Kernel > max(3, acs/2) {
 		warning = fmt.Sprintf("calibration region only %d lines wide: ESPIRiT kernel reduced from %d to %d", acs, cm.Kernel, max(3, acs/2))
 		cm.Kernel = max(3, acs/2)
 	}
-	maps, err = mri.ESPIRiT(ctx, s.KSpace, s.Coils, s.Rows, s.Cols, s.Mask, mri.ESPIRiTOptions{
+	maps, err = espirit.Maps(ctx, s.KSpace, s.Coils, s.Rows, s.Cols, s.Mask, espirit.Options{
 		Calib: cm.Calib, Kernel: cm.Kernel, Threshold: cm.Threshold, Crop: cm.Crop,
 	})
 	if err != nil {

@@ -25,7 +25,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 		Seconds: map[string]float64{}, Warnings: []string{}, Outputs: []string{},
 		Parameters: parameters(cfg),
 	}
-	if cfg.Recon.Method == "mmps" || cfg.Recon.Method == "dps" {
+	if cfg.Recon.Sampling() {
 		rep.Prior = cfg.Recon.Sampler.Prior
 	}
 	kspaceFiles, others, err := classify(job.Inputs)
@@ -40,9 +40,12 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 		}
 		return nil, fmt.Errorf("%w: %w: %s is not ISMRMRD or fastMRI HDF5, BART .cfl or NumPy .npy k-space", ErrBadInput, errNoKSpace, strings.Join(names, ", "))
 	}
-	pr, err := loadPrior(&cfg.Recon, job.Device)
+	pr, err := loadPrior(ctx, &cfg.Recon, job.Device)
 	if err != nil {
 		return nil, err
+	}
+	if pr != nil {
+		defer pr.release()
 	}
 	rd := job.Reader
 	if rd == nil {
@@ -181,17 +184,9 @@ func listFiles(inputs []string) ([]string, error) {
 func parameters(cfg *configs.Config) map[string]any {
 	r := cfg.Recon
 	p := map[string]any{"method": r.Method, "device": r.Device}
-	switch r.Method {
-	case "cg-sense", "l1-wavelet":
-		p["lambda"], p["iterations"], p["tolerance"] = r.Lambda, r.Iterations, r.Tolerance
-	case "mmps", "dps":
-		s := r.Sampler
-		p["steps"], p["samples"], p["seed"] = s.Steps, s.Samples, s.Seed
-		if r.Method == "mmps" {
-			p["cg_iterations"] = s.CGIterations
-		} else {
-			p["zeta"] = s.Zeta
-		}
+	m, _ := configs.LookupMethod(r.Method)
+	for _, name := range m.Params {
+		p[name] = r.Param(name)
 	}
 	p["coil_maps"] = map[string]any{"method": r.CoilMaps.Method, "calib": r.CoilMaps.Calib, "kernel": r.CoilMaps.Kernel,
 		"threshold": r.CoilMaps.Threshold, "crop": r.CoilMaps.Crop}

@@ -6,46 +6,52 @@ import (
 	"path/filepath"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 )
 
 // prior is a loaded diffusion prior with what inference must honour.
 type prior struct {
-	d    priors.Denoiser
-	name string
-	dev  Device // nil: the CPU
+	d       priors.Denoiser
+	name    string
+	dev     Device
+	release func() // gives the prior and the device back
 }
 
-// loadPrior reads the checkpoint named by rc.Sampler.Prior for the sampling
-// methods; classical methods need none.
-func loadPrior(rc *configs.Recon, dev Device) (*prior, error) {
-	if rc.Method != "mmps" && rc.Method != "dps" {
+// loadPrior waits for the device (dev; nil: the CPU) and takes the
+// checkpoint named by rc.Sampler.Prior on it for the sampling methods;
+// classical methods need neither. The caller calls release when done.
+func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, error) {
+	if !rc.Sampling() {
 		return nil, nil
 	}
-	if rc.Device != "cpu" && dev == nil {
+	if dev == nil && rc.Device == "cpu" {
+		dev = device.CPU()
+	}
+	if dev == nil || dev.Name() != rc.Device {
 		return nil, fmt.Errorf("recon.device is %q but no such device was opened for this job", rc.Device)
 	}
-	if rc.Device == "cpu" {
-		dev = nil
-	}
-	d, info, err := priors.LoadPrior(rc.Sampler.Prior)
+	freeDev, err := dev.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load prior: %w", err)
+		return nil, err
 	}
-	if u, ok := d.(*priors.UNet); ok && dev != nil {
-		if d, err = dev.UNet(u); err != nil {
-			return nil, fmt.Errorf("load prior onto %s: %w", rc.Device, err)
-		}
+	d, info, freePrior, err := dev.Prior(rc.Sampler.Prior)
+	if err != nil {
+		freeDev()
+		return nil, err
 	}
+	release := func() { freePrior(); freeDev() }
 	if s := info.Normalisation.Scheme; s != "" && s != NormalisationScheme {
+		release()
 		return nil, fmt.Errorf("prior %s was trained with normalisation %q; kspaced applies %q", rc.Sampler.Prior, s, NormalisationScheme)
 	}
 	name := filepath.Base(rc.Sampler.Prior)
 	if info.Provenance.EMLap > 0 {
 		name += fmt.Sprintf(" (%s, EM lap %d)", info.Kind, info.Provenance.EMLap)
 	}
-	return &prior{d: d, name: name, dev: dev}, nil
+	return &prior{d: d, name: name, dev: dev, release: release}, nil
 }
 
 // samplePosterior draws rc.Sampler.Samples posterior samples of a prepared
@@ -56,8 +62,8 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	if c != 2 || h != s.Rows || w != s.Cols {
 		return fmt.Errorf("%w: prior %s is for %d×%d complex images, this slice is %d×%d", ErrBadInput, pr.name, h, w, s.Rows, s.Cols)
 	}
-	var op mri.Operator = p.Op
-	if pr.dev != nil {
+	var op mri.Operator = p.Op // the CPU's SENSE, built by Prepare
+	if pr.dev.Name() != "cpu" {
 		dop, err := pr.dev.Operator(p.Maps, s.Coils, s.Rows, s.Cols, s.Mask)
 		if err != nil {
 			return err
@@ -66,14 +72,12 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 		op = dop
 	}
 	sp := rc.Sampler
-	post, err := priors.SamplePosterior(ctx, pr.d, op, s.KSpace, priors.SampleOptions{
+	post, err := posterior.SamplePosterior(ctx, pr.d, op, s.KSpace, posterior.SampleOptions{
 		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})
-	if pr.dev != nil {
-		if derr := pr.dev.Err(); derr != nil {
-			return fmt.Errorf("device: %w", derr)
-		}
+	if derr := pr.dev.Err(); derr != nil {
+		return fmt.Errorf("device: %w", derr)
 	}
 	if err != nil {
 		return err

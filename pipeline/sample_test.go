@@ -130,14 +130,27 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	}
 }
 
-// fakeDevice records how the pipeline uses a Device; its operator is the
-// CPU SENSE operator, so results are those of the CPU.
+// fakeDevice records how the pipeline uses a Device; its prior and
+// operator are the CPU's, so results are those of the CPU.
 type fakeDevice struct {
-	unets, ops, released, errs int
-	fail                       error
+	acquired, loads, priors, ops, released, errs int
+	fail                                         error
 }
 
-func (f *fakeDevice) UNet(u *priors.UNet) (*priors.UNet, error) { f.unets++; return u, nil }
+func (f *fakeDevice) Name() string { return "cuda" }
+func (f *fakeDevice) Acquire(context.Context) (func(), error) {
+	f.acquired++
+	return func() { f.acquired-- }, nil
+}
+func (f *fakeDevice) Prior(path string) (priors.Denoiser, *priors.PriorInfo, func(), error) {
+	d, info, err := priors.LoadPrior(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f.loads++
+	f.priors++
+	return d, info, func() { f.priors-- }, nil
+}
 func (f *fakeDevice) Operator(maps []complex64, coils, rows, cols int, mask []float32) (mri.Operator, error) {
 	f.ops++
 	return mri.NewSENSE(maps, coils, rows, cols, mask), nil
@@ -166,8 +179,11 @@ func TestRunOnDevice(t *testing.T) {
 	if _, err := Run(context.Background(), Job{ID: "x", Inputs: []string{in}, Config: cfg, Device: dev}, dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	if dev.unets != 1 || dev.ops != 1 || dev.released != 1 || dev.errs != 1 {
+	if dev.loads != 1 || dev.ops != 1 || dev.released != 1 || dev.errs != 1 {
 		t.Fatalf("device use %+v, want one of each", dev)
+	}
+	if dev.acquired != 0 || dev.priors != 0 {
+		t.Fatalf("device or prior not given back: %+v", dev)
 	}
 	dev = &fakeDevice{fail: errors.New("kernel fault")}
 	if _, err := Run(context.Background(), Job{ID: "y", Inputs: []string{in}, Config: cfg, Device: dev}, dir, nil); err == nil || !strings.Contains(err.Error(), "kernel fault") {

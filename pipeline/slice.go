@@ -56,19 +56,9 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *p
 
 	x := make([]complex64, n)
 	stop = timer(timings, "reconstruction")
-	switch rc.Method {
-	case "zero-filled":
-		copy(x, res.ZeroFilled)
-		for i := range x {
-			x[i] *= inv
-		}
-	case "cg-sense":
-		res.Iterations, _, err = mri.CGSENSE(ctx, x, op, y, rc.Lambda, rc.Iterations, rc.Tolerance, nil)
-	case "l1-wavelet":
-		res.Iterations, err = mri.L1Wavelet(ctx, x, op, y, s.Rows, s.Cols, mri.L1Options{
-			Lambda: rc.Lambda, MaxIter: rc.Iterations, Tol: rc.Tolerance, Shift: true, Seed: rc.Sampler.Seed,
-		})
-	default:
+	if run, ok := classical[rc.Method]; ok {
+		res.Iterations, err = run(ctx, x, y, p, rc)
+	} else {
 		err = fmt.Errorf("method %q is not available in this build", rc.Method)
 	}
 	stop()

@@ -1,5 +1,8 @@
-// Package priors holds kspaced's diffusion priors: the denoiser network and
-// its training, the Gaussian prior, and the posterior samplers that use them.
+// Package priors holds kspaced's diffusion priors: the Denoiser interface,
+// the U-Net and its architectures by name (Network), its training (Train),
+// the Gaussian prior, the noise schedule (Sigma) and the checkpoint format.
+// Sampling the posterior under a prior is package posterior; learning one
+// from corrupted scans is package retrain.
 package priors
 
 // Denoiser estimates E[x | x_t] under the variance-exploding diffusion

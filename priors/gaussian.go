@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/lapack/lapack64"
 )
 
 // Gaussian is the prior x ~ N(μ, Σ) on the real vector of an image in the
@@ -26,7 +30,7 @@ type Gaussian struct {
 	// Factorisation of (Σ + σ²I) for the σ last used.
 	fSigma float64
 	dinv   []float64 // 1/(d + σ²)
-	chol   []float64 // lower Cholesky factor of I_r + Uᵀ diag(dinv) U, [r][r]
+	chol   []float64 // upper Cholesky factor of I_r + Uᵀ diag(dinv) U, [r][r]
 
 	a, k []float64 // per-image scratch, n
 	b    []float64 // scratch, r
@@ -84,6 +88,26 @@ func NewGaussian(mu, diag, u []float32, c, h, w int) (*Gaussian, error) {
 	}
 	g.vjpFn = g.applyVJP
 	return g, nil
+}
+
+// Mean, Diag and Factor return μ, d and U ([n][r] row-major) of
+// Σ = diag(d) + UUᵀ as float64. They are g's own storage: read only.
+func (g *Gaussian) Mean() []float64   { return g.mu }
+func (g *Gaussian) Diag() []float64   { return g.d }
+func (g *Gaussian) Factor() []float64 { return g.u }
+
+// Clone returns a Gaussian sharing g's parameters (read only) with its own
+// scratch space, for use from another goroutine.
+func (g *Gaussian) Clone() *Gaussian {
+	c := &Gaussian{
+		c: g.c, h: g.h, w: g.w, n: g.n, r: g.r,
+		mu: g.mu, d: g.d, u: g.u,
+		fSigma: math.NaN(),
+		dinv:   make([]float64, g.n), chol: make([]float64, g.r*g.r),
+		a: make([]float64, g.n), k: make([]float64, g.n), b: make([]float64, g.r),
+	}
+	c.vjpFn = c.applyVJP
+	return c
 }
 
 // Shape reports the image layout the prior is defined on.
@@ -178,6 +202,7 @@ func (g *Gaussian) factor(s float64) {
 	r := g.r
 	c := g.chol
 	clear(c)
+	// The upper triangle of C, row-major: element (q, p), q ≤ p.
 	for i := range g.n {
 		row := g.u[i*r : (i+1)*r]
 		di := g.dinv[i]
@@ -186,9 +211,8 @@ func (g *Gaussian) factor(s float64) {
 			if x == 0 {
 				continue
 			}
-			cp := c[p*r : p*r+p+1]
-			for q := range cp {
-				cp[q] += x * row[q]
+			for q := range p + 1 {
+				c[q*r+p] += x * row[q]
 			}
 		}
 	}
@@ -196,22 +220,8 @@ func (g *Gaussian) factor(s float64) {
 		c[p*r+p]++
 	}
 	// C is the identity plus a positive semi-definite matrix, so the
-	// Cholesky factorisation cannot break down.
-	for j := range r {
-		sum := c[j*r+j]
-		for k := range j {
-			sum -= c[j*r+k] * c[j*r+k]
-		}
-		ljj := math.Sqrt(sum)
-		c[j*r+j] = ljj
-		for i := j + 1; i < r; i++ {
-			sum := c[i*r+j]
-			for k := range j {
-				sum -= c[i*r+k] * c[j*r+k]
-			}
-			c[i*r+j] = sum / ljj
-		}
-	}
+	// Cholesky factorisation (gonum's LAPACK, C = UᵀU) cannot break down.
+	lapack64.Potrf(blas64.Symmetric{Uplo: blas.Upper, N: r, Stride: max(1, r), Data: c})
 	g.fSigma = s
 }
 
@@ -247,23 +257,11 @@ func (g *Gaussian) jacobian(v []float64) {
 	}
 }
 
-// cholSolve overwrites b with C⁻¹b using the cached factor L (C = L Lᵀ).
+// cholSolve overwrites b with C⁻¹b using the cached factor (C = UᵀU).
 func (g *Gaussian) cholSolve(b []float64) {
-	r, l := g.r, g.chol
-	for i := range r {
-		s := b[i]
-		for k := range i {
-			s -= l[i*r+k] * b[k]
-		}
-		b[i] = s / l[i*r+i]
-	}
-	for i := r - 1; i >= 0; i-- {
-		s := b[i]
-		for k := i + 1; k < r; k++ {
-			s -= l[k*r+i] * b[k]
-		}
-		b[i] = s / l[i*r+i]
-	}
+	r := g.r
+	lapack64.Potrs(blas64.Triangular{Uplo: blas.Upper, Diag: blas.NonUnit, N: r, Stride: max(1, r), Data: g.chol},
+		blas64.General{Rows: r, Cols: 1, Stride: 1, Data: b})
 }
 
 // Sample draws len(dst)/n independent images x = μ + √d⊙z + U ζ from the

@@ -12,7 +12,7 @@ import (
 // smpDenseDenoise is μ + Σ(Σ + σ²I)⁻¹(x − μ) by a dense float64 solve.
 func smpDenseDenoise(t *testing.T, g *Gaussian, x []float32, sigma float64) []float64 {
 	t.Helper()
-	cov, mu := smpCov(g)
+	cov, mu := gaussCov(g)
 	k := mat.NewSymDense(g.n, nil)
 	k.CopySym(cov)
 	for i := range g.n {
@@ -48,7 +48,7 @@ func smpRelErr(got []float32, want []float64) float64 {
 func TestGaussianDenoiseMatchesDenseSolve(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, r := range []int{0, 1, 4} {
-		g := smpPrior(t, rng, 3, 4, r, 1)
+		g := gaussRandom(t, rng, 3, 4, r, 1)
 		n := g.n
 		sigmas := []float32{1e-3, 0.07, 1, 30, 100}
 		xt := make([]float32, len(sigmas)*n)
@@ -96,7 +96,7 @@ func TestGaussianDenoiseMatchesDenseSolve(t *testing.T) {
 // uᵀ(J v) = (J u)ᵀ v.
 func TestGaussianVJPFiniteDifferenceAndSymmetry(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	g := smpPrior(t, rng, 4, 4, 3, 0)
+	g := gaussRandom(t, rng, 4, 4, 3, 0)
 	n := g.n
 	for _, s := range []float32{0.01, 0.3, 5} {
 		sig := []float32{s}
@@ -151,7 +151,7 @@ func TestGaussianVJPFiniteDifferenceAndSymmetry(t *testing.T) {
 // Σ − Σ(Σ+σ²I)⁻¹Σ, computed densely.
 func TestGaussianTweedieTrace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
-	g := smpPrior(t, rng, 2, 3, 2, 0.5)
+	g := gaussRandom(t, rng, 2, 3, 2, 0.5)
 	n := g.n
 	const s = 0.4
 	sig := []float32{s}
@@ -171,7 +171,7 @@ func TestGaussianTweedieTrace(t *testing.T) {
 		}
 		tr += s * s * float64(je[j])
 	}
-	cov, _ := smpCov(g)
+	cov, _ := gaussCov(g)
 	k := mat.NewSymDense(n, nil)
 	k.CopySym(cov)
 	for i := range n {
@@ -195,14 +195,14 @@ func TestGaussianTweedieTrace(t *testing.T) {
 
 func TestGaussianSampleMoments(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
-	g := smpPrior(t, rng, 2, 2, 2, 1)
+	g := gaussRandom(t, rng, 2, 2, 2, 1)
 	n := g.n
 	const N = 20000
 	xs := make([]float32, N*n)
 	if err := g.Sample(xs, rng); err != nil {
 		t.Fatal(err)
 	}
-	cov, mu := smpCov(g)
+	cov, mu := gaussCov(g)
 	mean := make([]float64, n)
 	for k := range N {
 		for i := range n {
@@ -280,7 +280,7 @@ func TestGaussianRejectsBadInput(t *testing.T) {
 
 func TestGaussianNoAllocs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
-	g := smpPrior(t, rng, 4, 4, 3, 0)
+	g := gaussRandom(t, rng, 4, 4, 3, 0)
 	xt := make([]float32, 2*g.n)
 	dst := make([]float32, 2*g.n)
 	sig := []float32{0.5, 2}
@@ -299,4 +299,41 @@ func TestGaussianNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per DenoiseVJP + VJP", allocs)
 	}
+}
+
+// gaussRandom is a random 2×h×w prior of rank r with mean around level.
+func gaussRandom(t testing.TB, rng *rand.Rand, h, w, r int, level float64) *Gaussian {
+	t.Helper()
+	n := 2 * h * w
+	mu, d, u := make([]float32, n), make([]float32, n), make([]float32, n*r)
+	for i := range n {
+		mu[i] = float32(level + 0.5*rng.NormFloat64())
+		d[i] = float32(0.05 + 0.15*rng.Float64())
+	}
+	for i := range u {
+		u[i] = float32(0.3 * rng.NormFloat64())
+	}
+	g, err := NewGaussian(mu, d, u, 2, h, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// gaussCov is the prior's dense covariance diag(d) + U Uᵀ and mean.
+func gaussCov(g *Gaussian) (*mat.SymDense, *mat.VecDense) {
+	cov := mat.NewSymDense(g.n, nil)
+	for i := range g.n {
+		for j := i; j < g.n; j++ {
+			var s float64
+			for p := range g.r {
+				s += g.u[i*g.r+p] * g.u[j*g.r+p]
+			}
+			if i == j {
+				s += g.d[i]
+			}
+			cov.SetSym(i, j, s)
+		}
+	}
+	return cov, mat.NewVecDense(g.n, append([]float64(nil), g.mu...))
 }

@@ -37,7 +37,7 @@ func randomInput(n int, seed uint64) []float32 {
 }
 
 func TestLoadPriorGaussianRoundTrip(t *testing.T) {
-	g := randomGaussian(t, 4, 5, 3, rand.New(rand.NewPCG(1, 1)))
+	g := gaussRandom(t, rand.New(rand.NewPCG(1, 1)), 4, 5, 3, 0)
 	path := filepath.Join(t.TempDir(), "g.safetensors")
 	if err := SaveGaussian(path, g, gaussMeta()); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestLoadPriorUNet(t *testing.T) {
 // the loaded prior's Woodbury implementation.
 func TestGaussianCheckpointPython(t *testing.T) {
 	py := testutil.PythonWith(t, "numpy")
-	g := randomGaussian(t, 4, 5, 3, rand.New(rand.NewPCG(2, 2)))
+	g := gaussRandom(t, rand.New(rand.NewPCG(2, 2)), 4, 5, 3, 0)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "g.safetensors")
 	if err := SaveGaussian(path, g, gaussMeta()); err != nil {

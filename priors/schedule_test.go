@@ -16,18 +16,4 @@ func TestSigmaSchedule(t *testing.T) {
 	if s := Sigma(0.5); math.Abs(s-math.Sqrt(1e-3*1e2)) > 1e-12 {
 		t.Errorf("σ(1/2) = %g, want %g", s, math.Sqrt(1e-1))
 	}
-	g := make([]float64, 5)
-	if err := TimeGrid(g); err != nil {
-		t.Fatal(err)
-	}
-	want := []float64{1, 0.75, 0.5, 0.25, 0}
-	for i := range g {
-		if g[i] != want[i] {
-			t.Errorf("grid %v, want %v", g, want)
-			break
-		}
-	}
-	if err := TimeGrid(make([]float64, 1)); err == nil {
-		t.Error("one-point grid accepted")
-	}
 }

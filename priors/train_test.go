@@ -271,7 +271,7 @@ func TestFlip(t *testing.T) {
 // BenchmarkTrainStep times one optimiser step of the evidence network at
 // batch 16 on 64×64 complex images.
 func BenchmarkTrainStep(b *testing.B) {
-	u, err := NewUNet(EvidenceUNet(64), 1)
+	u, err := NewUNet(SmallUnshuffleUNet(64, 64), 1)
 	if err != nil {
 		b.Fatal(err)
 	}

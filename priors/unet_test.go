@@ -344,7 +344,7 @@ var _ = nn.NewCPU
 // complex 64×64 images: one forward pass, and one vjp call after it (MMPS
 // makes one per CG iteration).
 func BenchmarkDenoise(b *testing.B) {
-	u, err := NewUNet(EvidenceUNet(64), 1)
+	u, err := NewUNet(SmallUnshuffleUNet(64, 64), 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func BenchmarkDenoise(b *testing.B) {
 }
 
 func BenchmarkDenoiseVJP(b *testing.B) {
-	u, err := NewUNet(EvidenceUNet(64), 1)
+	u, err := NewUNet(SmallUnshuffleUNet(64, 64), 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kspaced/kspaced/batch"
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/internal/isolate"
 )
 
@@ -81,9 +82,9 @@ Indexed Job (JOB_COMPLETION_INDEX, with --shards N), else the whole archive.`,
 			} else if ok {
 				sh = s
 			}
-			var devs devices
-			defer devs.close()
-			dev, err := devs.forJob(cfg)
+			var devs device.Set
+			defer devs.Close()
+			dev, err := jobDevice(&devs, cfg)
 			if err != nil {
 				return err
 			}

@@ -1,15 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -71,9 +72,9 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			var devs devices
-			defer devs.close()
-			dev, err := devs.forJob(cfg)
+			var devs device.Set
+			defer devs.Close()
+			dev, err := jobDevice(&devs, cfg)
 			if err != nil {
 				return err
 			}
@@ -82,8 +83,7 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err != nil {
 				return err
 			}
-			raw, _ := json.MarshalIndent(rep, "", "  ")
-			if err := os.WriteFile(filepath.Join(out, "report.json"), append(raw, '\n'), 0o644); err != nil {
+			if err := rep.Write(out); err != nil {
 				return err
 			}
 			for _, p := range rep.Outputs {
@@ -92,17 +92,18 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			return nil
 		},
 	}
+	d := configs.Default().Recon
 	f := cmd.Flags()
 	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults")
-	f.StringVar(&method, "method", "", "zero-filled | cg-sense | l1-wavelet | mmps | dps (default from config: cg-sense)")
+	f.StringVar(&method, "method", "", fmt.Sprintf("%s (default from config: %s)", strings.Join(configs.Methods, " | "), d.Method))
 	f.StringVar(&out, "out", "", "output folder (created if missing)")
 	f.BoolVar(&npy, "npy", false, "also write DIR/<input>.npy (complex64 [rows,cols] or [slices,rows,cols])")
 	f.BoolVar(&dicom, "dicom", true, "write DICOM series")
 	f.BoolVar(&previews, "previews", true, "write PNG previews")
 	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
-	f.StringVar(&deviceName, "device", "cpu", "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
-	f.IntVar(&steps, "steps", 64, "sampler steps (mmps, dps)")
-	f.IntVar(&cg, "cg", 3, "conjugate-gradient iterations per step (mmps)")
-	f.IntVar(&samples, "samples", 8, "posterior samples (mmps, dps)")
+	f.StringVar(&deviceName, "device", d.Device, "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
+	f.IntVar(&steps, "steps", d.Sampler.Steps, "sampler steps (mmps, dps)")
+	f.IntVar(&cg, "cg", d.Sampler.CGIterations, "conjugate-gradient iterations per step (mmps)")
+	f.IntVar(&samples, "samples", d.Sampler.Samples, "posterior samples (mmps, dps)")
 	return cmd
 }

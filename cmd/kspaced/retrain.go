@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kspaced/kspaced/configs"
-	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/retrain"
 )
 
 func newRetrainCmd() *cobra.Command {
@@ -75,7 +75,7 @@ noise estimate are skipped with a warning; scans must share one image size.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			stderr := cmd.ErrOrStderr()
-			res, err := pipeline.Retrain(ctx, pipeline.RetrainOptions{Data: data, Out: out, Config: cfg,
+			res, err := retrain.Retrain(ctx, retrain.RetrainOptions{Data: data, Out: out, Config: cfg,
 				Progress: stderr, Log: stderr})
 			if err != nil {
 				if errors.Is(err, context.Canceled) {

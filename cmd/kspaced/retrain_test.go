@@ -19,8 +19,10 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/retrain"
 )
 
 // runRetrain executes the retrain command with args and returns what it
@@ -100,7 +102,7 @@ func TestRetrainCommandRuns(t *testing.T) {
 	}
 	sm := configs.Default().Simulate
 	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
-	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: 10, Sim: sm})
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 10, Sim: sm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestRetrainCommandRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(out, priors.LapCheckpoint(1))
+	want := filepath.Join(out, retrain.LapCheckpoint(1))
 	if strings.TrimSpace(stdout) != want {
 		t.Fatalf("stdout %q, want the last prior %q", stdout, want)
 	}
@@ -128,7 +130,7 @@ func TestRetrainCommandRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(stdout) != filepath.Join(out, priors.LapCheckpoint(2)) {
+	if strings.TrimSpace(stdout) != filepath.Join(out, retrain.LapCheckpoint(2)) {
 		t.Fatalf("second call printed %q", stdout)
 	}
 	// Other settings that change what the run is are refused.
@@ -145,7 +147,7 @@ func simArchive(t *testing.T, dir string, slices int) {
 	}
 	sm := configs.Default().Simulate
 	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
-	sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "ellipses", Slices: slices, Sim: sm})
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: slices, Sim: sm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +221,7 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	if _, err := os.Stat(filepath.Join(out, priors.LapCheckpoint(1))); err == nil {
+	if _, err := os.Stat(filepath.Join(out, retrain.LapCheckpoint(1))); err == nil {
 		t.Fatal("lap 1 finished before the kill")
 	}
 	second := exec.Command(kspacedBin, args...)
@@ -228,7 +230,7 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 	if err := second.Run(); err != nil {
 		t.Fatalf("restart: %v\n%s", err, stderr.String())
 	}
-	if strings.TrimSpace(stdout.String()) != filepath.Join(out, priors.LapCheckpoint(1)) {
+	if strings.TrimSpace(stdout.String()) != filepath.Join(out, retrain.LapCheckpoint(1)) {
 		t.Errorf("restart printed %q", stdout.String())
 	}
 	if !strings.Contains(stderr.String(), "resuming after lap 0") || strings.Contains(stderr.String(), "gaussian EM 1/1") {

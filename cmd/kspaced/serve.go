@@ -17,6 +17,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/internal/isolate"
 	"github.com/kspaced/kspaced/pipeline"
 )
@@ -79,10 +80,10 @@ See docs/pacs.md.`,
 			if !isolate.LandlockAvailable() {
 				log.Warn("this kernel has no Landlock: file readers run in child processes with memory, CPU and time limits, but can read outside the job's folder")
 			}
-			var devs devices
-			defer devs.close()
+			var devs device.Set
+			defer devs.Close()
 			proc := daemon.Processor(func(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (*pipeline.Report, error) {
-				dev, err := devs.forJob(job.Config)
+				dev, err := jobDevice(&devs, job.Config)
 				if err != nil {
 					return nil, err
 				}

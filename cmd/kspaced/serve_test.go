@@ -25,6 +25,7 @@ import (
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
 	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -77,7 +78,7 @@ func makeFixtures(t testing.TB) {
 		defer os.RemoveAll(dir)
 		sm := configs.Default().Simulate
 		sm.Rows, sm.Cols, sm.Coils = 32, 32, 4
-		sim, err := pipeline.Simulate(pipeline.SimOptions{Source: "shepp-logan", Slices: 1, Sim: sm})
+		sim, err := simulate.Acquire(simulate.Options{Source: "shepp-logan", Slices: 1, Sim: sm})
 		if err != nil {
 			fixtures.err = err
 			return

@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kspaced/kspaced/mri/kspaceio"
-	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/mri/simulate"
 )
 
 func newSimulateCmd() *cobra.Command {
@@ -51,29 +50,17 @@ and DIR/NAME_mask.npy.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			sim, err := pipeline.Simulate(pipeline.SimOptions{Source: source, Slices: slices, Sim: *sm})
+			sim, err := simulate.Acquire(simulate.Options{Source: source, Slices: slices, Sim: *sm})
 			if err != nil {
 				return err
 			}
-			base := filepath.Join(out, name)
-			if err := kspaceio.WriteFastMRI(base+".h5", sim.Volume); err != nil {
+			files, err := sim.Write(filepath.Join(out, name))
+			if err != nil {
 				return err
 			}
-			shape := []int{sm.Rows, sm.Cols}
-			if slices > 1 {
-				shape = []int{slices, sm.Rows, sm.Cols}
+			for _, f := range files {
+				fmt.Println(f)
 			}
-			if err := kspaceio.WriteNPYComplex64(base+"_truth.npy", shape, sim.Truth); err != nil {
-				return err
-			}
-			var masks []float32
-			for _, s := range sim.Volume.Slices {
-				masks = append(masks, s.Mask...)
-			}
-			if err := kspaceio.WriteNPYFloat32(base+"_mask.npy", shape, masks); err != nil {
-				return err
-			}
-			fmt.Printf("%s.h5\n%s_truth.npy\n%s_mask.npy\n", base, base, base)
 			return nil
 		},
 	}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/kspaced/kspaced/fft"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/espirit"
 	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/priors/nn"
 )
@@ -107,7 +109,7 @@ func benchMRI(ctx context.Context, w io.Writer, reps int) error {
 		fmt.Fprintf(w, "  SENSE AᴴA %d×%d           %8.2f ms\n", n, n, d.Seconds()*1e3)
 		var ferr error
 		d = best(reps, func() {
-			_, ferr = mri.ESPIRiT(ctx, s.KSpace, 8, n, n, s.Mask, mri.ESPIRiTOptions{Kernel: 5})
+			_, ferr = espirit.Maps(ctx, s.KSpace, 8, n, n, s.Mask, espirit.Options{Kernel: 5})
 		})
 		if ferr != nil {
 			return ferr
@@ -150,9 +152,9 @@ func benchSampling(ctx context.Context, w io.Writer, opt Options) error {
 		method string
 		cg     int
 	}{{"mmps", 1}, {"mmps", max(opt.CG, 1)}, {"dps", 0}} {
-		var post *priors.Posterior
+		var post *posterior.Posterior
 		t := time.Now()
-		post, err = priors.SamplePosterior(ctx, u, op, s.KSpace, priors.SampleOptions{
+		post, err = posterior.SamplePosterior(ctx, u, op, s.KSpace, posterior.SampleOptions{
 			Method: c.method, Steps: steps, CGIter: c.cg, Samples: 1, Seed: 1, NoiseVar: 2.5e-5,
 		})
 		if err != nil {

@@ -237,3 +237,13 @@ func CoilMaps(coils, rows, cols int) []complex64 {
 	}
 	return maps
 }
+
+// PadCenter zero-pads an r×c image to rows×cols (rows ≥ r, cols ≥ c).
+func PadCenter(src []float32, r, c, rows, cols int) []float32 {
+	dst := make([]float32, rows*cols)
+	r0, c0 := (rows-r)/2, (cols-c)/2
+	for i := 0; i < r; i++ {
+		copy(dst[(r0+i)*cols+c0:], src[i*c:(i+1)*c])
+	}
+	return dst
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/mri/espirit"
 )
 
 func TestSheppLoganAnalytic(t *testing.T) {
@@ -276,7 +277,7 @@ func TestSimulatedScanCalibrates(t *testing.T) {
 	if err := scan.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	est, err := mri.ESPIRiT(context.Background(), scan.KSpace, coils, n, n, scan.Mask, mri.ESPIRiTOptions{})
+	est, err := espirit.Maps(context.Background(), scan.KSpace, coils, n, n, scan.Mask, espirit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,37 +3,38 @@ package nn
 import (
 	"runtime"
 	"sync"
+
+	"github.com/kspaced/kspaced/internal/parallel"
 )
 
 // runner is one parallel kernel: run does the items [lo, hi).
 type runner interface{ run(lo, hi int) }
 
-type chunk struct {
-	r      runner
-	lo, hi int
-	wg     *sync.WaitGroup
-}
-
-// pool is a fixed set of worker goroutines. Kernels reach it through dispatch,
-// which recycles job structs and wait groups so that steady-state steps
-// allocate nothing.
+// pool splits kernels over the process's worker pool (internal/parallel)
+// in up to workers parts. Kernels reach it through dispatch, which recycles
+// job structs so that steady-state steps allocate nothing.
 type pool struct {
 	workers int
-	ch      chan chunk
-	wgs     sync.Pool
+	parts   sync.Pool // *split
+}
+
+// split runs a runner's contiguous part p of [0, n) in steps of step.
+type split struct {
+	r       runner
+	n, step int
+	wg      sync.WaitGroup
+}
+
+func (s *split) Run(p, _ int) {
+	lo, hi := p*s.step, min(s.n, (p+1)*s.step)
+	if lo < hi {
+		s.r.run(lo, hi)
+	}
 }
 
 func newPool(workers int) *pool {
-	p := &pool{workers: workers, ch: make(chan chunk, 4*workers)}
-	p.wgs.New = func() any { return new(sync.WaitGroup) }
-	for i := 1; i < workers; i++ {
-		go func() {
-			for c := range p.ch {
-				c.r.run(c.lo, c.hi)
-				c.wg.Done()
-			}
-		}()
-	}
+	p := &pool{workers: workers}
+	p.parts.New = func() any { return new(split) }
 	return p
 }
 
@@ -61,20 +62,11 @@ func (p *pool) do(n, grain int, r runner) {
 		}
 		return
 	}
-	wg := p.wgs.Get().(*sync.WaitGroup)
-	wg.Add(parts - 1)
-	step := (n + parts - 1) / parts
-	for i := 1; i < parts; i++ {
-		lo, hi := i*step, min(n, (i+1)*step)
-		if lo >= hi {
-			wg.Done()
-			continue
-		}
-		p.ch <- chunk{r: r, lo: lo, hi: hi, wg: wg}
-	}
-	r.run(0, min(n, step))
-	wg.Wait()
-	p.wgs.Put(wg)
+	s := p.parts.Get().(*split)
+	s.r, s.n, s.step = r, n, (n+parts-1)/parts
+	parallel.Run(s, parts, &s.wg)
+	s.r = nil
+	p.parts.Put(s)
 }
 
 // jobPool recycles job structs of one kernel type.

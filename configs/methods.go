@@ -1,0 +1,72 @@
+package configs
+
+// Method is one reconstruction method as configs, the CLI and the daemon
+// see it. pipeline holds the function that runs each (TestMethodsRun
+// there checks it covers this table).
+type Method struct {
+	Name string
+	// Sampling methods draw posterior samples under a diffusion prior: they
+	// need recon.sampler.prior and run on recon.device.
+	Sampling bool
+	// Params are the recon settings the method reads, as report.json lists
+	// them under "parameters".
+	Params []string
+}
+
+// MethodTable lists the reconstruction methods kspaced knows.
+var MethodTable = []Method{
+	{Name: "zero-filled"},
+	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
+	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "cg_iterations"}},
+	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta"}},
+}
+
+// Methods are the names of MethodTable, in order.
+var Methods = func() []string {
+	n := make([]string, len(MethodTable))
+	for i, m := range MethodTable {
+		n[i] = m.Name
+	}
+	return n
+}()
+
+// LookupMethod returns the method called name.
+func LookupMethod(name string) (Method, bool) {
+	for _, m := range MethodTable {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Method{}, false
+}
+
+// Sampling reports whether r.Method samples under a diffusion prior.
+func (r *Recon) Sampling() bool {
+	m, _ := LookupMethod(r.Method)
+	return m.Sampling
+}
+
+// Param is the value of the recon setting name (a Method.Params entry).
+func (r *Recon) Param(name string) any {
+	s := r.Sampler
+	switch name {
+	case "lambda":
+		return r.Lambda
+	case "iterations":
+		return r.Iterations
+	case "tolerance":
+		return r.Tolerance
+	case "steps":
+		return s.Steps
+	case "samples":
+		return s.Samples
+	case "seed":
+		return s.Seed
+	case "cg_iterations":
+		return s.CGIterations
+	case "zeta":
+		return s.Zeta
+	}
+	return nil
+}

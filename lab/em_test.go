@@ -1,0 +1,71 @@
+package lab
+
+import (
+	"context"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/kspaced/kspaced/internal/testutil"
+)
+
+// TestEMEvidence is the EM experiment of docs/bench/em.md (about 45
+// minutes on two cores): KSPACED_EM_EVIDENCE=1 runs it, in
+// KSPACED_EM_EVIDENCE_DIR when set (so an interrupted run continues) or a
+// temporary folder. KSPACED_EM_LAPS and KSPACED_EM_TRAIN_STEPS override the
+// lap count and M-step steps. It asserts the claims of docs/bench/em.md
+// (checkEMClaims); TestEMClaims checks that assertion on the published table.
+func TestEMEvidence(t *testing.T) {
+	if os.Getenv("KSPACED_EM_EVIDENCE") != "1" {
+		t.Skip("set KSPACED_EM_EVIDENCE=1 to run the EM evidence experiment (tens of minutes)")
+	}
+	testutil.File(t, DefaultEvidenceVolumes[0])
+	testutil.File(t, DefaultEvidenceVolumes[1])
+	dir := os.Getenv("KSPACED_EM_EVIDENCE_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	opt := DefaultEMEvidenceOptions(dir)
+	if v, err := strconv.Atoi(os.Getenv("KSPACED_EM_LAPS")); err == nil {
+		opt.Config.Retrain.Laps = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("KSPACED_EM_TRAIN_STEPS")); err == nil {
+		opt.Config.Retrain.TrainSteps = v
+	}
+	opt.Progress, opt.Log = os.Stderr, os.Stderr
+	res, err := EMEvidence(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEMClaims(res); err != nil {
+		t.Error(err)
+	}
+	t.Logf("evidence in %s (%.0f s)", dir, res.Seconds)
+}
+
+// TestEMClaims runs checkEMClaims on the published results of em.md (both
+// runs), and on results that contradict each claim.
+func TestEMClaims(t *testing.T) {
+	row := func(m string, p float64) EMEvidenceRow { return EMEvidenceRow{Method: m, PSNR: p, SSIM: 0.7} }
+	table := func(zf, gauss, last, clean float64) *EMEvidenceResult {
+		return &EMEvidenceResult{Rows: []EMEvidenceRow{row("zero-filled", zf), row("L1-wavelet", 21.80),
+			row("Gaussian (EM lap 0)", gauss), row("EM lap 1", 18.55), row("EM lap 5", last), row("clean-trained (reference)", clean)}}
+	}
+	if err := checkEMClaims(table(18.13, 18.56, 20.63, 21.40)); err != nil {
+		t.Errorf("first run: %v", err)
+	}
+	if err := checkEMClaims(table(18.13, 18.56, 20.62, 22.01)); err != nil {
+		t.Errorf("second run: %v", err)
+	}
+	for name, r := range map[string]*EMEvidenceResult{
+		"EM no better than its Gaussian start": table(18.13, 18.56, 18.9, 21.40),
+		"clean-trained below EM":               table(18.13, 18.56, 20.63, 20.0),
+		"NaN score":                            table(math.NaN(), 18.56, 20.63, 21.40),
+		"no EM row":                            {Rows: []EMEvidenceRow{row("zero-filled", 18)}},
+	} {
+		if checkEMClaims(r) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package posterior
+
+import (
+	"context"
+
+	"github.com/kspaced/kspaced/mri/cg"
+)
+
+// mmpsEstimate writes into s.e the MMPS estimate of E[x | x_t, y] for every
+// image of the batch at noise level σ:
+//
+//	E ≈ x̂ + σ² J Aᴴ u,  (Σ_y + σ² A J Aᴴ) u = y − A x̂,
+//
+// with x̂ = d(x_t) and J = ∂d/∂x_t (Tweedie: V[x | x_t] = σ² J). C^m is
+// treated as R^{2m} with the inner product Re⟨a, b⟩, in which the system is
+// symmetric positive definite when J is (exactly so for a Gaussian prior;
+// for a network the VJP stands in for J v, as the MMPS paper does). CG runs
+// on all images in lockstep, so each iteration is one batched VJP, and it
+// accumulates J Aᴴ u from the products it has already made instead of
+// spending one more VJP at the end. A sample whose system is not positive
+// along a direction (a network's Jacobian need not be) keeps what it has.
+func (s *sampler) mmpsEstimate(sigma float64) error {
+	vjp, err := s.d.DenoiseVJP(s.xhat, s.x, s.sig)
+	s.evals++
+	if err != nil {
+		return err
+	}
+	n, m := s.n, s.m
+	s.vjp, s.s2 = vjp, sigma*sigma
+	for j := range s.nb {
+		s.residual(s.res[j*m:(j+1)*m], s.xhat[j*n:(j+1)*n])
+	}
+	clear(s.bufW)
+	err = s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.CGIter, s.opt.CGTol, false)
+	s.vjp = nil
+	if err != nil {
+		return err
+	}
+	s2 := s.s2
+	for k, xh := range s.xhat {
+		s.e[k] = float32(float64(xh) + s2*float64(s.bufW[k]))
+	}
+	return nil
+}
+
+// newMMPS sets up the lockstep CG of mmpsEstimate: u_j is never formed;
+// each step α·p_j adds α·J Aᴴ p_j, the VJP already computed, to bufW.
+func (s *sampler) newMMPS() {
+	n, m := s.n, s.m
+	s.bufW = make([]float32, s.nb*n)
+	s.dir = make([]complex64, s.nb*m)
+	s.resJ, s.dirJ = make([][]complex64, s.nb), make([][]complex64, s.nb)
+	for j := range s.nb {
+		s.resJ[j], s.dirJ[j] = s.res[j*m:(j+1)*m], s.dir[j*m:(j+1)*m]
+	}
+	s.cg = cg.NewSolver[[]complex64](cg.Complex64{}, s.nb)
+	s.cgProblem = cg.Problem[[]complex64]{
+		// One batched VJP per iteration: bufQ = J Aᴴ p for the running samples.
+		Prepare: func(done []bool) error {
+			for j := range s.nb {
+				pj := s.bufP[j*n : (j+1)*n]
+				if done[j] {
+					clear(pj)
+					continue
+				}
+				s.A.Adjoint(s.ci, s.dirJ[j])
+				toChannels(pj, s.ci, s.hw)
+			}
+			if err := s.vjp(s.bufQ, s.bufP); err != nil {
+				return err
+			}
+			s.vjps++
+			return nil
+		},
+		// q = Σ_y p + σ² A J Aᴴ p.
+		Apply: func(j int, q, p []complex64) {
+			fromChannels(s.ci, s.bufQ[j*n:(j+1)*n], s.hw)
+			s.A.Forward(q, s.ci)
+			for k, a := range q {
+				d := p[k]
+				q[k] = complex(float32(s.noise[k]*float64(real(d))+s.s2*float64(real(a))),
+					float32(s.noise[k]*float64(imag(d))+s.s2*float64(imag(a))))
+			}
+		},
+		Step: func(j int, alpha float64, _ []complex64) {
+			wj := s.bufW[j*n : (j+1)*n]
+			for k, q := range s.bufQ[j*n : (j+1)*n] {
+				wj[k] += float32(alpha * float64(q))
+			}
+		},
+	}
+}

@@ -1,0 +1,535 @@
+package retrain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
+)
+
+// RunEM learns a diffusion prior from corrupted observations only, by
+// expectation-maximisation, in a run folder it can resume:
+//
+//   - lap 0 fits the Gaussian prior N(μ, D + UUᵀ) (FitGaussianEM) and saves
+//     it as lap-00.safetensors (GaussianFormat); an interrupted fit resumes
+//     from gaussian.partial.safetensors, written after every Gaussian lap;
+//   - lap k ≥ 1 draws one posterior sample per training observation under
+//     the prior of lap k−1 (E-step: exact for the Gaussian, MMPS for a
+//     network), saves them (lap-NN.samples.safetensors), trains the network
+//     on them warm-started from lap k−1 (M-step; Train's own checkpoint
+//     lap-NN.train.safetensors lets a half-done M-step resume) and saves
+//     lap-NN.safetensors (CheckpointFormat, provenance EMLap = k);
+//   - after each lap the validation observations are reconstructed under the
+//     new prior and scored, and the lap's record is appended to laps.json.
+//
+// Every file is written to a temporary name and renamed, so after a kill the
+// next call continues from the last thing saved and recomputes nothing that
+// was. run.json pins what a folder was made for (data, image size, network,
+// rank, seed); a folder made for anything else is refused.
+
+// EMOptions configure RunEM. Zero values take the defaults noted.
+type EMOptions struct {
+	Dir  string // run folder (created)
+	Laps int    // network laps after the Gaussian lap 0 (8)
+	// Gaussian configures lap 0; RunEM sets its Init, FirstLap, AfterLap,
+	// Workers and Progress.
+	Gaussian GaussianEMOptions
+	Network  priors.UNetConfig // the denoiser architecture (Channels 2, the observations' size)
+	// Sampler configures MMPS for E-steps and evaluation: Method, Sampler,
+	// Steps (32) and CGIter (2); the rest is set per observation.
+	Sampler posterior.SampleOptions
+	// EvalSamples is the number of posterior samples averaged per
+	// validation observation for the lap's evidence (2).
+	EvalSamples int
+	// Train configures each M-step: Steps per lap (required), BatchSize, LR,
+	// WarmupSteps, EMADecay, ClipNorm, NoFlip. RunEM sets Seed, the
+	// checkpoint paths, EMLap, Normalisation and DataDescription.
+	Train   priors.TrainOptions
+	Workers int // E-step goroutines (≤ 0: see EStep)
+	Seed    uint64
+	// DataID identifies the observations (e.g. a hash of their files); a run
+	// folder refuses to continue on other data.
+	DataID          string
+	DataDescription string
+	Normalisation   priors.Normalisation
+	Progress        io.Writer // progress bars, e.g. os.Stderr (nil: none)
+	Log             io.Writer // one summary line per lap (nil: none)
+}
+
+// LapRecord is one lap's entry in laps.json.
+type LapRecord struct {
+	Lap        int       `json:"lap"`
+	Kind       string    `json:"kind"` // KindGaussian (lap 0) or KindUNet
+	Checkpoint string    `json:"checkpoint"`
+	Finished   time.Time `json:"finished"`
+	// E-step: posterior samples drawn for this lap's M-step.
+	EStepSeconds float64       `json:"estep_seconds,omitempty"`
+	EStepSteps   int           `json:"estep_steps,omitempty"`
+	EStepCGIter  int           `json:"estep_cg_iterations,omitempty"`
+	EStepResumed bool          `json:"estep_loaded,omitempty"` // samples came from a previous run
+	MStepSeconds float64       `json:"mstep_seconds,omitempty"`
+	MStepSteps   int           `json:"mstep_steps,omitempty"`
+	MStepLoss    float64       `json:"mstep_loss,omitempty"` // mean loss of the last epoch
+	MStepResumed bool          `json:"mstep_resumed,omitempty"`
+	GaussianLaps []GaussianLap `json:"gaussian_laps,omitempty"`
+	GaussSeconds float64       `json:"gaussian_seconds,omitempty"`
+	Validation   ScoreSummary  `json:"validation"`
+	EvalSeconds  float64       `json:"eval_seconds"`
+	TrainImages  int           `json:"train_observations"`
+	Workers      int           `json:"workers"`
+	LapSeconds   float64       `json:"lap_seconds"` // this lap's compute in the call(s) that ran it
+}
+
+type emRun struct {
+	Format   string            `json:"format"`
+	DataID   string            `json:"data_id"`
+	Train    int               `json:"train_observations"`
+	Val      int               `json:"validation_observations"`
+	Rows     int               `json:"rows"`
+	Cols     int               `json:"cols"`
+	Rank     int               `json:"rank"`
+	GaussLap int               `json:"gaussian_laps"`
+	Network  priors.UNetConfig `json:"network"`
+	Seed     uint64            `json:"seed"`
+}
+
+const (
+	emRunFormat     = "kspaced-em-run/1"
+	emSamplesFormat = "kspaced-em-samples/1"
+)
+
+// LapCheckpoint is the file name of lap k's prior in a run folder.
+func LapCheckpoint(k int) string { return fmt.Sprintf("lap-%02d.safetensors", k) }
+
+func (o *EMOptions) defaults() error {
+	if o.Dir == "" {
+		return errors.New("em: no run folder")
+	}
+	if o.Laps == 0 {
+		o.Laps = 8
+	}
+	if o.Sampler.Steps == 0 {
+		o.Sampler.Steps = 32
+	}
+	if o.Sampler.CGIter == 0 {
+		o.Sampler.CGIter = 2 // retrain.cg_iterations in default.yaml
+	}
+	if o.EvalSamples == 0 {
+		o.EvalSamples = 2
+	}
+	switch {
+	case o.Laps < 0 || o.Laps > 99:
+		return fmt.Errorf("em: %d laps, want 0 to 99", o.Laps)
+	case o.EvalSamples < 1 || o.EvalSamples > 1024:
+		return fmt.Errorf("em: %d evaluation samples", o.EvalSamples)
+	case o.Train.Steps < 1:
+		return fmt.Errorf("em: %d training steps per lap", o.Train.Steps)
+	}
+	if err := o.Network.Validate(); err != nil {
+		return fmt.Errorf("em: %w", err)
+	}
+	return o.Gaussian.defaults()
+}
+
+// RunEM runs (or continues) expectation-maximisation in opt.Dir and returns
+// the records of every lap done so far.
+func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapRecord, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
+	cfg := opt.Network
+	if cfg.Channels != 2 {
+		return nil, fmt.Errorf("em: network has %d channels, want 2 (real, imaginary)", cfg.Channels)
+	}
+	rows, cols := cfg.Rows, cfg.Cols
+	if _, err := checkObservations(train, rows, cols); err != nil {
+		return nil, fmt.Errorf("em: training data: %w", err)
+	}
+	if len(val) > 0 {
+		if _, err := checkObservations(val, rows, cols); err != nil {
+			return nil, fmt.Errorf("em: validation data: %w", err)
+		}
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("em: %w", err)
+	}
+	run := emRun{Format: emRunFormat, DataID: opt.DataID, Train: len(train), Val: len(val), Rows: rows, Cols: cols,
+		Rank: opt.Gaussian.Rank, GaussLap: opt.Gaussian.Laps, Network: cfg, Seed: opt.Seed}
+	if err := pinRun(opt.Dir, run); err != nil {
+		return nil, err
+	}
+	recs, err := readLaps(opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	logf := func(format string, a ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, format+"\n", a...)
+		}
+	}
+	if len(recs) > 0 {
+		logf("em: %s: resuming after lap %d", opt.Dir, recs[len(recs)-1].Lap)
+	}
+	if len(recs) == 0 {
+		rec, err := gaussianLap(ctx, train, val, opt)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+		if err := writeLaps(opt.Dir, recs); err != nil {
+			return nil, err
+		}
+		_ = os.Remove(filepath.Join(opt.Dir, "gaussian.partial.safetensors"))
+		logf("%s", lapSummary(rec, opt.Laps))
+	}
+	for k := len(recs); k <= opt.Laps; k++ {
+		rec, err := networkLap(ctx, k, train, val, opt)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+		if err := writeLaps(opt.Dir, recs); err != nil {
+			return nil, err
+		}
+		for _, f := range []string{samplesFile(k), trainFile(k)} {
+			_ = os.Remove(filepath.Join(opt.Dir, f))
+		}
+		logf("%s", lapSummary(rec, opt.Laps))
+	}
+	return recs, nil
+}
+
+func samplesFile(k int) string { return fmt.Sprintf("lap-%02d.samples.safetensors", k) }
+func trainFile(k int) string   { return fmt.Sprintf("lap-%02d.train.safetensors", k) }
+
+func lapSummary(r LapRecord, laps int) string {
+	v := r.Validation
+	ev := "no validation data"
+	if v.N > 0 {
+		ev = fmt.Sprintf("validation data consistency %.3f", v.DataConsistency)
+		if v.WithTruth > 0 {
+			ev += fmt.Sprintf(", PSNR %.2f dB, SSIM %.4f", v.PSNR, v.SSIM)
+		}
+	}
+	if r.Kind == priors.KindGaussian {
+		return fmt.Sprintf("lap 0/%d (gaussian, %d EM iterations): %.1f s; %s", laps, len(r.GaussianLaps), r.LapSeconds, ev)
+	}
+	return fmt.Sprintf("lap %d/%d: E-step %.1f s (%.2f s/scan), M-step %.1f s (%d steps, loss %.4f), evaluation %.1f s; %s",
+		r.Lap, laps, r.EStepSeconds, r.EStepSeconds/float64(max(r.TrainImages, 1)), r.MStepSeconds, r.MStepSteps, r.MStepLoss, r.EvalSeconds, ev)
+}
+
+// pinRun writes run.json, or checks that the folder's matches.
+func pinRun(dir string, run emRun) error {
+	path := filepath.Join(dir, "run.json")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return writeJSONAtomic(path, run)
+	}
+	if err != nil {
+		return fmt.Errorf("em: %w", err)
+	}
+	var have emRun
+	if err := json.Unmarshal(raw, &have); err != nil {
+		return fmt.Errorf("em: %s: %w", path, err)
+	}
+	norm := func(r emRun) emRun {
+		if len(r.Network.Attention) == 0 {
+			r.Network.Attention = nil
+		}
+		return r
+	}
+	if !reflect.DeepEqual(norm(have), norm(run)) {
+		a, _ := json.Marshal(have)
+		b, _ := json.Marshal(run)
+		return fmt.Errorf("em: %s was made for another run (%s; now %s): choose a new output folder or remove it", dir, a, b)
+	}
+	return nil
+}
+
+func readLaps(dir string) ([]LapRecord, error) {
+	path := filepath.Join(dir, "laps.json")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("em: %w", err)
+	}
+	var recs []LapRecord
+	if err := json.Unmarshal(raw, &recs); err != nil {
+		return nil, fmt.Errorf("em: %s: %w", path, err)
+	}
+	for i, r := range recs {
+		if r.Lap != i {
+			return nil, fmt.Errorf("em: %s: record %d is lap %d", path, i, r.Lap)
+		}
+		if _, err := os.Stat(filepath.Join(dir, r.Checkpoint)); err != nil {
+			return nil, fmt.Errorf("em: %s lists lap %d but its checkpoint is unreadable: %w", path, i, err)
+		}
+	}
+	return recs, nil
+}
+
+func writeLaps(dir string, recs []LapRecord) error {
+	return writeJSONAtomic(filepath.Join(dir, "laps.json"), recs)
+}
+
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	b = append(b, '\n')
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// bar returns a progress callback drawing on w (nil: none).
+func bar(w io.Writer, desc string, total int) func(done, total int) {
+	if w == nil {
+		return nil
+	}
+	b := progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetWidth(30),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+	return func(done, _ int) { _ = b.Set(done) }
+}
+
+func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (LapRecord, error) {
+	start := time.Now()
+	rows, cols := opt.Network.Rows, opt.Network.Cols
+	partial := filepath.Join(opt.Dir, "gaussian.partial.safetensors")
+	meta := func(lap int) priors.GaussianMeta {
+		return priors.GaussianMeta{Normalisation: opt.Normalisation, Provenance: priors.Provenance{
+			Data: opt.DataDescription, DataHash: opt.DataID, Images: len(train), Steps: lap, EMLap: 0, Seed: opt.Seed}}
+	}
+	gopt := opt.Gaussian
+	gopt.Workers, gopt.Seed = opt.Workers, opt.Seed
+	gopt.Init, gopt.FirstLap = nil, 1
+	var prev []GaussianLap
+	if g, info, err := priors.LoadGaussian(partial); err == nil && info.Provenance.DataHash == opt.DataID &&
+		info.Rows == rows && info.Cols == cols && info.Rank == gopt.Rank && info.Provenance.Steps < gopt.Laps {
+		gopt.Init, gopt.FirstLap = g, info.Provenance.Steps+1
+		if raw, err := os.ReadFile(partial + ".json"); err == nil {
+			_ = json.Unmarshal(raw, &prev)
+		}
+	}
+	laps := prev
+	var p func(done, total int)
+	gopt.Progress = func(done, total int) {
+		if p == nil {
+			p = bar(opt.Progress, "gaussian E-step", total)
+		}
+		if p != nil {
+			p(done, total)
+		}
+		if done == total {
+			p = nil
+		}
+	}
+	gopt.AfterLap = func(g *priors.Gaussian, rec GaussianLap) error {
+		laps = append(laps, rec)
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, "gaussian EM %d/%d: data consistency %.3f (prior of the previous iteration), CG %.0f iterations, mean variance %.4g, %.1f s\n",
+				rec.Lap, gopt.Laps, rec.DataConsistency, rec.CGIterations, rec.MeanVariance, rec.Seconds)
+		}
+		if err := writeJSONAtomic(partial+".json", laps); err != nil {
+			return err
+		}
+		return priors.SaveGaussian(partial, g, meta(rec.Lap))
+	}
+	// With the partial fit complete (FirstLap > Laps) this returns Init.
+	g, _, err := FitGaussianEM(ctx, train, rows, cols, gopt)
+	if err != nil {
+		return LapRecord{}, err
+	}
+	var gaussSec float64
+	for _, l := range laps {
+		gaussSec += l.Seconds
+	}
+	path := filepath.Join(opt.Dir, LapCheckpoint(0))
+	if err := priors.SaveGaussian(path, g, meta(len(laps))); err != nil {
+		return LapRecord{}, err
+	}
+	_ = os.Remove(partial + ".json")
+	rec := LapRecord{Lap: 0, Kind: priors.KindGaussian, Checkpoint: LapCheckpoint(0), GaussianLaps: laps, GaussSeconds: gaussSec,
+		TrainImages: len(train), Workers: opt.Workers}
+	if err := evaluateLap(ctx, g, val, opt, &rec); err != nil {
+		return LapRecord{}, err
+	}
+	rec.Finished = time.Now().UTC()
+	rec.LapSeconds = time.Since(start).Seconds()
+	return rec, nil
+}
+
+func evaluateLap(ctx context.Context, d priors.Denoiser, val []Observation, opt EMOptions, rec *LapRecord) error {
+	if len(val) == 0 {
+		return nil
+	}
+	start := time.Now()
+	so := opt.Sampler
+	so.Samples, so.Seed = opt.EvalSamples, opt.Seed^0x6576616c
+	means, err := PosteriorMeans(ctx, d, val, so, opt.Workers, bar(opt.Progress, fmt.Sprintf("lap %d validation", rec.Lap), len(val)))
+	if err != nil {
+		return fmt.Errorf("em lap %d: validation: %w", rec.Lap, err)
+	}
+	scores, err := ScoreReconstructions(val, means, opt.Network.Rows, opt.Network.Cols)
+	if err != nil {
+		return fmt.Errorf("em lap %d: validation: %w", rec.Lap, err)
+	}
+	rec.Validation = Summarise(scores)
+	rec.EvalSeconds = time.Since(start).Seconds()
+	return nil
+}
+
+func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOptions) (LapRecord, error) {
+	start := time.Now()
+	cfg := opt.Network
+	rows, cols := cfg.Rows, cfg.Cols
+	n := 2 * rows * cols
+	rec := LapRecord{Lap: k, Kind: priors.KindUNet, Checkpoint: LapCheckpoint(k), TrainImages: len(train), Workers: opt.Workers,
+		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter}
+	prevPath := filepath.Join(opt.Dir, LapCheckpoint(k-1))
+	prior, _, err := priors.LoadPrior(prevPath)
+	if err != nil {
+		return rec, fmt.Errorf("em lap %d: %w", k, err)
+	}
+	// E-step.
+	spath := filepath.Join(opt.Dir, samplesFile(k))
+	samples, secs, err := readSamples(spath, opt.DataID, k, len(train), n)
+	if err != nil {
+		samples = make([]float32, len(train)*n)
+		t0 := time.Now()
+		so := opt.Sampler
+		so.Seed = opt.Seed ^ uint64(k)<<40
+		if err := EStep(ctx, prior, train, so, opt.Workers, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), len(train))); err != nil {
+			return rec, fmt.Errorf("em lap %d: %w", k, err)
+		}
+		rec.EStepSeconds = time.Since(t0).Seconds()
+		if err := writeSamples(spath, samples, opt.DataID, k, len(train), rows, cols, rec.EStepSeconds); err != nil {
+			return rec, fmt.Errorf("em lap %d: %w", k, err)
+		}
+	} else {
+		rec.EStepResumed = true
+		rec.EStepSeconds = secs
+	}
+	// M-step: warm start from the previous lap's network (lap 1 starts fresh).
+	var u *priors.UNet
+	if pu, ok := prior.(*priors.UNet); ok {
+		u = pu
+		if !u.Config().Same(cfg) {
+			return rec, fmt.Errorf("em lap %d: lap %d's network differs from the configured one", k, k-1)
+		}
+	} else if u, err = priors.NewUNet(cfg, opt.Seed); err != nil {
+		return rec, fmt.Errorf("em lap %d: %w", k, err)
+	}
+	to := opt.Train
+	to.Seed = opt.Seed + uint64(k)
+	to.CheckpointPath = filepath.Join(opt.Dir, trainFile(k))
+	if to.CheckpointEvery == 0 {
+		to.CheckpointEvery = max(1, to.Steps/10)
+	}
+	to.Resume = ""
+	if _, err := os.Stat(to.CheckpointPath); err == nil {
+		to.Resume = to.CheckpointPath
+		rec.MStepResumed = true
+	}
+	to.EMLap, to.Normalisation, to.DataDescription = k, opt.Normalisation, opt.DataDescription
+	to.Validation, to.ValFraction = nil, 0
+	data := &priors.SliceDataset{C: 2, H: rows, W: cols, Data: samples}
+	t0 := time.Now()
+	st, err := priors.Train(ctx, u, data, to, opt.Progress)
+	if err != nil && to.Resume != "" && ctx.Err() == nil {
+		// An unusable training checkpoint (other settings): start the M-step over.
+		to.Resume, rec.MStepResumed = "", false
+		if pu, ok := prior.(*priors.UNet); ok {
+			u = pu
+			if err := setWeightsFrom(u, prevPath); err != nil {
+				return rec, fmt.Errorf("em lap %d: %w", k, err)
+			}
+		} else if u, err = priors.NewUNet(cfg, opt.Seed); err != nil {
+			return rec, fmt.Errorf("em lap %d: %w", k, err)
+		}
+		st, err = priors.Train(ctx, u, data, to, opt.Progress)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("em lap %d: M-step: %w", k, err)
+	}
+	rec.MStepSeconds = time.Since(t0).Seconds()
+	rec.MStepSteps = st.Steps
+	if len(st.Loss) > 0 {
+		rec.MStepLoss = st.Loss[len(st.Loss)-1]
+	} else {
+		rec.MStepLoss = st.LastLoss
+	}
+	meta := priors.CheckpointMeta{Normalisation: opt.Normalisation, Provenance: priors.Provenance{
+		Data: opt.DataDescription, DataHash: st.DataHash, Images: len(train), Steps: st.Steps, EMLap: k,
+		CodeVersion: priors.CodeVersion(), Seed: to.Seed}}
+	if err := u.Save(filepath.Join(opt.Dir, LapCheckpoint(k)), meta); err != nil {
+		return rec, fmt.Errorf("em lap %d: %w", k, err)
+	}
+	if err := evaluateLap(ctx, u, val, opt, &rec); err != nil {
+		return rec, err
+	}
+	rec.Finished = time.Now().UTC()
+	rec.LapSeconds = time.Since(start).Seconds()
+	return rec, nil
+}
+
+// setWeightsFrom reloads a checkpoint's weights into u.
+func setWeightsFrom(u *priors.UNet, path string) error {
+	_, err := u.Load(path)
+	return err
+}
+
+func writeSamples(path string, samples []float32, dataID string, lap, count, rows, cols int, seconds float64) error {
+	md := map[string]string{"format": emSamplesFormat, "data_id": dataID, "lap": fmt.Sprint(lap),
+		"seconds": fmt.Sprintf("%.3f", seconds)}
+	ts := map[string]priors.Tensor{"samples": {Shape: []int{count, 2, rows, cols}, Data: samples}}
+	return priors.WriteTensors(path, ts, md)
+}
+
+// readSamples loads a lap's saved E-step output, and the seconds it took,
+// if it is the one wanted.
+func readSamples(path, dataID string, lap, count, n int) ([]float32, float64, error) {
+	ts, md, err := priors.ReadTensors(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	t, ok := ts["samples"]
+	if md["format"] != emSamplesFormat || md["data_id"] != dataID || md["lap"] != fmt.Sprint(lap) || !ok || len(t.Data) != count*n {
+		return nil, 0, fmt.Errorf("%s: not this run's lap-%d samples", path, lap)
+	}
+	var s float64
+	_, _ = fmt.Sscanf(md["seconds"], "%g", &s)
+	return t.Data, s, nil
+}
