@@ -43,6 +43,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Once processes the jobs present at start and returns (cron, batch).
 	Once bool
+	// BeforeJob, if set, is called as a job starts reading its input, after
+	// its crash counter is saved. The end-to-end tests use it to make a job
+	// that kills the process.
+	BeforeJob func(id, entry string)
 }
 
 // maxInterruptions is how many times a job may be found half done after a
@@ -69,11 +73,12 @@ var ErrLowDisk = errors.New("free disk space below daemon.min_free_mb")
 
 // Daemon is one drop-folder service over one spool.
 type Daemon struct {
-	proc    Processor
-	log     *slog.Logger
-	once    bool
-	spool   string
-	workers int
+	proc      Processor
+	beforeJob func(id, entry string)
+	log       *slog.Logger
+	once      bool
+	spool     string
+	workers   int
 
 	cfg    atomic.Pointer[configs.Config]
 	reg    *prometheus.Registry
@@ -94,6 +99,11 @@ type Daemon struct {
 	recovered []*claim          // orphaned jobs this process now holds
 	active    map[string]bool   // job ids this process holds
 	onceSet   map[string]bool
+	// noted are inbox names already logged as ignored (one line per file).
+	noted map[string]bool
+	// unclaimed are inbox entries whose last claim failed (not lost to a
+	// peer), with the error: Once must not report success while they wait.
+	unclaimed map[string]error
 }
 
 type entryState int
@@ -139,17 +149,20 @@ func New(o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon: spool %s: %w", o.Config.Daemon.Spool, err)
 	}
 	d := &Daemon{
-		proc:    o.Processor,
-		log:     log,
-		once:    o.Once,
-		spool:   spool,
-		workers: o.Config.Daemon.Workers,
-		reg:     prometheus.NewRegistry(),
-		board:   newBoard(200),
-		gpu:     make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		entries: map[string]*entry{},
-		active:  map[string]bool{},
+		proc:      o.Processor,
+		beforeJob: o.BeforeJob,
+		noted:     map[string]bool{},
+		unclaimed: map[string]error{},
+		log:       log,
+		once:      o.Once,
+		spool:     spool,
+		workers:   o.Config.Daemon.Workers,
+		reg:       prometheus.NewRegistry(),
+		board:     newBoard(200),
+		gpu:       make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		entries:   map[string]*entry{},
+		active:    map[string]bool{},
 	}
 	c := *o.Config
 	c.Daemon.Spool = spool
@@ -326,7 +339,7 @@ func (d *Daemon) loop(ctx context.Context, w *fsnotify.Watcher, tasks chan<- tas
 	}()
 	for {
 		if d.once && !onceDeadline.IsZero() && !time.Now().Before(onceDeadline) && offer == nil && d.onceFinished() {
-			return nil
+			return d.onceUnclaimed()
 		}
 		if offer == nil {
 			if t, ok := d.take(); ok {
@@ -462,7 +475,14 @@ func (d *Daemon) scan(now time.Time) time.Time {
 	present := make(map[string]bool, len(des))
 	for _, de := range des {
 		name := de.Name()
-		if ignored(name) {
+		if why, ign := ignored(name); ign {
+			present[name] = true
+			if !d.noted[name] {
+				d.noted[name] = true
+				// Once per file, and only its name: a producer should see
+				// why a file sits in the inbox untouched.
+				d.log.Info("inbox file ignored", "input", name, "reason", why)
+			}
 			continue
 		}
 		present[name] = true
@@ -503,6 +523,11 @@ func (d *Daemon) scan(now time.Time) time.Time {
 			next = readyAt
 		}
 	}
+	for name := range d.noted {
+		if !present[name] {
+			delete(d.noted, name)
+		}
+	}
 	for name, e := range d.entries {
 		if !present[name] && e.state != taken {
 			delete(d.entries, name)
@@ -537,6 +562,21 @@ func (d *Daemon) dropUnready() {
 		}
 	}
 	d.gauges()
+}
+
+// onceUnclaimed is Once's result: an error naming the inputs it could not
+// claim (they are still in the inbox), nil if there are none.
+func (d *Daemon) onceUnclaimed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.unclaimed) == 0 {
+		return nil
+	}
+	var errs []error
+	for name, err := range d.unclaimed {
+		errs = append(errs, fmt.Errorf("%s: %s", name, d.clean(err)))
+	}
+	return fmt.Errorf("%d inputs could not be claimed and are still in the inbox: %w", len(errs), errors.Join(errs...))
 }
 
 func (d *Daemon) onceFinished() bool {
@@ -609,10 +649,12 @@ func (d *Daemon) recoverWork(now time.Time) {
 			lock.Close()
 			continue
 		}
-		if err == nil {
-			sweepCompanions(d.path(InboxDir), input, name)
-		}
 		st, _ := readState(p)
+		if err == nil && st.Entry == name {
+			// Only the companions recorded at claim time: a same-named file
+			// dropped since belongs to the next scan (issue 20, item 6).
+			sweepCompanions(d.path(InboxDir), input, st.Companions)
+		}
 		seen := st.Seen
 		if seen.IsZero() {
 			seen = now
@@ -640,11 +682,13 @@ func (d *Daemon) handle(stop, hard context.Context, t task) {
 			e.state = pending
 			if !errors.Is(err, errLost) {
 				e.retryAt = time.Now().Add(claimBackoff)
+				d.unclaimed[e.name] = err
 				d.log.Error("cannot claim input", "input", e.name, "err", d.clean(err))
 			}
 			d.mu.Unlock()
 			return
 		}
+		delete(d.unclaimed, e.name)
 		delete(d.entries, e.name)
 		d.active[c.id] = true
 		d.mu.Unlock()

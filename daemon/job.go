@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/companion"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -40,6 +42,12 @@ type jobState struct {
 	Running bool   `json:"running"`
 	Host    string `json:"host"`
 	PID     int    `json:"pid"`
+	// Published is set once the result is in outbox/: a job filed again
+	// after a failed move to done/ is not counted twice.
+	Published bool `json:"published,omitempty"`
+	// Companions are the files that travel with the entry, by inode, as
+	// they were in the inbox at claim time.
+	Companions map[string]uint64 `json:"companions,omitempty"`
 }
 
 func readState(dir string) (jobState, error) {
@@ -52,16 +60,14 @@ func readState(dir string) (jobState, error) {
 	return st, err
 }
 
+// writeJSON writes v atomically and durably: state.json must survive a
+// power cut as well as a crash, or a poison job escapes its limit.
 func writeJSON(path string, v any) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return safefile.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
 // Failure is failed/<job>/error.json.
@@ -88,7 +94,10 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 	rec := d.board.start(c.id, c.entry, c.seen)
 	st, _ := readState(c.dir)
 	if st.Claimed.IsZero() {
-		st = jobState{Entry: c.entry, Seen: c.seen, Claimed: time.Now()}
+		st = jobState{Entry: c.entry, Claimed: time.Now()}
+	}
+	if st.Seen.IsZero() {
+		st.Seen = c.seen
 	}
 	st.Host, _ = os.Hostname()
 	st.PID = os.Getpid()
@@ -111,11 +120,25 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 		d.fail(c, &st, rec, OutcomeInterrupted, fmt.Errorf("the service stopped %d times while processing this job", st.Interruptions), 0)
 		return
 	}
+	// From here on the job touches its input: mark it running on disk
+	// first, so a crash anywhere below (a poison options file, a reader
+	// that takes the process down) counts towards maxInterruptions.
+	st.Running = true
+	if err := writeJSON(filepath.Join(c.dir, stateFile), st); err != nil {
+		// Without a saved crash counter a poison job could kill the service
+		// forever: leave it for a later rescan instead.
+		d.log.Error("cannot save the job's state; leaving it in work/", "job", c.id, "err", d.clean(err))
+		rec.finish("abandoned", "cannot save state; will be retried")
+		return
+	}
 	input := filepath.Join(c.dir, inputDir)
 	inputs, err := jobInputs(input, c.entry)
 	if err != nil {
 		d.fail(c, &st, rec, OutcomeBadInput, fmt.Errorf("%w: %s: %w", pipeline.ErrBadInput, c.entry, err), 0)
 		return
+	}
+	if d.beforeJob != nil {
+		d.beforeJob(c.id, c.entry)
 	}
 	cfg, err := jobConfig(d.config(), input, c.entry)
 	if err != nil {
@@ -174,18 +197,27 @@ func backoff(base time.Duration, try int) time.Duration {
 	return base << min(try-1, 6)
 }
 
+// maxSidecar bounds an options file: real ones are a few hundred bytes.
+const maxSidecar = 1 << 20
+
 // jobConfig overlays the job's sidecar (<entry>.json) on the base config.
+// The sidecar is opened as a regular file inside the job's input folder
+// (never through a link, never a FIFO or device) and read up to maxSidecar.
 func jobConfig(base *configs.Config, input, entry string) (*configs.Config, error) {
-	raw, err := os.ReadFile(filepath.Join(input, entry+sidecarExt))
+	name := entry + companion.Sidecar
+	raw, err := safefile.ReadFile(input, filepath.Join(input, name), maxSidecar)
 	if errors.Is(err, fs.ErrNotExist) {
 		return base, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: options file %s%s: %w", pipeline.ErrBadInput, entry, sidecarExt, err)
+		return nil, fmt.Errorf("%w: options file %s: %w", pipeline.ErrBadInput, name, err)
 	}
-	c, err := configs.Overlay(base, raw, entry+sidecarExt)
+	c, err := configs.Overlay(base, raw, name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: options file: %w", pipeline.ErrBadInput, err)
+	}
+	if err := limitJob(base, c); err != nil {
+		return nil, fmt.Errorf("%w: options file %s: %w", pipeline.ErrBadInput, name, err)
 	}
 	return c, nil
 }
@@ -302,18 +334,28 @@ func listFiles(root string) []string {
 	return out
 }
 
-// finishDone files a published job's inputs under done/.
+// finishDone files a published job's inputs under done/. The job is
+// counted (metrics, log) the first time only: if done/ cannot be written the
+// job stays in work/ and every rescan tries the filing again.
 func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, took time.Duration) {
+	first := !st.Published
+	st.Published, st.Running = true, false
 	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
 	dest, err := moveOut(c.dir, d.path(DoneDir), c.id)
 	if err != nil {
 		// The result is published; a later recovery retries the filing.
 		d.log.Error("job published but its inputs could not be moved to done/", "job", c.id, "err", d.clean(err))
 	}
+	rec.finish(OutcomeDone, "")
+	if !first {
+		if err == nil {
+			d.log.Info("published job filed under done/", "job", c.id, "done", filepath.Base(dest))
+		}
+		return
+	}
 	d.m.jobs.WithLabelValues(OutcomeDone).Inc()
 	d.nDone.Add(1)
 	d.m.latency.Observe(time.Since(st.Seen).Seconds())
-	rec.finish(OutcomeDone, "")
 	d.log.Info("job done", "job", c.id, "method", method, "seconds", round3(took.Seconds()),
 		"attempts", st.Attempts, "done", filepath.Base(dest))
 }
@@ -328,8 +370,9 @@ func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err e
 		f.Detail = c.entry + ": " + f.Detail // say which drop it was
 	}
 	if werr := writeJSON(filepath.Join(c.dir, errorFile), f); werr != nil {
-		d.log.Error("cannot write error.json", "job", c.id, "err", werr)
+		d.log.Error("cannot write error.json", "job", c.id, "err", d.clean(werr))
 	}
+	st.Running = false
 	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
 	dest, merr := moveOut(c.dir, d.path(FailedDir), c.id)
 	if merr != nil {
