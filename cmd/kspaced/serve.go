@@ -26,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		once                     bool
 		workers                  int
 		testDelay                time.Duration
+		testCrashOn              string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [--spool DIR] [--once] [--workers N] [--http ADDR]",
@@ -84,7 +85,17 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				proc = delayed(proc, testDelay)
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
-			d, err := daemon.New(daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once})
+			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
+			if testCrashOn != "" {
+				log.Warn("--testing-crash-on is set: the process kills itself when that input starts (for tests only)", "input", testCrashOn)
+				opts.BeforeJob = func(_, entry string) {
+					if entry == testCrashOn {
+						_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+						select {} // the signal is on its way
+					}
+				}
+			}
+			d, err := daemon.New(opts)
 			if err != nil {
 				return err
 			}
@@ -101,6 +112,10 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 	// kill the daemon in the middle of one.
 	f.DurationVar(&testDelay, "testing-job-delay", 0, "TESTING ONLY: wait this long at the start of every job")
 	_ = f.MarkHidden("testing-job-delay")
+	// Hidden, for the end-to-end tests only: a poison job that kills the
+	// process while it reads its input, as a hostile file could.
+	f.StringVar(&testCrashOn, "testing-crash-on", "", "TESTING ONLY: kill the process when the job of this inbox name starts")
+	_ = f.MarkHidden("testing-crash-on")
 	return cmd
 }
 

@@ -710,3 +710,49 @@ func TestServeUsageErrors(t *testing.T) {
 		t.Errorf("serve --help:\n%s", out)
 	}
 }
+
+// A job that kills the process every time it starts (as a hostile file
+// might) is set aside under failed/ as interrupted after the crash limit,
+// and the job behind it is done: the crash counter is saved before the job
+// touches its input, not after (issue 20).
+func TestServePoisonJobIsQuarantined(t *testing.T) {
+	makeFixtures(t)
+	spool := mkSpool(t)
+	cfg := writeConfig(t, t.TempDir(), "100ms")
+	put(t, spool, "poison.npy", fixtures.npy)
+	starts := 0
+	for ; starts < 6; starts++ {
+		if len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0 {
+			break
+		}
+		s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
+		exited := false
+		waitUntil(t, 20*time.Second, "a crash or the poison filed", func() bool {
+			select {
+			case <-s.exited:
+				exited = true
+			default:
+			}
+			return exited || len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0
+		})
+		if !exited {
+			s.stop(t, syscall.SIGTERM)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(spool, daemon.FailedDir, "poison", "error.json"))
+	if err != nil {
+		t.Fatalf("poison job not quarantined after %d starts: %v; work/ = %v", starts, err, names(t, filepath.Join(spool, daemon.WorkDir)))
+	}
+	var f daemon.Failure
+	json.Unmarshal(raw, &f)
+	if f.Outcome != daemon.OutcomeInterrupted {
+		t.Errorf("error.json outcome = %q, want interrupted", f.Outcome)
+	}
+	if starts > 4 {
+		t.Errorf("quarantined only after %d starts, want at most 4 (3 crashes)", starts)
+	}
+	put(t, spool, "good.npy", fixtures.npy)
+	s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
+	waitUntil(t, 30*time.Second, "good job done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 1 })
+	s.stop(t, syscall.SIGTERM)
+}
