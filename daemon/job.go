@@ -212,6 +212,12 @@ func jobConfig(base *configs.Config, input, entry string) (*configs.Config, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: options file %s: %w", pipeline.ErrBadInput, name, err)
 	}
+	return parseOptions(base, raw, name)
+}
+
+// parseOptions lays an options file's content over base and checks it
+// against the operator's limits.
+func parseOptions(base *configs.Config, raw []byte, name string) (*configs.Config, error) {
 	c, err := configs.Overlay(base, raw, name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: options file: %w", pipeline.ErrBadInput, err)
