@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -83,7 +84,7 @@ searched recursively; DICOM files in it name the study the output joins.`,
 				return err
 			}
 			raw, _ := json.MarshalIndent(rep, "", "  ")
-			if err := os.WriteFile(filepath.Join(out, "report.json"), append(raw, '\n'), 0o644); err != nil {
+			if err := safefile.WriteFile(filepath.Join(out, "report.json"), append(raw, '\n'), 0o644); err != nil {
 				return err
 			}
 			for _, p := range rep.Outputs {
