@@ -149,7 +149,7 @@ func serve(parent context.Context, d *daemon.Daemon, addr string, load func() (*
 		if err != nil {
 			return fmt.Errorf("http: %w", err)
 		}
-		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv := newHTTPServer(d.Handler())
 		log.Info("http listening", "addr", ln.Addr().String())
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -163,6 +163,24 @@ func serve(parent context.Context, d *daemon.Daemon, addr string, load func() (*
 		}()
 	}
 	return d.Run(ctx)
+}
+
+// httpIdleTimeout closes keep-alive connections left idle, so clients that
+// never hang up cannot pile up open connections (ReadHeaderTimeout alone
+// does not end an idle one).
+var httpIdleTimeout = 60 * time.Second
+
+// newHTTPServer bounds every phase of a connection: the endpoints are small
+// and local, so generous limits never cut a real client.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {
