@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kspaced/kspaced/internal/safefile"
+	"github.com/kspaced/kspaced/pipeline"
 )
 
 // Options files and companions that are links to a secret or to /dev/zero,
@@ -246,4 +249,46 @@ func sameFS(t *testing.T, a, b string) bool {
 		t.Fatal("stat")
 	}
 	return sa.Dev == sb.Dev
+}
+
+// Each kind of failure gets the advice that fits it: an options file or a
+// configuration is not blamed on the data, unreadable files are not called
+// damaged (issue 20).
+func TestFailureAdviceFitsTheCause(t *testing.T) {
+	cases := []struct {
+		name, outcome string
+		err           error
+		want, notWant string
+	}{
+		{"options", OutcomeBadInput, fmt.Errorf("%w: %w: config x.json: recon.iterations = 0", pipeline.ErrBadInput, errOptions), "options file", "Export the raw data"},
+		{"permission", OutcomeBadInput, fmt.Errorf("%w: k.h5: %w", pipeline.ErrBadInput, syscall.EACCES), "permissions", "damaged"},
+		{"link", OutcomeBadInput, fmt.Errorf("%w: k_mask.npy: %w", pipeline.ErrBadInput, safefile.ErrNotRegular), "symbolic link", "Export the raw data"},
+		{"config", OutcomeError, fmt.Errorf("%w: recon.sampler.prior: load prior: no such file", pipeline.ErrConfig), "configuration", "disk"},
+		{"data", OutcomeBadInput, fmt.Errorf("%w: k.h5: truncated", pipeline.ErrBadInput), "damaged", "permissions"},
+		{"server", OutcomeError, fmt.Errorf("write: %w", syscall.ENOSPC), "full disk", "Export"},
+	}
+	for _, c := range cases {
+		f := explain(c.outcome, c.err, 0, 1)
+		text := f.Message + " " + f.Action
+		if !strings.Contains(text, c.want) || strings.Contains(text, c.notWant) {
+			t.Errorf("%s: %q / %q; want %q and not %q", c.name, f.Message, f.Action, c.want, c.notWant)
+		}
+	}
+}
+
+// A prior that does not load is a configuration problem: failed at once,
+// not retried as a possible disk problem.
+func TestConfigErrorsAreNotRetried(t *testing.T) {
+	spool := t.TempDir()
+	drop(t, spool, "a.npy", []byte("x"))
+	rec := newRecorder()
+	rec.fail = func(pipeline.Job, int) error {
+		return fmt.Errorf("%w: recon.sampler.prior: load prior: open /p/x: no such file", pipeline.ErrConfig)
+	}
+	start(t, testConfig(spool), rec.process, false)
+	waitFor(t, 10*time.Second, "failed", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	f := readFailure(t, spool, "a")
+	if f.Outcome != OutcomeError || f.Attempts != 1 || !strings.Contains(f.Message, "configuration") {
+		t.Errorf("error.json = %+v", f)
+	}
 }

@@ -174,6 +174,9 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 		case errors.Is(err, pipeline.ErrBadInput):
 			d.fail(c, &st, rec, OutcomeBadInput, err, 0)
 			return
+		case errors.Is(err, pipeline.ErrConfig):
+			d.fail(c, &st, rec, OutcomeError, err, 0)
+			return
 		case errors.Is(err, errPanic) || try > cfg.Daemon.Retries:
 			d.fail(c, &st, rec, OutcomeError, err, 0)
 			return
@@ -210,20 +213,23 @@ func jobConfig(base *configs.Config, input, entry string) (*configs.Config, erro
 		return base, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: options file %s: %w", pipeline.ErrBadInput, name, err)
+		return nil, fmt.Errorf("%w: %w %s: %w", pipeline.ErrBadInput, errOptions, name, err)
 	}
 	return parseOptions(base, raw, name)
 }
+
+// errOptions marks a job failed by its options file, not its data.
+var errOptions = errors.New("options file")
 
 // parseOptions lays an options file's content over base and checks it
 // against the operator's limits.
 func parseOptions(base *configs.Config, raw []byte, name string) (*configs.Config, error) {
 	c, err := configs.Overlay(base, raw, name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: options file: %w", pipeline.ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w: %w", pipeline.ErrBadInput, errOptions, err)
 	}
 	if err := limitJob(base, c); err != nil {
-		return nil, fmt.Errorf("%w: options file %s: %w", pipeline.ErrBadInput, name, err)
+		return nil, fmt.Errorf("%w: %w %s: %w", pipeline.ErrBadInput, errOptions, name, err)
 	}
 	return c, nil
 }
@@ -427,8 +433,20 @@ func explain(outcome string, err error, limit time.Duration, attempts int) Failu
 	f := Failure{Outcome: outcome, Detail: err.Error(), Attempts: attempts}
 	switch outcome {
 	case OutcomeBadInput:
-		f.Message = "The dropped data could not be used: it is incomplete, damaged, empty, or not a k-space format kspaced reads (ISMRMRD, fastMRI HDF5, BART .cfl/.hdr, NumPy .npy), or its options file is invalid."
-		f.Action = "Export the raw data from the scanner again and drop it into the inbox; the detail line says which file and why. Retrying this same data will fail the same way."
+		switch {
+		case errors.Is(err, errOptions):
+			f.Message = "The options file dropped with this scan (<name>.json) is invalid or asks for something this service does not allow; the scan itself was not looked at."
+			f.Action = "Correct or remove the options file (the detail line names the key and why), then move the input back into the inbox; the raw data need not be exported again."
+		case errors.Is(err, fs.ErrPermission):
+			f.Message = "kspaced is not allowed to read the dropped files: their permissions shut the service out (the data itself may be fine)."
+			f.Action = "Ask IT to let the kspaced service user read what the producer writes (file permissions or the producer's umask), then move the input back into the inbox."
+		case errors.Is(err, safefile.ErrNotRegular):
+			f.Message = "The drop holds a symbolic link, FIFO or device instead of a file; kspaced reads regular files only."
+			f.Action = "Copy the real files (not links) into the inbox; the detail line names the one refused."
+		default:
+			f.Message = "The dropped data could not be used: it is incomplete, damaged, empty, or not a k-space format kspaced reads (ISMRMRD, fastMRI HDF5, BART .cfl/.hdr, NumPy .npy)."
+			f.Action = "Export the raw data from the scanner again and drop it into the inbox; the detail line says which file and why. Retrying this same data will fail the same way."
+		}
 	case OutcomeTimeout:
 		f.Message = fmt.Sprintf("The reconstruction took longer than the %s limit and was stopped.", limit)
 		f.Action = "Ask the physicist to check the data size and method, or raise daemon.job_timeout; then move the input back into the inbox."
@@ -436,6 +454,11 @@ func explain(outcome string, err error, limit time.Duration, attempts int) Failu
 		f.Message = "The service stopped or crashed several times while working on this scan, so it was set aside."
 		f.Action = "Report this scan to the physicist; it may be what makes the service stop. The input is kept here unchanged."
 	case OutcomeError:
+		if errors.Is(err, pipeline.ErrConfig) {
+			f.Message = "kspaced's configuration could not be used for this scan (for example a prior that is missing or does not load, or a device that cannot be opened); the data was not the problem."
+			f.Action = "Ask the physicist to check the configuration named in the detail line; then move the input back into the inbox."
+			break
+		}
 		if errors.Is(err, errPanic) {
 			f.Message = "kspaced hit an internal error on this scan."
 			f.Action = "Report this scan and the detail line to the kspaced maintainers; the input is kept here unchanged."

@@ -17,6 +17,11 @@ import (
 // format, inconsistent): retrying cannot help. Other errors may be transient.
 var ErrBadInput = errors.New("bad input")
 
+// ErrConfig marks failures caused by the configuration a job runs with (a
+// prior that cannot be loaded, a device that cannot be opened), not by its
+// data: retrying cannot help, and re-exporting the data would not either.
+var ErrConfig = errors.New("configuration cannot be used")
+
 // Job is one reconstruction request.
 type Job struct {
 	ID string

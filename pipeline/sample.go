@@ -24,14 +24,14 @@ func loadPrior(rc *configs.Recon, dev Device) (*prior, error) {
 		return nil, nil
 	}
 	if rc.Device != "cpu" && dev == nil {
-		return nil, fmt.Errorf("recon.device is %q but no such device was opened for this job", rc.Device)
+		return nil, fmt.Errorf("%w: recon.device is %q but no such device was opened for this job", ErrConfig, rc.Device)
 	}
 	if rc.Device == "cpu" {
 		dev = nil
 	}
 	d, info, err := priors.LoadPrior(rc.Sampler.Prior)
 	if err != nil {
-		return nil, fmt.Errorf("load prior: %w", err)
+		return nil, fmt.Errorf("%w: recon.sampler.prior: load prior: %w", ErrConfig, err)
 	}
 	if u, ok := d.(*priors.UNet); ok && dev != nil {
 		if d, err = dev.UNet(u); err != nil {
@@ -39,7 +39,7 @@ func loadPrior(rc *configs.Recon, dev Device) (*prior, error) {
 		}
 	}
 	if s := info.Normalisation.Scheme; s != "" && s != NormalisationScheme {
-		return nil, fmt.Errorf("prior %s was trained with normalisation %q; kspaced applies %q", rc.Sampler.Prior, s, NormalisationScheme)
+		return nil, fmt.Errorf("%w: prior %s was trained with normalisation %q; kspaced applies %q", ErrConfig, rc.Sampler.Prior, s, NormalisationScheme)
 	}
 	name := filepath.Base(rc.Sampler.Prior)
 	if info.Provenance.EMLap > 0 {
