@@ -87,6 +87,7 @@ type Daemon struct {
 	gpu    chan struct{}
 	kick   chan struct{}
 	busy   atomic.Int64 // tasks handed to workers and not yet finished
+	alone  atomic.Bool  // a suspect job is running: hand out nothing else
 	paused atomic.Bool
 	live   atomic.Bool // the loop is running and accepting work
 	beat   atomic.Int64
@@ -253,6 +254,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Go(func() {
 			for t := range tasks {
 				d.handle(ctx, hard, t)
+				if t.c != nil && t.c.suspect {
+					d.alone.Store(false)
+				}
 				d.busy.Add(-1)
 				d.wake()
 			}
@@ -353,13 +357,16 @@ func (d *Daemon) loop(ctx context.Context, w *fsnotify.Watcher, tasks chan<- tas
 				if d.once {
 					return ErrLowDisk
 				}
-			} else {
+			} else if !d.alone.Load() && (offer.c == nil || !offer.c.suspect || d.busy.Load() == 0) {
 				out, t = tasks, *offer
 			}
 		}
 		select {
 		case out <- t:
 			d.busy.Add(1)
+			if t.c != nil && t.c.suspect {
+				d.alone.Store(true)
+			}
 			offer = nil
 		case _, ok := <-events:
 			if !ok {
@@ -661,7 +668,7 @@ func (d *Daemon) recoverWork(now time.Time) {
 		}
 		d.mu.Lock()
 		d.active[id] = true
-		d.recovered = append(d.recovered, &claim{id: id, dir: p, lock: lock, entry: name, seen: seen})
+		d.recovered = append(d.recovered, &claim{id: id, dir: p, lock: lock, entry: name, seen: seen, suspect: st.Running})
 		d.gauges()
 		d.mu.Unlock()
 		d.log.Info("recovered an unfinished job from work/", "job", id, "input", name)

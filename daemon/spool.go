@@ -219,6 +219,10 @@ type claim struct {
 	lock  *os.File // flocked folder
 	entry string   // the inbox name, now input/<entry>
 	seen  time.Time
+	// suspect: the job was running when a daemon died. It runs alone, so
+	// a crash it causes is counted against it and not against jobs that
+	// happened to run beside it.
+	suspect bool
 }
 
 // maxIDSuffix bounds the search for a free job id: far beyond any real

@@ -90,6 +90,8 @@ configuration. With --http (daemon.http_addr) it serves /healthz, /readyz,
 				log.Warn("--testing-crash-on is set: the process kills itself when that input starts (for tests only)", "input", testCrashOn)
 				opts.BeforeJob = func(_, entry string) {
 					if entry == testCrashOn {
+						// A moment first, so jobs claimed beside it are running.
+						time.Sleep(500 * time.Millisecond)
 						_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 						select {} // the signal is on its way
 					}

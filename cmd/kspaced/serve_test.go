@@ -712,20 +712,22 @@ func TestServeUsageErrors(t *testing.T) {
 }
 
 // A job that kills the process every time it starts (as a hostile file
-// might) is set aside under failed/ as interrupted after the crash limit,
-// and the job behind it is done: the crash counter is saved before the job
-// touches its input, not after (issue 20).
+// might) is set aside under failed/ as interrupted after the crash limit:
+// the crash counter is saved before the job touches its input, not after.
+// The good job that was running beside it when it first struck is done, not
+// failed with it: after a crash, suspects run alone (issue 20, items 2 and 5).
 func TestServePoisonJobIsQuarantined(t *testing.T) {
 	makeFixtures(t)
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "100ms")
+	put(t, spool, "good.npy", fixtures.npy)
 	put(t, spool, "poison.npy", fixtures.npy)
 	starts := 0
 	for ; starts < 6; starts++ {
 		if len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0 {
 			break
 		}
-		s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
+		s := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2", "--testing-job-delay", "1s", "--testing-crash-on", "poison.npy")
 		exited := false
 		waitUntil(t, 20*time.Second, "a crash or the poison filed", func() bool {
 			select {
@@ -751,8 +753,14 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	if starts > 4 {
 		t.Errorf("quarantined only after %d starts, want at most 4 (3 crashes)", starts)
 	}
-	put(t, spool, "good.npy", fixtures.npy)
+	if got := names(t, filepath.Join(spool, daemon.FailedDir)); strings.Join(got, ",") != "poison" {
+		t.Errorf("failed = %v, want only the poison job", got)
+	}
+	put(t, spool, "next.npy", fixtures.npy)
 	s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
-	waitUntil(t, 30*time.Second, "good job done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 1 })
+	waitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
 	s.stop(t, syscall.SIGTERM)
+	if got := names(t, filepath.Join(spool, daemon.DoneDir)); strings.Join(got, ",") != "good,next" {
+		t.Errorf("done = %v, want good and next", got)
+	}
 }
