@@ -293,7 +293,7 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 	if err := writeJSON(filepath.Join(tmp, reportFile), &r); err != nil {
 		return nil, false, fmt.Errorf("write report.json: %w", err)
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := safefile.SyncTree(tmp); err != nil {
 		return nil, false, fmt.Errorf("flush outputs: %w", err)
 	}
 	dst := d.path(OutboxDir, c.id)
@@ -305,7 +305,7 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 		// earlier result: keep it, never a second copy.
 		os.RemoveAll(tmp)
 	}
-	_ = syncPath(d.path(OutboxDir))
+	_ = safefile.SyncDir(d.path(OutboxDir))
 	return &r, false, nil
 }
 
@@ -418,7 +418,7 @@ func moveOut(src, dir, id string) (string, error) {
 		}
 		dst := filepath.Join(dir, name)
 		if err = os.Rename(src, dst); err == nil {
-			_ = syncPath(dir)
+			_ = safefile.SyncDir(dir)
 			return dst, nil
 		}
 		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {

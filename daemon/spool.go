@@ -528,29 +528,6 @@ func checkRegular(input string) error {
 	})
 }
 
-// syncTree fsyncs every file and folder under root, so that the rename that
-// publishes root never exposes files whose data is not yet on disk.
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && !d.Type().IsRegular() {
-			return nil
-		}
-		return syncPath(p)
-	})
-}
-
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
 // freeBytes is the space available to unprivileged users on path's
 // filesystem.
 func freeBytes(path string) (uint64, error) {
