@@ -151,7 +151,11 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 	for try := 1; ; try++ {
 		st.Attempts++
 		st.Running = true
-		_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+		if try > 1 {
+			// The first attempt's Running is on disk already; a crash in it
+			// counts the same, only the attempt count lags by one.
+			_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+		}
 		rec.set(func(r *record) { r.State, r.Attempts = "running", st.Attempts })
 		t0 := time.Now()
 		rep, timedOut, err := d.attempt(hard, c, cfg, inputs, &st, warnings, rec)
