@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,7 +254,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for range d.workers {
 		wg.Go(func() {
 			for t := range tasks {
-				d.handle(ctx, hard, t)
+				d.handleSafe(ctx, hard, t)
 				if t.c != nil && t.c.suspect {
 					d.alone.Store(false)
 				}
@@ -673,6 +674,19 @@ func (d *Daemon) recoverWork(now time.Time) {
 		d.mu.Unlock()
 		d.log.Info("recovered an unfinished job from work/", "job", id, "input", name)
 	}
+}
+
+// handleSafe is handle that survives a panic in the daemon's own code for
+// one job: the job's lock is released on the way out, its state still says
+// running, so a later rescan redoes it and counts the interruption; the
+// service and the jobs beside it go on.
+func (d *Daemon) handleSafe(stop, hard context.Context, t task) {
+	defer func() {
+		if v := recover(); v != nil {
+			d.log.Error("internal error while handling a job; it stays in work/ and will be retried", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	d.handle(stop, hard, t)
 }
 
 // handle claims (if needed) and processes one task.

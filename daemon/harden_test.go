@@ -3,7 +3,9 @@ package daemon
 // Regression tests for issue 20: hostile or broken files around a job.
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,5 +292,38 @@ func TestConfigErrorsAreNotRetried(t *testing.T) {
 	f := readFailure(t, spool, "a")
 	if f.Outcome != OutcomeError || f.Attempts != 1 || !strings.Contains(f.Message, "configuration") {
 		t.Errorf("error.json = %+v", f)
+	}
+}
+
+// A panic in the daemon's own handling of one job (not the processor's)
+// does not take the service or the job beside it down; the job stays in
+// work/ for a later rescan, which counts the interruption.
+func TestPanicOutsideProcessorKeepsServing(t *testing.T) {
+	spool := t.TempDir()
+	drop(t, spool, "bad.npy", []byte("x"))
+	drop(t, spool, "good.npy", []byte("x"))
+	rec := newRecorder()
+	logs := &syncBuffer{}
+	d, err := New(Options{Config: testConfig(spool), Processor: rec.process,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		BeforeJob: func(_, entry string) {
+			if entry == "bad.npy" {
+				panic("boom")
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitFor(t, 10*time.Second, "good done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	cancel()
+	<-done
+	if st := readStateT(t, filepath.Join(spool, WorkDir, "bad")); !st.Running {
+		t.Errorf("bad job's state %+v: a rescan would not count the interruption", st)
+	}
+	if !strings.Contains(logs.String(), "internal error while handling a job") {
+		t.Errorf("no log of the panic:\n%s", logs.String())
 	}
 }
