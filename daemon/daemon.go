@@ -564,7 +564,9 @@ func (d *Daemon) dropUnready() {
 	defer d.mu.Unlock()
 	for name, e := range d.entries {
 		if e.state == pending {
-			d.log.Info("input still changing; left in the inbox for the next run", "input", name)
+			if d.unclaimed[name] == nil {
+				d.log.Info("input still changing; left in the inbox for the next run", "input", name)
+			}
 			delete(d.entries, name)
 			delete(d.onceSet, name)
 		}
