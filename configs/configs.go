@@ -96,6 +96,9 @@ type Daemon struct {
 	MinFreeMB      int64         `yaml:"min_free_mb"`
 	HTTPAddr       string        `yaml:"http_addr"`
 	LogFormat      string        `yaml:"log_format"`
+	// PriorDirs are the folders a job's options file may take
+	// recon.sampler.prior from; the service's own prior is always allowed.
+	PriorDirs []string `yaml:"prior_dirs"`
 }
 
 // Default returns the embedded defaults.

@@ -135,3 +135,17 @@ func TestPACSDestinations(t *testing.T) {
 		}
 	}
 }
+
+// daemon.prior_dirs must be absolute: a relative folder would depend on
+// the service's working directory.
+func TestPriorDirsMustBeAbsolute(t *testing.T) {
+	if d := Default().Daemon.PriorDirs; len(d) != 1 || d[0] != "/var/lib/kspaced/priors" {
+		t.Errorf("default daemon.prior_dirs = %v", d)
+	}
+	if _, err := Parse([]byte("daemon:\n  prior_dirs: [priors]\n"), "t.yaml"); err == nil || !strings.Contains(err.Error(), "daemon.prior_dirs") {
+		t.Errorf("relative prior_dirs: %v", err)
+	}
+	if _, err := Parse([]byte("daemon:\n  prior_dirs: []\n"), "t.yaml"); err != nil {
+		t.Errorf("empty prior_dirs: %v", err)
+	}
+}

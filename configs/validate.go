@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -58,6 +59,9 @@ func (c *Config) Validate() error {
 	v.dur("daemon.retry_backoff", d.RetryBackoff, 0, 24*time.Hour)
 	v.check(d.MinFreeMB >= 0, "daemon.min_free_mb = %d, want ≥ 0", d.MinFreeMB)
 	v.oneOf("daemon.log_format", d.LogFormat, "text", "json")
+	for _, p := range d.PriorDirs {
+		v.check(filepath.IsAbs(p), "daemon.prior_dirs: %q is not an absolute path", p)
+	}
 	c.Retrain.validate(&v)
 	c.PACS.validate(&v)
 	return errors.Join(v.errs...)

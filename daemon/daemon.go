@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,10 @@ type Options struct {
 	Published func(job, dir string) error
 	// Collectors are served on /metrics beside the daemon's own.
 	Collectors []prometheus.Collector
+	// BeforeJob, if set, is called as a job starts reading its input, after
+	// its crash counter is saved. The end-to-end tests use it to make a job
+	// that kills the process.
+	BeforeJob func(id, entry string)
 }
 
 // maxInterruptions is how many times a job may be found half done after a
@@ -76,11 +81,12 @@ var ErrLowDisk = errors.New("free disk space below daemon.min_free_mb")
 
 // Daemon is one drop-folder service over one spool.
 type Daemon struct {
-	proc    Processor
-	log     *slog.Logger
-	once    bool
-	spool   string
-	workers int
+	proc      Processor
+	beforeJob func(id, entry string)
+	log       *slog.Logger
+	once      bool
+	spool     string
+	workers   int
 
 	cfg    atomic.Pointer[configs.Config]
 	reg    *prometheus.Registry
@@ -89,6 +95,7 @@ type Daemon struct {
 	gpu    chan struct{}
 	kick   chan struct{}
 	busy   atomic.Int64 // tasks handed to workers and not yet finished
+	alone  atomic.Bool  // a suspect job is running: hand out nothing else
 	paused atomic.Bool
 	live   atomic.Bool // the loop is running and accepting work
 	beat   atomic.Int64
@@ -103,6 +110,11 @@ type Daemon struct {
 	onceSet   map[string]bool
 
 	published func(job, dir string) error // Options.Published
+	// noted are inbox names already logged as ignored (one line per file).
+	noted map[string]bool
+	// unclaimed are inbox entries whose last claim failed (not lost to a
+	// peer), with the error: Once must not report success while they wait.
+	unclaimed map[string]error
 }
 
 type entryState int
@@ -148,17 +160,20 @@ func New(o Options) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon: spool %s: %w", o.Config.Daemon.Spool, err)
 	}
 	d := &Daemon{
-		proc:    o.Processor,
-		log:     log,
-		once:    o.Once,
-		spool:   spool,
-		workers: o.Config.Daemon.Workers,
-		reg:     prometheus.NewRegistry(),
-		board:   newBoard(200),
-		gpu:     make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		entries: map[string]*entry{},
-		active:  map[string]bool{},
+		proc:      o.Processor,
+		beforeJob: o.BeforeJob,
+		noted:     map[string]bool{},
+		unclaimed: map[string]error{},
+		log:       log,
+		once:      o.Once,
+		spool:     spool,
+		workers:   o.Config.Daemon.Workers,
+		reg:       prometheus.NewRegistry(),
+		board:     newBoard(200),
+		gpu:       make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		entries:   map[string]*entry{},
+		active:    map[string]bool{},
 	}
 	c := *o.Config
 	c.Daemon.Spool = spool
@@ -254,7 +269,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for range d.workers {
 		wg.Go(func() {
 			for t := range tasks {
-				d.handle(ctx, hard, t)
+				d.handleSafe(ctx, hard, t)
+				if t.c != nil && t.c.suspect {
+					d.alone.Store(false)
+				}
 				d.busy.Add(-1)
 				d.wake()
 			}
@@ -341,7 +359,7 @@ func (d *Daemon) loop(ctx context.Context, w *fsnotify.Watcher, tasks chan<- tas
 	}()
 	for {
 		if d.once && !onceDeadline.IsZero() && !time.Now().Before(onceDeadline) && offer == nil && d.onceFinished() {
-			return nil
+			return d.onceUnclaimed()
 		}
 		if offer == nil {
 			if t, ok := d.take(); ok {
@@ -355,13 +373,16 @@ func (d *Daemon) loop(ctx context.Context, w *fsnotify.Watcher, tasks chan<- tas
 				if d.once {
 					return ErrLowDisk
 				}
-			} else {
+			} else if !d.alone.Load() && (offer.c == nil || !offer.c.suspect || d.busy.Load() == 0) {
 				out, t = tasks, *offer
 			}
 		}
 		select {
 		case out <- t:
 			d.busy.Add(1)
+			if t.c != nil && t.c.suspect {
+				d.alone.Store(true)
+			}
 			offer = nil
 		case _, ok := <-events:
 			if !ok {
@@ -477,7 +498,14 @@ func (d *Daemon) scan(now time.Time) time.Time {
 	present := make(map[string]bool, len(des))
 	for _, de := range des {
 		name := de.Name()
-		if ignored(name) {
+		if why, ign := ignored(name); ign {
+			present[name] = true
+			if !d.noted[name] {
+				d.noted[name] = true
+				// Once per file, and only its name: a producer should see
+				// why a file sits in the inbox untouched.
+				d.log.Info("inbox file ignored", "input", name, "reason", why)
+			}
 			continue
 		}
 		present[name] = true
@@ -518,6 +546,11 @@ func (d *Daemon) scan(now time.Time) time.Time {
 			next = readyAt
 		}
 	}
+	for name := range d.noted {
+		if !present[name] {
+			delete(d.noted, name)
+		}
+	}
 	for name, e := range d.entries {
 		if !present[name] && e.state != taken {
 			delete(d.entries, name)
@@ -546,12 +579,29 @@ func (d *Daemon) dropUnready() {
 	defer d.mu.Unlock()
 	for name, e := range d.entries {
 		if e.state == pending {
-			d.log.Info("input still changing; left in the inbox for the next run", "input", name)
+			if d.unclaimed[name] == nil {
+				d.log.Info("input still changing; left in the inbox for the next run", "input", name)
+			}
 			delete(d.entries, name)
 			delete(d.onceSet, name)
 		}
 	}
 	d.gauges()
+}
+
+// onceUnclaimed is Once's result: an error naming the inputs it could not
+// claim (they are still in the inbox), nil if there are none.
+func (d *Daemon) onceUnclaimed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.unclaimed) == 0 {
+		return nil
+	}
+	var errs []error
+	for name, err := range d.unclaimed {
+		errs = append(errs, fmt.Errorf("%s: %s", name, d.clean(err)))
+	}
+	return fmt.Errorf("%d inputs could not be claimed and are still in the inbox: %w", len(errs), errors.Join(errs...))
 }
 
 func (d *Daemon) onceFinished() bool {
@@ -624,21 +674,36 @@ func (d *Daemon) recoverWork(now time.Time) {
 			lock.Close()
 			continue
 		}
-		if err == nil {
-			sweepCompanions(d.path(InboxDir), input, name)
-		}
 		st, _ := readState(p)
+		if err == nil && st.Entry == name {
+			// Only the companions recorded at claim time: a same-named file
+			// dropped since belongs to the next scan (issue 20, item 6).
+			sweepCompanions(d.path(InboxDir), input, st.Companions)
+		}
 		seen := st.Seen
 		if seen.IsZero() {
 			seen = now
 		}
 		d.mu.Lock()
 		d.active[id] = true
-		d.recovered = append(d.recovered, &claim{id: id, dir: p, lock: lock, entry: name, seen: seen})
+		d.recovered = append(d.recovered, &claim{id: id, dir: p, lock: lock, entry: name, seen: seen, suspect: st.Running})
 		d.gauges()
 		d.mu.Unlock()
 		d.log.Info("recovered an unfinished job from work/", "job", id, "input", name)
 	}
+}
+
+// handleSafe is handle that survives a panic in the daemon's own code for
+// one job: the job's lock is released on the way out, its state still says
+// running, so a later rescan redoes it and counts the interruption; the
+// service and the jobs beside it go on.
+func (d *Daemon) handleSafe(stop, hard context.Context, t task) {
+	defer func() {
+		if v := recover(); v != nil {
+			d.log.Error("internal error while handling a job; it stays in work/ and will be retried", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	d.handle(stop, hard, t)
 }
 
 // handle claims (if needed) and processes one task.
@@ -655,11 +720,13 @@ func (d *Daemon) handle(stop, hard context.Context, t task) {
 			e.state = pending
 			if !errors.Is(err, errLost) {
 				e.retryAt = time.Now().Add(claimBackoff)
+				d.unclaimed[e.name] = err
 				d.log.Error("cannot claim input", "input", e.name, "err", d.clean(err))
 			}
 			d.mu.Unlock()
 			return
 		}
+		delete(d.unclaimed, e.name)
 		delete(d.entries, e.name)
 		d.active[c.id] = true
 		d.mu.Unlock()

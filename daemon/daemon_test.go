@@ -45,8 +45,9 @@ func TestIgnoredAndMainEntry(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.npy": false, "a.npy.json": true, "a.npy.ready": true, ".a.npy": true, "a.npy.part": true,
 		"a.hdr": true, "a.cfl": false, "study": false, "a.h5~": true, "a_mask.npy": true,
+		"a_truth.npy": true,
 	} {
-		if got := ignored(name); got != want {
+		if _, got := ignored(name); got != want {
 			t.Errorf("ignored(%q) = %v, want %v", name, got, want)
 		}
 	}
@@ -63,6 +64,13 @@ func TestIgnoredAndMainEntry(t *testing.T) {
 	}
 	if m, err := mainEntry(dir2); err != nil || m != "k.npy" {
 		t.Fatalf("mainEntry = %q, %v; want k.npy", m, err)
+	}
+	dir3 := t.TempDir()
+	for _, n := range []string{"k.h5", "k_truth.npy", "k_mask.npy"} {
+		os.WriteFile(filepath.Join(dir3, n), nil, 0o644)
+	}
+	if m, err := mainEntry(dir3); err != nil || m != "k.h5" {
+		t.Fatalf("mainEntry = %q, %v; want k.h5", m, err)
 	}
 	os.WriteFile(filepath.Join(dir, "y.npy"), nil, 0o644)
 	if _, err := mainEntry(dir); err == nil {
@@ -290,7 +298,7 @@ func TestReadyMarkerSkipsQuietPeriod(t *testing.T) {
 	// A study folder marked from inside.
 	os.MkdirAll(filepath.Join(spool, "build", "s"), 0o755)
 	os.WriteFile(filepath.Join(spool, "build", "s", "k.npy"), []byte("k"), 0o644)
-	os.WriteFile(filepath.Join(spool, "build", "s", readyExt), nil, 0o644)
+	os.WriteFile(filepath.Join(spool, "build", "s", ".ready"), nil, 0o644)
 	os.Rename(filepath.Join(spool, "build", "s"), filepath.Join(spool, InboxDir, "s"))
 	waitFor(t, 5*time.Second, "marked jobs done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
 	if rep := readReport(t, spool, "s"); strings.Join(rep.Inputs, ",") != "s/k.npy" {
@@ -370,9 +378,36 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	wd := mkjob("midway", "midway.npy", &jobState{Entry: "midway.npy", Seen: seen, Claimed: seen, Attempts: 1, Running: true})
 	os.MkdirAll(filepath.Join(wd, outTmpDir), 0o755)
 	os.WriteFile(filepath.Join(wd, outTmpDir, "partial.dcm"), []byte("half"), 0o644)
-	// Crashed after the claim rename, before its sidecar followed.
-	mkjob("nosidecar", "nosidecar.npy", nil)
+	inboxIno := func(name string) uint64 {
+		fi, err := os.Lstat(filepath.Join(spool, InboxDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inode(fi)
+	}
+	// Crashed after the claim rename, before its sidecar followed: the claim
+	// recorded the sidecar, which recovery reunites with its job.
 	drop(t, spool, "nosidecar.npy.json", []byte(`{"recon": {"iterations": 9}}`))
+	mkjob("nosidecar", "nosidecar.npy", &jobState{Entry: "nosidecar.npy", Claimed: seen,
+		Companions: map[string]uint64{"nosidecar.npy.json": inboxIno("nosidecar.npy.json")}})
+	// Issue 20, item 6: a recovered job keeps its own options; a newer
+	// same-named sidecar in the inbox belongs to the next scan.
+	own := mkjob("ownopts", "ownopts.npy", &jobState{Entry: "ownopts.npy", Seen: seen, Claimed: seen, Attempts: 1, Running: true})
+	os.WriteFile(filepath.Join(own, inputDir, "ownopts.npy.json"), []byte(`{"recon": {"iterations": 7}}`), 0o644)
+	drop(t, spool, "ownopts.npy.json", []byte(`{"recon": {"iterations": 11}}`))
+	// The same when the crash came before the sweep and the producer has
+	// since dropped a new sidecar under the recorded name.
+	drop(t, spool, "swapped.npy.json", []byte(`{"recon": {"iterations": 5}}`))
+	oldIno := inboxIno("swapped.npy.json")
+	os.Remove(filepath.Join(spool, InboxDir, "swapped.npy.json"))
+	keep, _ := os.Create(filepath.Join(t.TempDir(), "pin")) // keep the old inode number from being reused
+	defer keep.Close()
+	drop(t, spool, "swapped.npy.json", []byte(`{"recon": {"iterations": 13}}`))
+	if inboxIno("swapped.npy.json") == oldIno {
+		t.Skip("filesystem reused the inode number")
+	}
+	mkjob("swapped", "swapped.npy", &jobState{Entry: "swapped.npy", Claimed: seen,
+		Companions: map[string]uint64{"swapped.npy.json": oldIno}})
 	// Crashed after publishing, before filing the inputs.
 	mkjob("published", "published.npy", &jobState{Entry: "published.npy", Seen: seen, Claimed: seen, Attempts: 1})
 	os.MkdirAll(filepath.Join(spool, OutboxDir, "published"), 0o755)
@@ -394,7 +429,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
 	waitFor(t, 10*time.Second, "recovered jobs filed", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir))) == 3 && len(list(t, filepath.Join(spool, FailedDir))) == 1
+		return len(list(t, filepath.Join(spool, DoneDir))) == 5 && len(list(t, filepath.Join(spool, FailedDir))) == 1
 	})
 	if n := rec.count("midway.npy"); n != 1 {
 		t.Errorf("midway processed %d times", n)
@@ -410,6 +445,20 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	rec.mu.Unlock()
 	if cfg == nil || cfg.Recon.Iterations != 9 {
 		t.Errorf("sidecar left in the inbox by a crash was not reunited with its job: %+v", cfg)
+	}
+	rec.mu.Lock()
+	ownCfg, swCfg := rec.cfgs["ownopts.npy"], rec.cfgs["swapped.npy"]
+	rec.mu.Unlock()
+	if ownCfg == nil || ownCfg.Recon.Iterations != 7 {
+		t.Errorf("recovered job ran with another scan's options: %+v", ownCfg)
+	}
+	if swCfg == nil || swCfg.Recon.Iterations != 40 {
+		t.Errorf("recovered job took a sidecar dropped after its claim: %+v", swCfg)
+	}
+	for name, want := range map[string]string{"ownopts.npy.json": "11", "swapped.npy.json": "13"} {
+		if b, err := os.ReadFile(filepath.Join(spool, InboxDir, name)); err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("the next scan's %s was taken from the inbox: %q, %v", name, b, err)
+		}
 	}
 	if rec.count("published.npy") != 0 {
 		t.Error("an already published job was processed again")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/companion"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -40,6 +42,12 @@ type jobState struct {
 	Running bool   `json:"running"`
 	Host    string `json:"host"`
 	PID     int    `json:"pid"`
+	// Published is set once the result is in outbox/: a job filed again
+	// after a failed move to done/ is not counted twice.
+	Published bool `json:"published,omitempty"`
+	// Companions are the files that travel with the entry, by inode, as
+	// they were in the inbox at claim time.
+	Companions map[string]uint64 `json:"companions,omitempty"`
 }
 
 func readState(dir string) (jobState, error) {
@@ -52,16 +60,14 @@ func readState(dir string) (jobState, error) {
 	return st, err
 }
 
+// writeJSON writes v atomically and durably: state.json must survive a
+// power cut as well as a crash, or a poison job escapes its limit.
 func writeJSON(path string, v any) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return safefile.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
 // Failure is failed/<job>/error.json.
@@ -88,7 +94,10 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 	rec := d.board.start(c.id, c.entry, c.seen)
 	st, _ := readState(c.dir)
 	if st.Claimed.IsZero() {
-		st = jobState{Entry: c.entry, Seen: c.seen, Claimed: time.Now()}
+		st = jobState{Entry: c.entry, Claimed: time.Now()}
+	}
+	if st.Seen.IsZero() {
+		st.Seen = c.seen
 	}
 	st.Host, _ = os.Hostname()
 	st.PID = os.Getpid()
@@ -111,11 +120,25 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 		d.fail(c, &st, rec, OutcomeInterrupted, fmt.Errorf("the service stopped %d times while processing this job", st.Interruptions), 0)
 		return
 	}
+	// From here on the job touches its input: mark it running on disk
+	// first, so a crash anywhere below (a poison options file, a reader
+	// that takes the process down) counts towards maxInterruptions.
+	st.Running = true
+	if err := writeJSON(filepath.Join(c.dir, stateFile), st); err != nil {
+		// Without a saved crash counter a poison job could kill the service
+		// forever: leave it for a later rescan instead.
+		d.log.Error("cannot save the job's state; leaving it in work/", "job", c.id, "err", d.clean(err))
+		rec.finish("abandoned", "cannot save state; will be retried")
+		return
+	}
 	input := filepath.Join(c.dir, inputDir)
 	inputs, err := jobInputs(input, c.entry)
 	if err != nil {
 		d.fail(c, &st, rec, OutcomeBadInput, fmt.Errorf("%w: %s: %w", pipeline.ErrBadInput, c.entry, err), 0)
 		return
+	}
+	if d.beforeJob != nil {
+		d.beforeJob(c.id, c.entry)
 	}
 	cfg, err := jobConfig(d.config(), input, c.entry)
 	if err != nil {
@@ -128,7 +151,11 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 	for try := 1; ; try++ {
 		st.Attempts++
 		st.Running = true
-		_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+		if try > 1 {
+			// The first attempt's Running is on disk already; a crash in it
+			// counts the same, only the attempt count lags by one.
+			_ = writeJSON(filepath.Join(c.dir, stateFile), st)
+		}
 		rec.set(func(r *record) { r.State, r.Attempts = "running", st.Attempts })
 		t0 := time.Now()
 		rep, timedOut, err := d.attempt(hard, c, cfg, inputs, &st, warnings, rec)
@@ -150,6 +177,9 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 			return
 		case errors.Is(err, pipeline.ErrBadInput):
 			d.fail(c, &st, rec, OutcomeBadInput, err, 0)
+			return
+		case errors.Is(err, pipeline.ErrConfig):
+			d.fail(c, &st, rec, OutcomeError, err, 0)
 			return
 		case errors.Is(err, errPanic) || try > cfg.Daemon.Retries:
 			d.fail(c, &st, rec, OutcomeError, err, 0)
@@ -174,18 +204,36 @@ func backoff(base time.Duration, try int) time.Duration {
 	return base << min(try-1, 6)
 }
 
+// maxSidecar bounds an options file: real ones are a few hundred bytes.
+const maxSidecar = 1 << 20
+
 // jobConfig overlays the job's sidecar (<entry>.json) on the base config.
+// The sidecar is opened as a regular file inside the job's input folder
+// (never through a link, never a FIFO or device) and read up to maxSidecar.
 func jobConfig(base *configs.Config, input, entry string) (*configs.Config, error) {
-	raw, err := os.ReadFile(filepath.Join(input, entry+sidecarExt))
+	name := entry + companion.Sidecar
+	raw, err := safefile.ReadFile(input, filepath.Join(input, name), maxSidecar)
 	if errors.Is(err, fs.ErrNotExist) {
 		return base, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: options file %s%s: %w", pipeline.ErrBadInput, entry, sidecarExt, err)
+		return nil, fmt.Errorf("%w: %w %s: %w", pipeline.ErrBadInput, errOptions, name, err)
 	}
-	c, err := configs.Overlay(base, raw, entry+sidecarExt)
+	return parseOptions(base, raw, name)
+}
+
+// errOptions marks a job failed by its options file, not its data.
+var errOptions = errors.New("options file")
+
+// parseOptions lays an options file's content over base and checks it
+// against the operator's limits.
+func parseOptions(base *configs.Config, raw []byte, name string) (*configs.Config, error) {
+	c, err := configs.Overlay(base, raw, name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: options file: %w", pipeline.ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w: %w", pipeline.ErrBadInput, errOptions, err)
+	}
+	if err := limitJob(base, c); err != nil {
+		return nil, fmt.Errorf("%w: %w %s: %w", pipeline.ErrBadInput, errOptions, name, err)
 	}
 	return c, nil
 }
@@ -249,7 +297,7 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 	if err := writeJSON(filepath.Join(tmp, reportFile), &r); err != nil {
 		return nil, false, fmt.Errorf("write report.json: %w", err)
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := safefile.SyncTree(tmp); err != nil {
 		return nil, false, fmt.Errorf("flush outputs: %w", err)
 	}
 	dst := d.path(OutboxDir, c.id)
@@ -261,7 +309,7 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 		// earlier result: keep it, never a second copy.
 		os.RemoveAll(tmp)
 	}
-	_ = syncPath(d.path(OutboxDir))
+	_ = safefile.SyncDir(d.path(OutboxDir))
 	return &r, false, nil
 }
 
@@ -302,8 +350,12 @@ func listFiles(root string) []string {
 	return out
 }
 
-// finishDone files a published job's inputs under done/.
+// finishDone files a published job's inputs under done/. The job is
+// counted (metrics, log) the first time only: if done/ cannot be written the
+// job stays in work/ and every rescan tries the filing again.
 func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, took time.Duration) {
+	first := !st.Published
+	st.Published, st.Running = true, false
 	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
 	if d.published != nil {
 		if err := d.published(c.id, d.path(OutboxDir, c.id)); err != nil {
@@ -316,10 +368,16 @@ func (d *Daemon) finishDone(c *claim, st *jobState, rec *record, method string, 
 		// The result is published; a later recovery retries the filing.
 		d.log.Error("job published but its inputs could not be moved to done/", "job", c.id, "err", d.clean(err))
 	}
+	rec.finish(OutcomeDone, "")
+	if !first {
+		if err == nil {
+			d.log.Info("published job filed under done/", "job", c.id, "done", filepath.Base(dest))
+		}
+		return
+	}
 	d.m.jobs.WithLabelValues(OutcomeDone).Inc()
 	d.nDone.Add(1)
 	d.m.latency.Observe(time.Since(st.Seen).Seconds())
-	rec.finish(OutcomeDone, "")
 	d.log.Info("job done", "job", c.id, "method", method, "seconds", round3(took.Seconds()),
 		"attempts", st.Attempts, "done", filepath.Base(dest))
 }
@@ -334,8 +392,9 @@ func (d *Daemon) fail(c *claim, st *jobState, rec *record, outcome string, err e
 		f.Detail = c.entry + ": " + f.Detail // say which drop it was
 	}
 	if werr := writeJSON(filepath.Join(c.dir, errorFile), f); werr != nil {
-		d.log.Error("cannot write error.json", "job", c.id, "err", werr)
+		d.log.Error("cannot write error.json", "job", c.id, "err", d.clean(werr))
 	}
+	st.Running = false
 	_ = writeJSON(filepath.Join(c.dir, stateFile), st)
 	dest, merr := moveOut(c.dir, d.path(FailedDir), c.id)
 	if merr != nil {
@@ -369,7 +428,7 @@ func moveOut(src, dir, id string) (string, error) {
 		}
 		dst := filepath.Join(dir, name)
 		if err = os.Rename(src, dst); err == nil {
-			_ = syncPath(dir)
+			_ = safefile.SyncDir(dir)
 			return dst, nil
 		}
 		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) {
@@ -384,8 +443,20 @@ func explain(outcome string, err error, limit time.Duration, attempts int) Failu
 	f := Failure{Outcome: outcome, Detail: err.Error(), Attempts: attempts}
 	switch outcome {
 	case OutcomeBadInput:
-		f.Message = "The dropped data could not be used: it is incomplete, damaged, empty, or not a k-space format kspaced reads (ISMRMRD, fastMRI HDF5, BART .cfl/.hdr, NumPy .npy), or its options file is invalid."
-		f.Action = "Export the raw data from the scanner again and drop it into the inbox; the detail line says which file and why. Retrying this same data will fail the same way."
+		switch {
+		case errors.Is(err, errOptions):
+			f.Message = "The options file dropped with this scan (<name>.json) is invalid or asks for something this service does not allow; the scan itself was not looked at."
+			f.Action = "Correct or remove the options file (the detail line names the key and why), then move the input back into the inbox; the raw data need not be exported again."
+		case errors.Is(err, fs.ErrPermission):
+			f.Message = "kspaced is not allowed to read the dropped files: their permissions shut the service out (the data itself may be fine)."
+			f.Action = "Ask IT to let the kspaced service user read what the producer writes (file permissions or the producer's umask), then move the input back into the inbox."
+		case errors.Is(err, safefile.ErrNotRegular):
+			f.Message = "The drop holds a symbolic link, FIFO or device instead of a file; kspaced reads regular files only."
+			f.Action = "Copy the real files (not links) into the inbox; the detail line names the one refused."
+		default:
+			f.Message = "The dropped data could not be used: it is incomplete, damaged, empty, or not a k-space format kspaced reads (ISMRMRD, fastMRI HDF5, BART .cfl/.hdr, NumPy .npy)."
+			f.Action = "Export the raw data from the scanner again and drop it into the inbox; the detail line says which file and why. Retrying this same data will fail the same way."
+		}
 	case OutcomeTimeout:
 		f.Message = fmt.Sprintf("The reconstruction took longer than the %s limit and was stopped.", limit)
 		f.Action = "Ask the physicist to check the data size and method, or raise daemon.job_timeout; then move the input back into the inbox."
@@ -393,6 +464,11 @@ func explain(outcome string, err error, limit time.Duration, attempts int) Failu
 		f.Message = "The service stopped or crashed several times while working on this scan, so it was set aside."
 		f.Action = "Report this scan to the physicist; it may be what makes the service stop. The input is kept here unchanged."
 	case OutcomeError:
+		if errors.Is(err, pipeline.ErrConfig) {
+			f.Message = "kspaced's configuration could not be used for this scan (for example a prior that is missing or does not load, or a device that cannot be opened); the data was not the problem."
+			f.Action = "Ask the physicist to check the configuration named in the detail line; then move the input back into the inbox."
+			break
+		}
 		if errors.Is(err, errPanic) {
 			f.Message = "kspaced hit an internal error on this scan."
 			f.Action = "Report this scan and the detail line to the kspaced maintainers; the input is kept here unchanged."

@@ -7,11 +7,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kspaced/kspaced/internal/companion"
+	"github.com/kspaced/kspaced/internal/safefile"
 )
 
 // Spool folder names under the spool root (docs/spool.md).
@@ -30,8 +34,6 @@ const (
 	stateFile  = "state.json"
 	errorFile  = "error.json"
 	reportFile = "report.json"
-	readyExt   = ".ready"
-	sidecarExt = ".json"
 )
 
 // Bounds on what a scan of a study folder will walk: a folder beyond them is
@@ -41,55 +43,14 @@ const (
 	maxFolderDepth = 8
 )
 
-// tempSuffixes mark files a producer is still writing under a temporary name.
-var tempSuffixes = []string{".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload", ".download", "~"}
-
-// ignored reports whether an inbox name is never a job by itself: hidden
-// files, temporary upload names, readiness markers and sidecars.
-func ignored(name string) bool {
-	if strings.HasPrefix(name, ".") {
-		return true
+// ignored reports whether an inbox name is never a job by itself (hidden,
+// an upload in progress, or a companion: see internal/companion), and why.
+func ignored(name string) (why string, ign bool) {
+	if why, ign := companion.Ignored(name); ign {
+		return why, true
 	}
-	for _, s := range tempSuffixes {
-		if strings.HasSuffix(name, s) {
-			return true
-		}
-	}
-	// A BART .hdr or a NumPy <base>_mask.npy is never a job by itself: it
-	// travels with its .cfl or <base>.npy.
-	return strings.HasSuffix(name, readyExt) || strings.HasSuffix(name, sidecarExt) ||
-		strings.HasSuffix(name, ".hdr") || strings.HasSuffix(name, maskSuffix)
-}
-
-// maskSuffix names the sampling mask kspaceio reads beside <base>.npy.
-const maskSuffix = "_mask.npy"
-
-// companions returns the names that travel with a job entry: its sidecar,
-// its readiness marker, a .npy's sampling mask and, for a BART .cfl, the .hdr
-// header it needs.
-func companions(name string) (optional []string, required string) {
-	optional = []string{name + sidecarExt, name + readyExt}
-	if strings.HasSuffix(name, ".npy") {
-		optional = append(optional, strings.TrimSuffix(name, ".npy")+maskSuffix)
-	}
-	if strings.HasSuffix(name, ".cfl") {
-		required = strings.TrimSuffix(name, ".cfl") + ".hdr"
-	}
-	return optional, required
-}
-
-// companionStem returns the entry name that name would accompany.
-func companionStem(name string) (string, bool) {
-	for _, ext := range []string{readyExt, sidecarExt} {
-		if strings.HasSuffix(name, ext) {
-			return strings.TrimSuffix(name, ext), true
-		}
-	}
-	if strings.HasSuffix(name, ".hdr") {
-		return strings.TrimSuffix(name, ".hdr") + ".cfl", true
-	}
-	if strings.HasSuffix(name, maskSuffix) {
-		return strings.TrimSuffix(name, maskSuffix) + ".npy", true
+	if companion.Is(name) {
+		return "travels with another file (sidecar, marker, header, mask or truth)", true
 	}
 	return "", false
 }
@@ -113,13 +74,13 @@ func statEntry(inbox, name string) (sig signature, dir, marked bool, err error) 
 	if err != nil {
 		return sig, false, false, err
 	}
-	if _, err := os.Lstat(p + readyExt); err == nil {
+	if _, err := os.Lstat(p + companion.Marker); err == nil {
 		marked = true
 	}
 	switch {
 	case fi.Mode().IsRegular():
 		sig = signature{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ino: inode(fi)}
-		opt, req := companions(name)
+		opt, req := companion.Of(name)
 		h := sha256.New()
 		for _, c := range append(opt, req) {
 			if c == "" {
@@ -135,7 +96,7 @@ func statEntry(inbox, name string) (sig signature, dir, marked bool, err error) 
 		copy(sig.hash[:], h.Sum(nil))
 		return sig, false, marked, nil
 	case fi.IsDir():
-		if _, err := os.Lstat(filepath.Join(p, readyExt)); err == nil {
+		if _, err := os.Lstat(filepath.Join(p, companion.Marker)); err == nil {
 			marked = true
 		}
 		// A walk error (too many files, no permission) leaves a partial
@@ -143,7 +104,7 @@ func statEntry(inbox, name string) (sig signature, dir, marked bool, err error) 
 		// with a clear error instead of waiting forever.
 		sig, _ = folderSignature(p)
 		sig.ino = inode(fi)
-		if sc, err := os.Lstat(p + sidecarExt); err == nil {
+		if sc, err := os.Lstat(p + companion.Sidecar); err == nil {
 			sig.size += sc.Size()
 			sig.mtime = max(sig.mtime, sc.ModTime().UnixNano())
 		}
@@ -258,16 +219,32 @@ type claim struct {
 	lock  *os.File // flocked folder
 	entry string   // the inbox name, now input/<entry>
 	seen  time.Time
+	// suspect: the job was running when a daemon died. It runs alone, so
+	// a crash it causes is counted against it and not against jobs that
+	// happened to run beside it.
+	suspect bool
 }
+
+// maxIDSuffix bounds the search for a free job id: far beyond any real
+// spool, so a stem is never refused for having been used many times.
+const maxIDSuffix = 1 << 24
 
 // claimEntry claims inbox/name for this process: create a fresh, locked
 // work/<id>/input and rename the entry into it. The rename is the atomic
 // step: of several daemons racing for one entry exactly one succeeds, the
-// others get ENOENT (errLost). Companions (sidecar, marker, .hdr) follow.
+// others get ENOENT (errLost). Companions (sidecar, marker, .hdr, mask,
+// truth) follow; which ones (by inode) is recorded in state.json before the
+// rename, so a recovery after a crash in between takes exactly those and
+// never a newer same-named file meant for the next scan.
 func claimEntry(spool, name string, dir bool) (*claim, error) {
 	inbox := filepath.Join(spool, InboxDir)
 	stem := jobStem(name, dir)
-	for n := 1; n <= 1000; n++ {
+	for n := 1; n <= maxIDSuffix; n++ {
+		if n == 1000 {
+			// Past the first thousand, jump beyond the highest suffix in use
+			// instead of probing each one.
+			n = max(n, highestSuffix(spool, stem)+1)
+		}
 		id := stem
 		if n > 1 {
 			id = stem + "-" + strconv.Itoa(n)
@@ -287,11 +264,14 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 		// Checked after the mkdir: a job with this id that was in work/ a
 		// moment ago has published to outbox/ and moved on before its work
 		// folder disappeared, so the check cannot miss it.
-		if idTaken(spool, id) {
+		if taken, err := idTaken(spool, id); taken || err != nil {
 			if lock != nil {
 				lock.Close()
 			}
 			os.Remove(wd)
+			if err != nil {
+				return nil, fmt.Errorf("claim %s: %w", name, err)
+			}
 			continue
 		}
 		if lock == nil {
@@ -318,6 +298,11 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 			}
 			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
+		st := jobState{Entry: name, Claimed: time.Now(), Companions: presentCompanions(inbox, name)}
+		if err := writeJSON(filepath.Join(wd, stateFile), st); err != nil {
+			c.release(true)
+			return nil, fmt.Errorf("claim %s: %w", name, err)
+		}
 		if err := os.Rename(filepath.Join(inbox, name), filepath.Join(wd, inputDir, name)); err != nil {
 			c.release(true)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -325,10 +310,44 @@ func claimEntry(spool, name string, dir bool) (*claim, error) {
 			}
 			return nil, fmt.Errorf("claim %s: %w", name, err)
 		}
-		sweepCompanions(inbox, filepath.Join(wd, inputDir), name)
+		sweepCompanions(inbox, filepath.Join(wd, inputDir), st.Companions)
 		return c, nil
 	}
 	return nil, fmt.Errorf("claim %s: no free job id for stem %q", name, stem)
+}
+
+// highestSuffix is the largest N of any <stem>-N in the spool's job folders.
+func highestSuffix(spool, stem string) int {
+	hi := 0
+	for _, d := range []string{WorkDir, OutboxDir, DoneDir, FailedDir} {
+		des, _ := os.ReadDir(filepath.Join(spool, d))
+		for _, de := range des {
+			rest, ok := strings.CutPrefix(de.Name(), stem+"-")
+			if !ok {
+				continue
+			}
+			if n, err := strconv.Atoi(rest); err == nil && n > hi {
+				hi = n
+			}
+		}
+	}
+	return hi
+}
+
+// presentCompanions records the companions of name now in the inbox, by
+// inode.
+func presentCompanions(inbox, name string) map[string]uint64 {
+	opt, req := companion.Of(name)
+	out := map[string]uint64{}
+	for _, c := range append(opt, req) {
+		if c == "" {
+			continue
+		}
+		if fi, err := os.Lstat(filepath.Join(inbox, c)); err == nil {
+			out[c] = inode(fi)
+		}
+	}
+	return out
 }
 
 var errLost = errors.New("entry taken by another process")
@@ -357,25 +376,38 @@ func emptyDir(p string) bool {
 	return err != nil || len(des) == 0
 }
 
-// idTaken reports whether a finished job already uses id.
-func idTaken(spool, id string) bool {
+// idTaken reports whether a finished job already uses id. An error other
+// than "not there" (done/ unreadable) is returned: retrying the next id
+// would meet it again, for ever.
+func idTaken(spool, id string) (bool, error) {
 	for _, d := range []string{OutboxDir, DoneDir, FailedDir} {
-		if _, err := os.Lstat(filepath.Join(spool, d, id)); err == nil || !errors.Is(err, fs.ErrNotExist) {
-			return true
+		_, err := os.Lstat(filepath.Join(spool, d, id))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return true, err
 		}
 	}
-	return false
+	return false, nil
 }
 
-// sweepCompanions moves an entry's sidecar, marker and .hdr into the job's
-// input folder. Missing ones are fine: recovery calls this again after a
-// crash between the claim rename and these.
-func sweepCompanions(inbox, input, name string) {
-	opt, req := companions(name)
-	for _, c := range append(opt, req) {
-		if c != "" {
-			_ = os.Rename(filepath.Join(inbox, c), filepath.Join(input, c))
+// sweepCompanions moves the recorded companions (name → inode at claim
+// time) into the job's input folder. Missing ones are fine: recovery calls
+// this again after a crash between the claim rename and these. A file of
+// that name with another inode, or one already in input/, is left alone: it
+// was dropped after the claim and belongs to the next scan.
+func sweepCompanions(inbox, input string, want map[string]uint64) {
+	for c, ino := range want {
+		src, dst := filepath.Join(inbox, c), filepath.Join(input, c)
+		fi, err := os.Lstat(src)
+		if err != nil || inode(fi) != ino {
+			continue
 		}
+		if _, err := os.Lstat(dst); err == nil {
+			continue // never replace what the job already holds
+		}
+		_ = os.Rename(src, dst)
 	}
 }
 
@@ -401,7 +433,7 @@ func mainEntry(input string) (string, error) {
 	}
 	var mains []string
 	for n := range names {
-		if stem, ok := companionStem(n); ok && names[stem] {
+		if slices.ContainsFunc(companion.Owners(n), func(o string) bool { return names[o] }) {
 			continue
 		}
 		mains = append(mains, n)
@@ -414,8 +446,15 @@ func mainEntry(input string) (string, error) {
 }
 
 // jobInputs lists the files the processor receives: the entry itself, or
-// every file of a study folder except markers and hidden files.
+// every file of a study folder except markers and hidden files. Every file
+// in the job's input folder — entry, options file, companions, study files —
+// must be a regular file: a symbolic link, FIFO or device fails the job
+// before anything reads it (a link could point at another patient's data or
+// a secret, /dev/zero would fill memory, a FIFO would block).
 func jobInputs(input, entry string) ([]string, error) {
+	if err := checkRegular(input); err != nil {
+		return nil, err
+	}
 	p := filepath.Join(input, entry)
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -432,8 +471,7 @@ func jobInputs(input, entry string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		base := d.Name()
-		if q != p && strings.HasPrefix(base, ".") {
+		if q != p && strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -456,27 +494,38 @@ func jobInputs(input, entry string) ([]string, error) {
 	return files, nil
 }
 
-// syncTree fsyncs every file and folder under root, so that the rename that
-// publishes root never exposes files whose data is not yet on disk.
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// checkRegular walks a job's input folder (bounded) and refuses anything
+// but folders and regular files outside hidden names, which nothing reads.
+func checkRegular(input string) error {
+	n := 0
+	return filepath.WalkDir(input, func(q string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && !d.Type().IsRegular() {
+		if q == input {
 			return nil
 		}
-		return syncPath(p)
+		rel, _ := filepath.Rel(input, q)
+		if strings.HasPrefix(d.Name(), ".") && strings.Contains(rel, string(filepath.Separator)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			if strings.Count(rel, string(filepath.Separator)) >= maxFolderDepth {
+				return fmt.Errorf("folder nesting deeper than %d levels", maxFolderDepth)
+			}
+			return nil
+		}
+		if n++; n > maxFolderFiles+16 {
+			return fmt.Errorf("more than %d files", maxFolderFiles)
+		}
+		if err := safefile.Check(input, q, 0); err != nil {
+			return fmt.Errorf("%s: %w", filepath.ToSlash(rel), errors.Unwrap(err))
+		}
+		return nil
 	})
-}
-
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // freeBytes is the space available to unprivileged users on path's

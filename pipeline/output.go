@@ -47,9 +47,9 @@ func cropCenter[T any](src []T, r, c, rows, cols int) []T {
 }
 
 // writeOutputs writes what cfg.Output asks for and returns the paths.
-func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, src *sourceStudy, cfg *configs.Config) ([]string, error) {
+// base names the .npy and preview outputs (see outputBases).
+func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, src *sourceStudy, cfg *configs.Config, base string) ([]string, error) {
 	im := collect(v, results)
-	base := baseName(v.Path)
 	shape := []int{im.rows, im.cols}
 	if im.slices > 1 {
 		shape = []int{im.slices, im.rows, im.cols}

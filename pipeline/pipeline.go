@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/dicomio"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/priors"
@@ -24,6 +24,11 @@ import (
 // ErrBadInput marks failures caused by the job's input (unreadable, wrong
 // format, inconsistent): retrying cannot help. Other errors may be transient.
 var ErrBadInput = errors.New("bad input")
+
+// ErrConfig marks failures caused by the configuration a job runs with (a
+// prior that cannot be loaded, a device that cannot be opened), not by its
+// data: retrying cannot help, and re-exporting the data would not either.
+var ErrConfig = errors.New("configuration cannot be used")
 
 // Job is one reconstruction request.
 type Job struct {
@@ -108,7 +113,7 @@ func (r *Report) Write(dir string) error {
 		return err
 	}
 	path := filepath.Join(dir, ReportFile)
-	if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
+	if err := safefile.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	companions "github.com/kspaced/kspaced/internal/companion"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 )
 
@@ -53,10 +56,12 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	}
 	src, warnings := readSourceStudy(ctx, rd, others)
 	rep.Warnings = append(rep.Warnings, warnings...)
+	bases, warnings := outputBases(kspaceFiles)
+	rep.Warnings = append(rep.Warnings, warnings...)
 	// One file at a time, so a job of several large volumes holds one in memory.
 	var notKSpace []string
-	for _, path := range kspaceFiles {
-		files, err := runVolume(ctx, rd, path, rep, pr, src, cfg, outDir, progress)
+	for i, path := range kspaceFiles {
+		files, err := runVolume(ctx, rd, path, rep, pr, src, cfg, outDir, progress, bases[i])
 		if errors.Is(err, kspaceio.ErrUnknownFormat) {
 			// HDF5 without k-space (classify only sniffs): not ours, as before.
 			notKSpace = append(notKSpace, filepath.Base(path))
@@ -77,7 +82,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 
 // runVolume reads, reconstructs and writes one k-space file, accumulating
 // into rep.
-func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *prior, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress) ([]string, error) {
+func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *prior, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress, outBase string) ([]string, error) {
 	stop := timer(rep.Seconds, "read")
 	v, err := rd.KSpace(ctx, path)
 	stop()
@@ -90,6 +95,9 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 	name := filepath.Base(path)
 	if len(v.Slices) == 0 {
 		return nil, fmt.Errorf("%w: %s holds no imaging data", ErrBadInput, name)
+	}
+	if err := checkSignal(v); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadInput, name, err)
 	}
 	results := make([]*sliceResult, len(v.Slices))
 	for i := range v.Slices {
@@ -115,7 +123,53 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 	}
 	stop = timer(rep.Seconds, "write")
 	defer stop()
-	return writeOutputs(outDir, v, results, src, cfg)
+	return writeOutputs(outDir, v, results, src, cfg, outBase)
+}
+
+// checkSignal refuses k-space without usable signal: all zero, or so small
+// (float32 subnormal) that every image would be black; such a file is a
+// broken export, not a server problem.
+func checkSignal(v *kspaceio.Volume) error {
+	for i := range v.Slices {
+		var peak float64
+		for _, x := range v.Slices[i].KSpace {
+			peak = max(peak, math.Abs(float64(real(x))), math.Abs(float64(imag(x))))
+		}
+		if math.IsNaN(peak) || math.IsInf(peak, 0) {
+			return fmt.Errorf("slice %d holds non-finite k-space values", i)
+		}
+		if peak < minNormal32 {
+			return fmt.Errorf("slice %d holds no signal: its k-space is all zero or below the float32 normal range (largest value %g)", i, peak)
+		}
+	}
+	return nil
+}
+
+// minNormal32 is the smallest normal float32.
+const minNormal32 = 0x1p-126
+
+// outputBases names each k-space file's outputs after its base name; two
+// files of one job with the same base (a/k.h5, b/k.h5) get k and k-2, so
+// neither overwrites the other's .npy or previews.
+func outputBases(files []string) (bases, warnings []string) {
+	used := map[string]bool{}
+	for _, f := range files {
+		b := baseName(f)
+		if !used[b] {
+			used[b] = true
+			bases = append(bases, b)
+			continue
+		}
+		n := 2
+		for used[fmt.Sprintf("%s-%d", b, n)] {
+			n++
+		}
+		u := fmt.Sprintf("%s-%d", b, n)
+		used[u] = true
+		bases = append(bases, u)
+		warnings = append(warnings, fmt.Sprintf("two k-space files are named %s; the outputs of %s are named %s", b, filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), u))
+	}
+	return bases, warnings
 }
 
 // classify splits inputs (files, or folders walked recursively) into
@@ -131,6 +185,9 @@ func classify(inputs []string) (kspace, others []string, err error) {
 			continue
 		}
 		if _, err := kspaceio.Sniff(f); err == nil {
+			if err := checkCompanions(f); err != nil {
+				return nil, nil, err
+			}
 			kspace = append(kspace, f)
 		} else if errors.Is(err, kspaceio.ErrUnknownFormat) {
 			others = append(others, f)
@@ -141,14 +198,32 @@ func classify(inputs []string) (kspace, others []string, err error) {
 	return kspace, others, nil
 }
 
-// companion reports whether path belongs to another file or to nobody:
-// sidecar options (.json), a .cfl's .hdr, a k-space file's NAME_mask.npy or
-// NAME_truth.npy (as `kspaced simulate` writes), and hidden files (markers,
-// partial uploads).
+// companion reports whether path belongs to another file or to nobody
+// (internal/companion has the rule): sidecar options, markers, a .cfl's
+// .hdr, NAME_mask.npy, NAME_truth.npy, hidden files and partial uploads.
 func companion(path string) bool {
-	b := filepath.Base(path)
-	return strings.HasPrefix(b, ".") || strings.HasSuffix(b, ".json") || strings.HasSuffix(b, ".hdr") ||
-		strings.HasSuffix(b, "_mask.npy") || strings.HasSuffix(b, "_truth.npy")
+	return companions.Skip(filepath.Base(path))
+}
+
+// checkCompanions refuses a k-space file whose companions beside it (mask,
+// truth, .hdr, options) are not regular files: a reader must never follow a
+// link out of the job or block on a FIFO.
+func checkCompanions(path string) error {
+	dir := filepath.Dir(path)
+	opt, req := companions.Of(filepath.Base(path))
+	for _, c := range append(opt, req) {
+		p := filepath.Join(dir, c)
+		if c == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := safefile.Check(dir, p, 0); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBadInput, c, errors.Unwrap(err))
+		}
+	}
+	return nil
 }
 
 // listFiles expands inputs (files, or folders walked recursively) into the

@@ -31,7 +31,7 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 		dev = device.CPU()
 	}
 	if dev == nil || dev.Name() != rc.Device {
-		return nil, fmt.Errorf("recon.device is %q but no such device was opened for this job", rc.Device)
+		return nil, fmt.Errorf("%w: recon.device is %q but no such device was opened for this job", ErrConfig, rc.Device)
 	}
 	freeDev, err := dev.Acquire(ctx)
 	if err != nil {
@@ -40,12 +40,12 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 	d, info, freePrior, err := dev.Prior(rc.Sampler.Prior)
 	if err != nil {
 		freeDev()
-		return nil, err
+		return nil, fmt.Errorf("%w: recon.sampler.prior: load prior: %w", ErrConfig, err)
 	}
 	release := func() { freePrior(); freeDev() }
 	if s := info.Normalisation.Scheme; s != "" && s != NormalisationScheme {
 		release()
-		return nil, fmt.Errorf("prior %s was trained with normalisation %q; kspaced applies %q", rc.Sampler.Prior, s, NormalisationScheme)
+		return nil, fmt.Errorf("%w: prior %s was trained with normalisation %q; kspaced applies %q", ErrConfig, rc.Sampler.Prior, s, NormalisationScheme)
 	}
 	name := filepath.Base(rc.Sampler.Prior)
 	if info.Provenance.EMLap > 0 {

@@ -9,12 +9,13 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/kspaced/kspaced/internal/safefile"
 )
 
 // Checkpoints are safetensors files: an 8-byte little-endian header length,
@@ -283,27 +284,12 @@ func readSafetensorsFile(path string) (map[string]ckptTensor, map[string]string,
 	return t, m, nil
 }
 
-// writeFileAtomic writes through a temporary file in the same directory and
-// renames it into place, so a crash never leaves a half-written checkpoint.
+// writeFileAtomic writes through a synced temporary file in the same
+// directory, renamed into place (internal/safefile), so a crash never leaves
+// a half-written checkpoint.
 func writeFileAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	if err := safefile.Write(path, 0o644, write); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil
 }

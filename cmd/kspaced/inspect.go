@@ -32,6 +32,6 @@ func newInspectCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&phi, "phi", false, "also print patient name and ID (protected health information)")
+	cmd.Flags().BoolVar(&phi, "phi", false, "also print patient name and ID and every text attribute of the file (may hold protected health information)")
 	return cmd
 }

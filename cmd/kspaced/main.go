@@ -6,7 +6,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/kspaced/kspaced/internal/isolate"
@@ -24,17 +26,30 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == isolate.ChildArg {
 		os.Exit(isolate.Main(os.Args[2:]))
 	}
-	root := newRootCmd()
+	os.Exit(execute(newRootCmd(), os.Args[1:], os.Stderr))
+}
+
+// execute runs root and returns the exit status: 0, 2 for a usage error,
+// 1 for every other failure — a panic included (Go's own exit status for
+// one is 2, which would read as "called wrongly").
+func execute(root *cobra.Command, args []string, stderr io.Writer) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			fmt.Fprintf(stderr, "kspaced: internal error: %v\n%s", v, debug.Stack())
+			code = 1
+		}
+	}()
+	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
-		return
+		return 0
 	}
-	fmt.Fprintln(os.Stderr, "kspaced:", err)
+	fmt.Fprintln(stderr, "kspaced:", err)
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
-		os.Exit(2)
+		return 2
 	}
-	os.Exit(1)
+	return 1
 }
 
 func newRootCmd() *cobra.Command {
@@ -55,11 +70,13 @@ DICOM series of the same study. Run 'kspaced serve' as a drop-folder service or
 }
 
 // isCobraUsage recognises cobra's own argument and command errors, which do
-// not pass through the flag error hook.
+// not pass through the flag error hook (flag errors do). Matched at the
+// start only: "invalid argument" inside an error is EINVAL from the system,
+// a failure, not a usage error.
 func isCobraUsage(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand", "invalid argument"} {
-		if strings.Contains(msg, p) {
+	for _, p := range []string{"unknown command ", "accepts ", "requires at least ", "requires at most "} {
+		if strings.HasPrefix(msg, p) {
 			return true
 		}
 	}

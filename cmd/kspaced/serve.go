@@ -28,6 +28,7 @@ func newServeCmd() *cobra.Command {
 		once                     bool
 		workers                  int
 		testDelay                time.Duration
+		testCrashOn              string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [--spool DIR] [--once] [--workers N] [--http ADDR]",
@@ -97,6 +98,17 @@ See docs/pacs.md.`,
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
 			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
+			if testCrashOn != "" {
+				log.Warn("--testing-crash-on is set: the process kills itself when that input starts (for tests only)", "input", testCrashOn)
+				opts.BeforeJob = func(_, entry string) {
+					if entry == testCrashOn {
+						// A moment first, so jobs claimed beside it are running.
+						time.Sleep(500 * time.Millisecond)
+						_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+						select {} // the signal is on its way
+					}
+				}
+			}
 			svc, err := withPACS(&opts, log, once)
 			if err != nil {
 				return err
@@ -131,6 +143,10 @@ See docs/pacs.md.`,
 	// kill the daemon in the middle of one.
 	f.DurationVar(&testDelay, "testing-job-delay", 0, "TESTING ONLY: wait this long at the start of every job")
 	_ = f.MarkHidden("testing-job-delay")
+	// Hidden, for the end-to-end tests only: a poison job that kills the
+	// process while it reads its input, as a hostile file could.
+	f.StringVar(&testCrashOn, "testing-crash-on", "", "TESTING ONLY: kill the process when the job of this inbox name starts")
+	_ = f.MarkHidden("testing-crash-on")
 	return cmd
 }
 
@@ -164,7 +180,7 @@ func serve(parent context.Context, d *daemon.Daemon, addr string, load func() (*
 		if err != nil {
 			return fmt.Errorf("http: %w", err)
 		}
-		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv := newHTTPServer(d.Handler())
 		log.Info("http listening", "addr", ln.Addr().String())
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -178,6 +194,24 @@ func serve(parent context.Context, d *daemon.Daemon, addr string, load func() (*
 		}()
 	}
 	return d.Run(ctx)
+}
+
+// httpIdleTimeout closes keep-alive connections left idle, so clients that
+// never hang up cannot pile up open connections (ReadHeaderTimeout alone
+// does not end an idle one).
+var httpIdleTimeout = 60 * time.Second
+
+// newHTTPServer bounds every phase of a connection: the endpoints are small
+// and local, so generous limits never cut a real client.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {

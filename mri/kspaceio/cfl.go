@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/kspaced/kspaced/internal/safefile"
 )
 
 // MaxElements bounds the number of values any header may announce (2^31,
@@ -136,7 +137,8 @@ func WriteCFL(base string, dims []int, data []complex64) error {
 	if n != len(data) {
 		return fmt.Errorf("write %s.cfl: dimensions %v hold %d values, have %d", base, dims, n, len(data))
 	}
-	if err := os.WriteFile(base+".hdr", []byte("# Dimensions\n"+strings.Join(hdr, " ")+"\n"), 0o644); err != nil {
+	// The header first: a watcher waits for a .cfl's .hdr, never the reverse.
+	if err := safefile.WriteFile(base+".hdr", []byte("# Dimensions\n"+strings.Join(hdr, " ")+"\n"), 0o644); err != nil {
 		return err
 	}
 	buf := make([]byte, 8*len(data))
@@ -144,5 +146,5 @@ func WriteCFL(base string, dims []int, data []complex64) error {
 		binary.LittleEndian.PutUint32(buf[8*i:], math.Float32bits(real(v)))
 		binary.LittleEndian.PutUint32(buf[8*i+4:], math.Float32bits(imag(v)))
 	}
-	return os.WriteFile(base+".cfl", buf, 0o644)
+	return safefile.WriteFile(base+".cfl", buf, 0o644)
 }

@@ -47,7 +47,26 @@ func (v *Volume) Describe(w io.Writer, phi bool) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	withheld := 0
 	for _, k := range keys {
+		if !phi && !safeAttr(k, v.Attrs[k]) {
+			withheld++
+			continue
+		}
 		fmt.Fprintf(w, "  attr %-12s %v\n", k+":", v.Attrs[k])
 	}
+	if withheld > 0 {
+		fmt.Fprintf(w, "  (%d text attributes not shown: they may identify the patient; --phi prints them)\n", withheld)
+	}
+}
+
+// safeAttr reports whether a file attribute can be printed without phi:
+// numbers and the fastMRI acquisition name. Other text (fastMRI's
+// patient_id, vendor attributes) may identify the patient.
+func safeAttr(key string, val any) bool {
+	switch val.(type) {
+	case string, []byte, []string:
+		return key == "acquisition"
+	}
+	return true
 }

@@ -5,11 +5,10 @@ package kspaceio
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/mri"
 )
 
@@ -547,41 +546,20 @@ func WriteReconstruction(path string, images []float32, slices, rows, cols int, 
 }
 
 // writeAtomic creates a temporary HDF5 file beside path, lets fill write it,
-// and renames it over path only when everything succeeded, so watchers
-// never see a half-written file.
+// and renames it over path only when everything succeeded (synced, through
+// internal/safefile), so watchers never see a half-written file.
 func writeAtomic(path string, fill func(f h5) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	tmp.Close()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(name)
-		}
-	}()
-	err = withHDF5(func() error {
-		f, err := h5Create(name)
-		if err != nil {
-			return err
-		}
-		if err := fill(f); err != nil {
-			f.close()
-			return err
-		}
-		return f.close()
+	return safefile.Replace(path, 0o644, func(tmp string) error {
+		return withHDF5(func() error {
+			f, err := h5Create(tmp)
+			if err != nil {
+				return err
+			}
+			if err := fill(f); err != nil {
+				f.close()
+				return err
+			}
+			return f.close()
+		})
 	})
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(name, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
 }

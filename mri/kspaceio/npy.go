@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kspaced/kspaced/internal/safefile"
 )
 
 var npyMagic = []byte("\x93NUMPY")
@@ -61,7 +63,7 @@ func writeNPY(path, descr string, shape []int, n int, payload []byte) error {
 	_ = binary.Write(&b, binary.LittleEndian, uint16(len(hdr)))
 	b.WriteString(hdr)
 	b.Write(payload)
-	return os.WriteFile(path, b.Bytes(), 0o644)
+	return safefile.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // NPY is an array read from a .npy file, converted to complex64.
