@@ -116,6 +116,10 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 	}
 	res.Laps = recs
 	res.Prior = filepath.Join(opt.Out, recs[len(recs)-1].Checkpoint)
+	// Hand over the best lap by validation (priors.BestCheckpoint), not the newest.
+	if _, err := os.Stat(filepath.Join(opt.Out, priors.BestCheckpoint)); err == nil {
+		res.Prior = filepath.Join(opt.Out, priors.BestCheckpoint)
+	}
 	return res, nil
 }
 

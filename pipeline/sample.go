@@ -52,9 +52,13 @@ func loadPrior(rc *configs.Recon, dev Device) (*prior, error) {
 // slice and fills res with their mean, magnitude std and residual.
 func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult) error {
 	s := p.Scan
-	c, h, w := pr.d.Shape()
-	if c != 2 || h != s.Rows || w != s.Cols {
-		return fmt.Errorf("%w: prior %s is for %d×%d complex images, this slice is %d×%d", ErrBadInput, pr.name, h, w, s.Rows, s.Cols)
+	if c, _, _ := pr.d.Shape(); c != 2 {
+		return fmt.Errorf("%w: prior %s has %d channels, want 2 (complex images)", ErrBadInput, pr.name, c)
+	}
+	// A network prior serves any matrix (padded to its stride, cropped back).
+	d, err := priors.ForSize(pr.d, s.Rows, s.Cols)
+	if err != nil {
+		return fmt.Errorf("%w: prior %s: %v", ErrBadInput, pr.name, err)
 	}
 	var op mri.Operator = p.Op
 	if pr.dev != nil {
@@ -66,7 +70,7 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 		op = dop
 	}
 	sp := rc.Sampler
-	post, err := priors.SamplePosterior(ctx, pr.d, op, s.KSpace, priors.SampleOptions{
+	post, err := priors.SamplePosterior(ctx, d, op, s.KSpace, priors.SampleOptions{
 		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})

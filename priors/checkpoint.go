@@ -465,13 +465,7 @@ func (u *UNet) checkMeta(md map[string]string) (*CheckpointMeta, error) {
 }
 
 func unetSameConfig(a, b UNetConfig) bool {
-	norm := func(c UNetConfig) UNetConfig {
-		if len(c.Attention) == 0 {
-			c.Attention = nil
-		}
-		return c
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
+	return reflect.DeepEqual(sizeFreeConfig(a), sizeFreeConfig(b))
 }
 
 // checkTensors reports whether ts holds every parameter of cfg with its

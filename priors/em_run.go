@@ -60,7 +60,10 @@ type EMOptions struct {
 	DataDescription string
 	Normalisation   Normalisation
 	Progress        io.Writer // progress bars, e.g. os.Stderr (nil: none)
-	Log             io.Writer // one summary line per lap (nil: none)
+	Log             io.Writer // one summary line per lap and warnings (nil: none)
+	Guard           GuardOptions
+	// lrOverride, when set (tests), replaces the learning rate of an attempt.
+	lrOverride func(lap, attempt int, lr float64) float64
 }
 
 // LapRecord is one lap's entry in laps.json.
@@ -85,6 +88,12 @@ type LapRecord struct {
 	TrainImages  int           `json:"train_observations"`
 	Workers      int           `json:"workers"`
 	LapSeconds   float64       `json:"lap_seconds"` // this lap's compute in the call(s) that ran it
+	// M-step guard (em_guard.go): every attempt, the learning rate kept.
+	Attempts       []LapAttempt `json:"attempts,omitempty"`
+	LR             float64      `json:"learning_rate,omitempty"`
+	GuardWarning   string       `json:"guard_warning,omitempty"`
+	Best           bool         `json:"best,omitempty"`                     // copied to best.safetensors
+	WorseThanStart string       `json:"worse_than_lap_0_warning,omitempty"` // newest lap below lap 0
 }
 
 type emRun struct {
@@ -183,6 +192,9 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 			return nil, err
 		}
 		recs = append(recs, rec)
+		if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+			return nil, err
+		}
 		if err := writeLaps(opt.Dir, recs); err != nil {
 			return nil, err
 		}
@@ -190,11 +202,14 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 		logf("%s", lapSummary(rec, opt.Laps))
 	}
 	for k := len(recs); k <= opt.Laps; k++ {
-		rec, err := networkLap(ctx, k, train, val, opt)
+		rec, err := guardedLap(ctx, k, train, val, opt, recs)
 		if err != nil {
 			return nil, err
 		}
 		recs = append(recs, rec)
+		if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+			return nil, err
+		}
 		if err := writeLaps(opt.Dir, recs); err != nil {
 			return nil, err
 		}
@@ -428,7 +443,11 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		t0 := time.Now()
 		so := opt.Sampler
 		so.Seed = opt.Seed ^ uint64(k)<<40
-		if err := EStep(ctx, prior, train, so, opt.Workers, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), len(train))); err != nil {
+		ep, err := atObservations(prior, opt)
+		if err != nil {
+			return rec, fmt.Errorf("em lap %d: %w", k, err)
+		}
+		if err := EStep(ctx, ep, train, so, opt.Workers, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), len(train))); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 		rec.EStepSeconds = time.Since(t0).Seconds()
@@ -464,7 +483,11 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	to.Validation, to.ValFraction = nil, 0
 	data := &SliceDataset{C: 2, H: rows, W: cols, Data: samples}
 	t0 := time.Now()
-	st, err := Train(ctx, u, data, to, opt.Progress)
+	tu, err := trainingNet(u, to)
+	if err != nil {
+		return rec, err
+	}
+	st, err := Train(ctx, tu, data, to, opt.Progress)
 	if err != nil && to.Resume != "" && ctx.Err() == nil {
 		// An unusable training checkpoint (other settings): start the M-step over.
 		to.Resume, rec.MStepResumed = "", false
@@ -476,7 +499,10 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		} else if u, err = NewUNet(cfg, opt.Seed); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
-		st, err = Train(ctx, u, data, to, opt.Progress)
+		if tu, err = trainingNet(u, to); err != nil {
+			return rec, err
+		}
+		st, err = Train(ctx, tu, data, to, opt.Progress)
 	}
 	if err != nil {
 		return rec, fmt.Errorf("em lap %d: M-step: %w", k, err)
@@ -494,7 +520,11 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	if err := u.Save(filepath.Join(opt.Dir, LapCheckpoint(k)), meta); err != nil {
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
-	if err := evaluateLap(ctx, u, val, opt, &rec); err != nil {
+	eu, err := atObservations(u, opt)
+	if err != nil {
+		return rec, fmt.Errorf("em lap %d: %w", k, err)
+	}
+	if err := evaluateLap(ctx, eu, val, opt, &rec); err != nil {
 		return rec, err
 	}
 	rec.Finished = time.Now().UTC()

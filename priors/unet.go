@@ -207,7 +207,8 @@ type UNet struct {
 	MemoryBudget int64
 	perImage     int64 // measured graph bytes per image, 0 until needed
 	graphs       map[int]*unetGraph
-	gen          uint64 // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
+	gen          uint64           // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
+	views        map[[2]int]*UNet // AtSize: this network's weights at other padded sizes
 }
 
 // unetGraph is the network unrolled for one batch size, with host staging.
