@@ -52,6 +52,9 @@ func loadPrior(rc *configs.Recon, dev Device) (*prior, error) {
 // slice and fills res with their mean, magnitude std and residual.
 func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult) error {
 	s := p.Scan
+	if !(p.NoiseVar > 0) {
+		return fmt.Errorf("%w: the noise level of this slice is unknown (no noise scan, and none could be estimated from the data); %s needs it for the likelihood and will not assume 0", ErrBadInput, rc.Method)
+	}
 	if c, _, _ := pr.d.Shape(); c != 2 {
 		return fmt.Errorf("%w: prior %s has %d channels, want 2 (complex images)", ErrBadInput, pr.name, c)
 	}
