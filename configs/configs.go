@@ -30,6 +30,7 @@ type Config struct {
 	Simulate Simulate `yaml:"simulate"`
 	Daemon   Daemon   `yaml:"daemon"`
 	Retrain  Retrain  `yaml:"retrain"`
+	Archive  Archive  `yaml:"archive"` // simulate archive only; validated there
 }
 
 // Recon selects and tunes the reconstruction method.
