@@ -105,7 +105,7 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		Sampler:  priors.SampleOptions{Method: "mmps", Steps: rc.Steps, CGIter: rc.CGIterations},
 		Train: priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
 			WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales},
-		Guard: priors.GuardOptions{Disabled: rc.GuardRetries == 0, Retries: rc.GuardRetries, LRFactor: rc.GuardLRFactor},
+		Guard:       priors.GuardOptions{Disabled: rc.GuardRetries == 0, Retries: rc.GuardRetries, LRFactor: rc.GuardLRFactor},
 		EvalSamples: rc.EvalSamples, Workers: rc.Workers, Seed: rc.Seed,
 		DataID:          data.ID,
 		DataDescription: fmt.Sprintf("EM from %d undersampled scans (%d files)", len(train), data.Files),
