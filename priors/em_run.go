@@ -53,7 +53,12 @@ type EMOptions struct {
 	// checkpoint paths, EMLap, Normalisation and DataDescription.
 	Train   TrainOptions
 	Workers int // E-step goroutines (≤ 0: see EStep)
-	Seed    uint64
+	// FirstLapSteps, when > 0, replaces Train.Steps for lap 1, whose network
+	// starts from scratch.
+	FirstLapSteps int
+	// SamplesPerObservation drawn by each E-step (1).
+	SamplesPerObservation int
+	Seed                  uint64
 	// DataID identifies the observations (e.g. a hash of their files); a run
 	// folder refuses to continue on other data.
 	DataID          string
@@ -76,6 +81,7 @@ type LapRecord struct {
 	EStepSeconds float64       `json:"estep_seconds,omitempty"`
 	EStepSteps   int           `json:"estep_steps,omitempty"`
 	EStepCGIter  int           `json:"estep_cg_iterations,omitempty"`
+	EStepSamples int           `json:"estep_samples_per_observation,omitempty"`
 	EStepResumed bool          `json:"estep_loaded,omitempty"` // samples came from a previous run
 	MStepSeconds float64       `json:"mstep_seconds,omitempty"`
 	MStepSteps   int           `json:"mstep_steps,omitempty"`
@@ -429,7 +435,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	rows, cols := cfg.Rows, cfg.Cols
 	n := 2 * rows * cols
 	rec := LapRecord{Lap: k, Kind: KindUNet, Checkpoint: LapCheckpoint(k), TrainImages: len(train), Workers: opt.Workers,
-		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter}
+		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter, EStepSamples: opt.samplesPerObservation()}
 	prevPath := filepath.Join(opt.Dir, LapCheckpoint(k-1))
 	prior, _, err := LoadPrior(prevPath)
 	if err != nil {
@@ -437,9 +443,10 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	}
 	// E-step.
 	spath := filepath.Join(opt.Dir, samplesFile(k))
-	samples, secs, err := readSamples(spath, opt.DataID, k, len(train), n)
+	per := opt.samplesPerObservation()
+	samples, secs, err := readSamples(spath, opt.DataID, k, per*len(train), n)
 	if err != nil {
-		samples = make([]float32, len(train)*n)
+		samples = make([]float32, per*len(train)*n)
 		t0 := time.Now()
 		so := opt.Sampler
 		so.Seed = opt.Seed ^ uint64(k)<<40
@@ -447,11 +454,11 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		if err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
-		if err := EStep(ctx, ep, train, so, opt.Workers, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), len(train))); err != nil {
+		if err := eStepSamples(ctx, ep, train, so, opt.Workers, per, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), per*len(train))); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 		rec.EStepSeconds = time.Since(t0).Seconds()
-		if err := writeSamples(spath, samples, opt.DataID, k, len(train), rows, cols, rec.EStepSeconds); err != nil {
+		if err := writeSamples(spath, samples, opt.DataID, k, per*len(train), rows, cols, rec.EStepSeconds); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 	} else {
@@ -469,6 +476,9 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
 	to := opt.Train
+	if k == 1 && opt.FirstLapSteps > 0 {
+		to.Steps = opt.FirstLapSteps // a fresh network needs longer than a warm-started one
+	}
 	to.Seed = opt.Seed + uint64(k)
 	to.CheckpointPath = filepath.Join(opt.Dir, trainFile(k))
 	if to.CheckpointEvery == 0 {
