@@ -72,6 +72,7 @@ type Provenance struct {
 	EMLap       int    `json:"em_lap"` // expectation-maximisation lap (0: not EM)
 	CodeVersion string `json:"code_version"`
 	Seed        uint64 `json:"seed"`
+	Crops       string `json:"crops,omitempty"` // what the network trained on when not whole images
 }
 
 // CheckpointMeta is the metadata block of a checkpoint.

@@ -158,3 +158,15 @@ func (t *trainer) image(dst []float32, i int, r *rand.Rand) error {
 	}
 	return t.data.Image(dst, i)
 }
+
+// cropNote describes the training crops for provenance ("" for whole images).
+func cropNote(o TrainOptions) string {
+	if o.CropRows <= 0 && o.CropCols <= 0 {
+		return ""
+	}
+	sc := o.Scales
+	if len(sc) == 0 {
+		sc = []float64{1}
+	}
+	return fmt.Sprintf("%d×%d crops at pixel scales %v", o.CropRows, o.CropCols, sc)
+}

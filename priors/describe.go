@@ -82,6 +82,9 @@ func (d *Description) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "EM lap:         %d\n", p.EMLap)
 	}
 	fmt.Fprintf(&b, "steps:          %d\n", p.Steps)
+	if p.Crops != "" {
+		fmt.Fprintf(&b, "trained on:     %s\n", p.Crops)
+	}
 	fmt.Fprintf(&b, "seed:           %d\n", p.Seed)
 	fmt.Fprintf(&b, "code version:   %s\n", orNone(firstNonEmpty(p.CodeVersion, i.CodeVersion)))
 	if len(d.Laps) > 0 {

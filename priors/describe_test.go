@@ -20,7 +20,7 @@ func TestDescribe(t *testing.T) {
 	}
 	path := filepath.Join(dir, LapCheckpoint(1))
 	if err := u.Save(path, CheckpointMeta{Architecture: u.Config(), Normalisation: Normalisation{Scheme: "per-scan"},
-		Provenance: Provenance{Data: "EM from 44 undersampled scans", DataHash: "abc", Images: 44, Steps: 400, EMLap: 1, Seed: 7}}); err != nil {
+		Provenance: Provenance{Data: "EM from 44 undersampled scans", DataHash: "abc", Images: 44, Steps: 400, EMLap: 1, Seed: 7, Crops: cropNote(TrainOptions{CropRows: 8, CropCols: 8})}}); err != nil {
 		t.Fatal(err)
 	}
 	recs := []LapRecord{
@@ -42,7 +42,7 @@ func TestDescribe(t *testing.T) {
 	s := out.String()
 	t.Logf("\n%s", s)
 	for _, want := range []string{"widths [8 16]", "any matrix: reflect-padded to a multiple of 2", "EM from 44 undersampled scans",
-		"EM lap:         1", "steps:          400", "* lap  1", "PSNR 21.50 dB", "2 attempts, learning rate 0.0006", "per-scan"} {
+		"EM lap:         1", "trained on:     8×8 crops at pixel scales [1]", "steps:          400", "* lap  1", "PSNR 21.50 dB", "2 attempts, learning rate 0.0006", "per-scan"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("description lacks %q", want)
 		}

@@ -526,7 +526,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	}
 	meta := CheckpointMeta{Normalisation: opt.Normalisation, Provenance: Provenance{
 		Data: opt.DataDescription, DataHash: st.DataHash, Images: len(train), Steps: st.Steps, EMLap: k,
-		CodeVersion: CodeVersion(), Seed: to.Seed}}
+		CodeVersion: CodeVersion(), Seed: to.Seed, Crops: cropNote(to)}}
 	if err := u.Save(filepath.Join(opt.Dir, LapCheckpoint(k)), meta); err != nil {
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
