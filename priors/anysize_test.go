@@ -283,3 +283,29 @@ func TestCheckpointTrainedAtOneSizeServesAnother(t *testing.T) {
 		t.Fatalf("gain %.2f at 16×16, %.2f at 48×40", g16, g48)
 	}
 }
+
+// TestEMTrainsOnCrops: an EM run whose M-step trains on 8×8 crops of 16×16
+// observations samples and scores at 16×16 with the same weights, and its
+// checkpoint says what it trained on.
+func TestEMTrainsOnCrops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a network")
+	}
+	obs := emObservations(t, 30, 16, 2, 3, 0.02, 11)
+	opt := emTestOptions(t.TempDir(), 2)
+	opt.Train.Steps, opt.Train.CropRows, opt.Train.CropCols, opt.Train.Scales = 150, 8, 8, []float64{1, 0.75}
+	opt.Guard.Disabled = true
+	recs, err := RunEM(context.Background(), obs[:26], obs[26:], opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs[1:] {
+		if r.Validation.N != 4 || !(r.Validation.PSNR > 5) || r.MStepSteps != 150 {
+			t.Fatalf("lap %d: %+v", r.Lap, r)
+		}
+	}
+	_, info, err := LoadPrior(filepath.Join(opt.Dir, LapCheckpoint(2)))
+	if err != nil || info.Provenance.Crops != "8×8 crops at pixel scales [1 0.75]" {
+		t.Fatalf("lap 2 checkpoint: %v %+v", err, info)
+	}
+}
