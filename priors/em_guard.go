@@ -62,7 +62,7 @@ func (g *GuardOptions) defaults() {
 // LapAttempt is one try at a network lap's M-step.
 type LapAttempt struct {
 	LR              float64 `json:"learning_rate"`
-	Loss            float64 `json:"mstep_loss"`
+	Loss            float64 `json:"mstep_loss,omitempty"`
 	DataConsistency float64 `json:"validation_data_consistency,omitempty"`
 	PSNR            float64 `json:"validation_psnr,omitempty"`
 	// Reason is why the attempt was rejected ("" for the kept one).
@@ -118,8 +118,10 @@ func guardedLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		} else {
 			reason = jumped(rec, prev, g)
 		}
-		st.Attempts = append(st.Attempts, LapAttempt{LR: o.Train.LR, Loss: rec.MStepLoss,
-			DataConsistency: rec.Validation.DataConsistency, PSNR: rec.Validation.PSNR, Reason: reason})
+		// JSON has no NaN: scores that do not exist (no truth, a failed
+		// M-step) are left out.
+		st.Attempts = append(st.Attempts, LapAttempt{LR: o.Train.LR, Loss: finiteOr0(rec.MStepLoss),
+			DataConsistency: finiteOr0(rec.Validation.DataConsistency), PSNR: finiteOr0(rec.Validation.PSNR), Reason: reason})
 		if reason == "" || len(st.Attempts) > g.Retries {
 			if err != nil {
 				return rec, fmt.Errorf("%w (after %d attempts, learning rate down to %g)", err, len(st.Attempts), o.Train.LR)
@@ -244,6 +246,13 @@ func markBest(dir string, recs []LapRecord, log io.Writer) (int, error) {
 		}
 	}
 	return best, nil
+}
+
+func finiteOr0(v float64) float64 {
+	if finite64(v) {
+		return v
+	}
+	return 0
 }
 
 func copyFileAtomic(dst, src string) error {

@@ -96,6 +96,24 @@ func TestEMGuardCatchesDivergedMStep(t *testing.T) {
 	}
 }
 
+// TestLapAttemptsJSONWithoutTruth: attempts of a run without ground truth
+// (PSNR NaN) and of a diverged M-step (loss NaN) still write as JSON.
+func TestLapAttemptsJSONWithoutTruth(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, LapCheckpoint(0)), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := LapRecord{Lap: 0, Kind: KindGaussian, Checkpoint: LapCheckpoint(0), Validation: ScoreSummary{N: 2, DataConsistency: 3, PSNR: math.NaN()},
+		Attempts: []LapAttempt{{LR: 1e-3, Loss: finiteOr0(math.NaN()), PSNR: finiteOr0(math.NaN()), DataConsistency: 3}}}
+	if err := writeLaps(dir, []LapRecord{r}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readLaps(dir)
+	if err != nil || len(back) != 1 || back[0].Attempts[0].DataConsistency != 3 {
+		t.Fatalf("%v %+v", err, back)
+	}
+}
+
 // TestGuardJumped checks the jump rules on hand-made records.
 func TestGuardJumped(t *testing.T) {
 	g := GuardOptions{}
