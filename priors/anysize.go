@@ -23,6 +23,9 @@ import (
 // itself: the unshuffle factor times 2^(levels−1).
 func (c UNetConfig) Stride() int { return c.Unshuffle << (len(c.Widths) - 1) }
 
+// maxViews bounds the padded sizes a UNet keeps graphs for at once.
+const maxViews = 4
+
 // AtSize returns a denoiser for rows×cols complex images running this
 // network's weights (shared, not copied: training u changes it too). When
 // rows×cols is u's own size it returns u itself. The views are cached on u,
@@ -45,6 +48,13 @@ func (u *UNet) AtSize(rows, cols int) (Denoiser, error) {
 		}
 		v, ok := u.views[key]
 		if !ok {
+			// Each view keeps its own graphs (activations); bound them so a
+			// long-lived prior fed many matrix sizes does not grow without end.
+			if len(u.views) >= maxViews {
+				for k := range u.views {
+					delete(u.views, k)
+				}
+			}
 			cfg := u.Config()
 			cfg.Rows, cfg.Cols = pr, pc
 			if err := cfg.Validate(); err != nil {

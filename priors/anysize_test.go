@@ -49,6 +49,9 @@ func TestUNetAnySizeShapes(t *testing.T) {
 			t.Fatalf("%v: short dst accepted", sz)
 		}
 	}
+	if len(u.views) > maxViews {
+		t.Fatalf("%d cached views, bound %d", len(u.views), maxViews)
+	}
 	// A stride multiple runs the network itself, no padding.
 	if d, _ := u.AtSize(64, 48); func() bool { _, ok := d.(*UNet); return !ok }() {
 		t.Fatal("64×48 is padded")
