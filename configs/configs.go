@@ -31,6 +31,7 @@ type Config struct {
 	Daemon   Daemon   `yaml:"daemon"`
 	Retrain  Retrain  `yaml:"retrain"`
 	PACS     PACS     `yaml:"pacs"`
+	Archive  Archive  `yaml:"archive"` // simulate archive only; validated there
 }
 
 // Recon selects and tunes the reconstruction method.

@@ -21,6 +21,18 @@ type Retrain struct {
 	EvalSamples     int     `yaml:"eval_samples"`
 	Workers         int     `yaml:"workers"`
 	Seed            uint64  `yaml:"seed"`
+	// M-step steps of lap 1 (a network from scratch); 0: train_steps.
+	FirstLapSteps int `yaml:"first_lap_steps"`
+	// Posterior samples per scan drawn by each E-step.
+	SamplesPerScan int `yaml:"samples_per_scan"`
+	// M-step crops (0: whole images) and pixel scales (default {1}).
+	Crop   int       `yaml:"crop"`
+	Scales []float64 `yaml:"scales"`
+	// The M-step guard: retries of a lap whose loss or validation jumps, each
+	// at guard_lr_factor × the learning rate; 0 retries disables it
+	// (retrain.GuardOptions holds the jump thresholds).
+	GuardRetries  int     `yaml:"guard_retries"`
+	GuardLRFactor float64 `yaml:"guard_lr_factor"`
 }
 
 // Networks lists the denoiser architectures retrain can build.
@@ -44,4 +56,12 @@ func (r Retrain) validate(v *validator) {
 	v.check(r.ValFraction >= 0 && r.ValFraction < 1, "retrain.val_fraction = %g, want in [0, 1)", r.ValFraction)
 	v.rangeI("retrain.eval_samples", r.EvalSamples, 1, 1024)
 	v.rangeI("retrain.workers", r.Workers, 0, 1024)
+	v.rangeI("retrain.crop", r.Crop, 0, maxDim)
+	v.rangeI("retrain.samples_per_scan", r.SamplesPerScan, 1, 64)
+	v.rangeI("retrain.first_lap_steps", r.FirstLapSteps, 0, 10000000)
+	for _, sc := range r.Scales {
+		v.check(sc >= 0.125 && sc <= 8, "retrain.scales: %g, want in [0.125, 8]", sc)
+	}
+	v.rangeI("retrain.guard_retries", r.GuardRetries, 0, 10)
+	v.check(r.GuardLRFactor > 0 && r.GuardLRFactor < 1, "retrain.guard_lr_factor = %g, want in (0, 1)", r.GuardLRFactor)
 }

@@ -28,7 +28,8 @@ type Prepared struct {
 	// space image = image / Scale.
 	Scale float64
 	// NoiseVar is E|n|² of each whitened k-space sample in image units, from
-	// the scan's noise covariance or else its k-space corners; 0 if unknown.
+	// the scan's noise covariance or else estimated from its data
+	// (mri.EstimateNoise); 0 if unknown.
 	NoiseVar float64
 	Warnings []string
 }
@@ -42,10 +43,11 @@ func Prepare(ctx context.Context, s *mri.Scan, cm configs.CoilMaps) (*Prepared, 
 	}
 	p := &Prepared{Scan: s}
 	if s.NoiseCov == nil && s.Coils > 0 {
-		if cov, err := mri.NoiseFromCorners(s, 0.1); err == nil {
-			s.NoiseCov = cov
+		if est, err := mri.EstimateNoise(s); err == nil {
+			s.NoiseCov = est.Cov
 		} else {
-			p.Warnings = append(p.Warnings, "noise level unknown (no noise data, k-space corners unusable): "+err.Error())
+			// Classical methods go on; sampling methods refuse (samplePosterior).
+			p.Warnings = append(p.Warnings, "noise level unknown (no noise scan, none estimable from the data): "+err.Error())
 		}
 	}
 	if s.NoiseCov != nil {

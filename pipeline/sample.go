@@ -58,9 +58,16 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 // slice and fills res with their mean, magnitude std and residual.
 func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult) error {
 	s := p.Scan
-	c, h, w := pr.d.Shape()
-	if c != 2 || h != s.Rows || w != s.Cols {
-		return fmt.Errorf("%w: prior %s is for %d×%d complex images, this slice is %d×%d", ErrBadInput, pr.name, h, w, s.Rows, s.Cols)
+	if !(p.NoiseVar > 0) {
+		return fmt.Errorf("%w: the noise level of this slice is unknown (no noise scan, and none could be estimated from the data); %s needs it for the likelihood and will not assume 0", ErrBadInput, rc.Method)
+	}
+	if c, _, _ := pr.d.Shape(); c != 2 {
+		return fmt.Errorf("%w: prior %s has %d channels, want 2 (complex images)", ErrBadInput, pr.name, c)
+	}
+	// A network prior serves any matrix (padded to its stride, cropped back).
+	d, err := priors.ForSize(pr.d, s.Rows, s.Cols)
+	if err != nil {
+		return fmt.Errorf("%w: prior %s: %v", ErrBadInput, pr.name, err)
 	}
 	var op mri.Operator = p.Op // the CPU's SENSE, built by Prepare
 	if pr.dev.Name() != "cpu" {
@@ -72,7 +79,7 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 		op = dop
 	}
 	sp := rc.Sampler
-	post, err := posterior.SamplePosterior(ctx, pr.d, op, s.KSpace, posterior.SampleOptions{
+	post, err := posterior.SamplePosterior(ctx, d, op, s.KSpace, posterior.SampleOptions{
 		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})

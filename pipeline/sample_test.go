@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +22,7 @@ import (
 // quality, which the priors package tests with exact Gaussian priors.
 func TestRunMMPSPlumbing(t *testing.T) {
 	dir := t.TempDir()
-	const n, coils = 32, 4
+	const n, coils = 48, 4
 	img := make([]complex64, n*n)
 	for i, v := range simulate.SheppLogan(n) {
 		img[i] = complex(v, 0)
@@ -33,7 +35,8 @@ func TestRunMMPSPlumbing(t *testing.T) {
 			}
 		}
 	}
-	scan, err := simulate.KSpace(img, simulate.CoilMaps(coils, n, n), coils, n, n, mask, 0, nil)
+	// Noisy, as every real scan: with no noise level MMPS refuses (never σ = 0).
+	scan, err := simulate.KSpace(img, simulate.CoilMaps(coils, n, n), coils, n, n, mask, 0.01, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,14 +122,30 @@ func TestRunMMPSPlumbing(t *testing.T) {
 		t.Fatalf("gaussian prior: residual %g", rep.Residual[0])
 	}
 
-	// A prior of another size is refused with a clear error.
+	// A network built (trained) at another size reconstructs this one: it is
+	// padded to its stride and cropped back (issue 14).
 	cfg.Recon.Sampler.Prior = filepath.Join(dir, "small.safetensors")
 	small, _ := priors.NewUNet(priors.SmallUNet(16, 16), 1)
-	if err := small.Save(cfg.Recon.Sampler.Prior, priors.CheckpointMeta{Architecture: small.Config()}); err != nil {
+	if err := small.Save(cfg.Recon.Sampler.Prior, priors.CheckpointMeta{Architecture: small.Config(),
+		Normalisation: priors.Normalisation{Scheme: NormalisationScheme}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Run(context.Background(), Job{ID: "q", Inputs: []string{in}, Config: cfg}, out, nil); err == nil {
-		t.Fatal("16×16 prior accepted for a 32×32 scan")
+	if rep, err := Run(context.Background(), Job{ID: "q", Inputs: []string{in}, Config: cfg}, t.TempDir(), nil); err != nil {
+		t.Fatalf("16×16-built network on a 48×48 scan: %v", err)
+	} else if len(rep.Residual) != 1 || math.IsNaN(rep.Residual[0]) {
+		t.Fatalf("16×16-built network on a 48×48 scan: residual %v", rep.Residual)
+	}
+	// A Gaussian prior is per pixel: another size is refused with a clear error.
+	g16, err := priors.NewGaussian(make([]float32, 2*16*16), diag[:2*16*16], nil, 2, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Recon.Sampler.Prior = filepath.Join(dir, "g16.safetensors")
+	if err := priors.SaveGaussian(cfg.Recon.Sampler.Prior, g16, priors.GaussianMeta{Normalisation: priors.Normalisation{Scheme: NormalisationScheme}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), Job{ID: "r", Inputs: []string{in}, Config: cfg}, t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "serves no other size") {
+		t.Fatalf("16×16 Gaussian on a 48×48 scan: %v", err)
 	}
 }
 

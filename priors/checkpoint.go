@@ -73,6 +73,7 @@ type Provenance struct {
 	EMLap       int    `json:"em_lap"` // expectation-maximisation lap (0: not EM)
 	CodeVersion string `json:"code_version"`
 	Seed        uint64 `json:"seed"`
+	Crops       string `json:"crops,omitempty"` // what the network trained on when not whole images
 }
 
 // CheckpointMeta is the metadata block of a checkpoint.
@@ -451,13 +452,7 @@ func (u *UNet) checkMeta(md map[string]string) (*CheckpointMeta, error) {
 }
 
 func unetSameConfig(a, b UNetConfig) bool {
-	norm := func(c UNetConfig) UNetConfig {
-		if len(c.Attention) == 0 {
-			c.Attention = nil
-		}
-		return c
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
+	return reflect.DeepEqual(sizeFreeConfig(a), sizeFreeConfig(b))
 }
 
 // checkTensors reports whether ts holds every parameter of cfg with its

@@ -40,4 +40,4 @@ func SmallUnshuffleUNet(rows, cols int) UNetConfig {
 func (c UNetConfig) Same(o UNetConfig) bool { return unetSameConfig(c, o) }
 
 // Params is the number of trainable parameters of the network c describes.
-func (c UNetConfig) Params() int { return c.paramCount() }
+func (c UNetConfig) Params() int { return c.ParamCount() }

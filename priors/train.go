@@ -95,7 +95,12 @@ type TrainOptions struct {
 	EMADecay   float64 // 0.999 (ramped up over the first steps)
 	ClipNorm   float64 // global gradient-norm clip, 1; negative disables
 	NoFlip     bool    // disable random horizontal/vertical flips
-	Seed       uint64
+	// CropRows×CropCols > 0 trains on random windows of that size (the
+	// network's size; the data may be larger), each resampled at a pixel
+	// scale drawn from Scales (default {1}); validation uses centre crops.
+	CropRows, CropCols int
+	Scales             []float64
+	Seed               uint64
 	// Validation images; when nil, ValFraction of the data (chosen by the
 	// seed) is held out instead. Validation loss is computed with the EMA
 	// weights at fixed noise, so epochs compare.
@@ -217,6 +222,17 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 		return st, err
 	}
 	c, h, w := u.Shape()
+	src := data
+	if opt.CropRows > 0 || opt.CropCols > 0 {
+		if data, err = cropped(data, opt); err != nil {
+			return st, err
+		}
+		if opt.Validation != nil {
+			if opt.Validation, err = cropped(opt.Validation, opt); err != nil {
+				return st, err
+			}
+		}
+	}
 	if dc, dh, dw := data.Shape(); dc != c || dh != h || dw != w {
 		return st, fmt.Errorf("train: data images are %d×%d×%d, the network's %d×%d×%d", dc, dh, dw, c, h, w)
 	}
@@ -224,7 +240,7 @@ func Train(ctx context.Context, u *UNet, data Dataset, opt TrainOptions, progres
 		return st, errors.New("train: no training images")
 	}
 	t := &trainer{u: u, be: u.be, opt: opt, data: data, per: c * h * w, permEpoch: -1}
-	hash, err := HashDataset(data)
+	hash, err := HashDataset(src)
 	if err != nil {
 		return st, fmt.Errorf("train: %w", err)
 	}
@@ -438,7 +454,7 @@ func (t *trainer) trainStep() (float64, error) {
 	t.stepRNG.Seed(opt.Seed, uint64(t.step)+1)
 	r := t.rng
 	for j := 0; j < b; j++ {
-		if err := t.data.Image(t.img, t.batchIndex(j)); err != nil {
+		if err := t.image(t.img, t.batchIndex(j), r); err != nil {
 			return 0, fmt.Errorf("train: %w", err)
 		}
 		if !opt.NoFlip {
@@ -565,7 +581,8 @@ func (t *trainer) state() trainState {
 	o := t.opt
 	return trainState{Step: t.step, Seed: o.Seed, BatchSize: o.BatchSize, TrainIdx: t.trainIdx, DataHash: t.dataHash,
 		Options: map[string]any{"lr": o.LR, "warmup": o.WarmupSteps, "decay_start": o.DecayStart, "beta1": o.Beta1, "beta2": o.Beta2,
-			"adam_eps": o.AdamEps, "ema_decay": o.EMADecay, "clip_norm": o.ClipNorm, "flip": !o.NoFlip}}
+			"adam_eps": o.AdamEps, "ema_decay": o.EMADecay, "clip_norm": o.ClipNorm, "flip": !o.NoFlip,
+			"crop": fmt.Sprintf("%d×%d at scales %v", o.CropRows, o.CropCols, o.Scales)}}
 }
 
 // checkpoint writes the EMA weights as the model plus the training state.

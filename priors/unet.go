@@ -96,7 +96,7 @@ func (c UNetConfig) Validate() error {
 	if c.Rows%f != 0 || c.Cols%f != 0 {
 		return fmt.Errorf("unet: image size %d×%d must divide by %d (unshuffle × 2^(levels−1))", c.Rows, c.Cols, f)
 	}
-	if n := c.paramCount(); n > unetMaxParams {
+	if n := c.ParamCount(); n > unetMaxParams {
 		return fmt.Errorf("unet: %d parameters exceeds %d", n, unetMaxParams)
 	}
 	return nil
@@ -105,7 +105,7 @@ func (c UNetConfig) Validate() error {
 func (c UNetConfig) hasAttention(level int) bool { return slices.Contains(c.Attention, level) }
 
 // paramCount walks the architecture without allocating anything.
-func (c UNetConfig) paramCount() int {
+func (c UNetConfig) ParamCount() int {
 	n := 0
 	c.walk(func(name string, shape ...int) {
 		k := 1
@@ -207,7 +207,8 @@ type UNet struct {
 	MemoryBudget int64
 	perImage     int64 // measured graph bytes per image, 0 until needed
 	graphs       map[int]*unetGraph
-	gen          uint64 // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
+	gen          uint64           // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
+	views        map[[2]int]*UNet // AtSize: this network's weights at other padded sizes
 }
 
 // unetGraph is the network unrolled for one batch size, with host staging.

@@ -57,14 +57,22 @@ type EMOptions struct {
 	// checkpoint paths, EMLap, Normalisation and DataDescription.
 	Train   priors.TrainOptions
 	Workers int // E-step goroutines (≤ 0: see EStep)
-	Seed    uint64
+	// FirstLapSteps, when > 0, replaces Train.Steps for lap 1, whose network
+	// starts from scratch.
+	FirstLapSteps int
+	// SamplesPerObservation drawn by each E-step (1).
+	SamplesPerObservation int
+	Seed                  uint64
 	// DataID identifies the observations (e.g. a hash of their files); a run
 	// folder refuses to continue on other data.
 	DataID          string
 	DataDescription string
 	Normalisation   priors.Normalisation
 	Progress        io.Writer // progress bars, e.g. os.Stderr (nil: none)
-	Log             io.Writer // one summary line per lap (nil: none)
+	Log             io.Writer // one summary line per lap and warnings (nil: none)
+	Guard           GuardOptions
+	// lrOverride, when set (tests), replaces the learning rate of an attempt.
+	lrOverride func(lap, attempt int, lr float64) float64
 }
 
 // LapRecord is one lap's entry in laps.json.
@@ -77,6 +85,7 @@ type LapRecord struct {
 	EStepSeconds float64       `json:"estep_seconds,omitempty"`
 	EStepSteps   int           `json:"estep_steps,omitempty"`
 	EStepCGIter  int           `json:"estep_cg_iterations,omitempty"`
+	EStepSamples int           `json:"estep_samples_per_observation,omitempty"`
 	EStepResumed bool          `json:"estep_loaded,omitempty"` // samples came from a previous run
 	MStepSeconds float64       `json:"mstep_seconds,omitempty"`
 	MStepSteps   int           `json:"mstep_steps,omitempty"`
@@ -89,6 +98,12 @@ type LapRecord struct {
 	TrainImages  int           `json:"train_observations"`
 	Workers      int           `json:"workers"`
 	LapSeconds   float64       `json:"lap_seconds"` // this lap's compute in the call(s) that ran it
+	// M-step guard (em_guard.go): every attempt, the learning rate kept.
+	Attempts       []LapAttempt `json:"attempts,omitempty"`
+	LR             float64      `json:"learning_rate,omitempty"`
+	GuardWarning   string       `json:"guard_warning,omitempty"`
+	Best           bool         `json:"best,omitempty"`                     // copied to best.safetensors
+	WorseThanStart string       `json:"worse_than_lap_0_warning,omitempty"` // newest lap below lap 0
 }
 
 type emRun struct {
@@ -187,6 +202,9 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 			return nil, err
 		}
 		recs = append(recs, rec)
+		if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+			return nil, err
+		}
 		if err := writeLaps(opt.Dir, recs); err != nil {
 			return nil, err
 		}
@@ -194,11 +212,14 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 		logf("%s", lapSummary(rec, opt.Laps))
 	}
 	for k := len(recs); k <= opt.Laps; k++ {
-		rec, err := networkLap(ctx, k, train, val, opt)
+		rec, err := guardedLap(ctx, k, train, val, opt, recs)
 		if err != nil {
 			return nil, err
 		}
 		recs = append(recs, rec)
+		if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+			return nil, err
+		}
 		if err := writeLaps(opt.Dir, recs); err != nil {
 			return nil, err
 		}
@@ -398,7 +419,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	rows, cols := cfg.Rows, cfg.Cols
 	n := 2 * rows * cols
 	rec := LapRecord{Lap: k, Kind: priors.KindUNet, Checkpoint: LapCheckpoint(k), TrainImages: len(train), Workers: opt.Workers,
-		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter}
+		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter, EStepSamples: opt.samplesPerObservation()}
 	prevPath := filepath.Join(opt.Dir, LapCheckpoint(k-1))
 	prior, _, err := priors.LoadPrior(prevPath)
 	if err != nil {
@@ -406,17 +427,22 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	}
 	// E-step.
 	spath := filepath.Join(opt.Dir, samplesFile(k))
-	samples, secs, err := readSamples(spath, opt.DataID, k, len(train), n)
+	per := opt.samplesPerObservation()
+	samples, secs, err := readSamples(spath, opt.DataID, k, per*len(train), n)
 	if err != nil {
-		samples = make([]float32, len(train)*n)
+		samples = make([]float32, per*len(train)*n)
 		t0 := time.Now()
 		so := opt.Sampler
 		so.Seed = opt.Seed ^ uint64(k)<<40
-		if err := EStep(ctx, prior, train, so, opt.Workers, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), len(train))); err != nil {
+		ep, err := atObservations(prior, opt)
+		if err != nil {
+			return rec, fmt.Errorf("em lap %d: %w", k, err)
+		}
+		if err := eStepSamples(ctx, ep, train, so, opt.Workers, per, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), per*len(train))); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 		rec.EStepSeconds = time.Since(t0).Seconds()
-		if err := writeSamples(spath, samples, opt.DataID, k, len(train), rows, cols, rec.EStepSeconds); err != nil {
+		if err := writeSamples(spath, samples, opt.DataID, k, per*len(train), rows, cols, rec.EStepSeconds); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 	} else {
@@ -434,6 +460,9 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
 	to := opt.Train
+	if k == 1 && opt.FirstLapSteps > 0 {
+		to.Steps = opt.FirstLapSteps // a fresh network needs longer than a warm-started one
+	}
 	to.Seed = opt.Seed + uint64(k)
 	to.CheckpointPath = filepath.Join(opt.Dir, trainFile(k))
 	if to.CheckpointEvery == 0 {
@@ -448,7 +477,11 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	to.Validation, to.ValFraction = nil, 0
 	data := &priors.SliceDataset{C: 2, H: rows, W: cols, Data: samples}
 	t0 := time.Now()
-	st, err := priors.Train(ctx, u, data, to, opt.Progress)
+	tu, err := trainingNet(u, to)
+	if err != nil {
+		return rec, err
+	}
+	st, err := priors.Train(ctx, tu, data, to, opt.Progress)
 	if err != nil && to.Resume != "" && ctx.Err() == nil {
 		// An unusable training checkpoint (other settings): start the M-step over.
 		to.Resume, rec.MStepResumed = "", false
@@ -460,7 +493,10 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		} else if u, err = priors.NewUNet(cfg, opt.Seed); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
-		st, err = priors.Train(ctx, u, data, to, opt.Progress)
+		if tu, err = trainingNet(u, to); err != nil {
+			return rec, err
+		}
+		st, err = priors.Train(ctx, tu, data, to, opt.Progress)
 	}
 	if err != nil {
 		return rec, fmt.Errorf("em lap %d: M-step: %w", k, err)
@@ -474,11 +510,15 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	}
 	meta := priors.CheckpointMeta{Normalisation: opt.Normalisation, Provenance: priors.Provenance{
 		Data: opt.DataDescription, DataHash: st.DataHash, Images: len(train), Steps: st.Steps, EMLap: k,
-		CodeVersion: priors.CodeVersion(), Seed: to.Seed}}
+		CodeVersion: priors.CodeVersion(), Seed: to.Seed, Crops: priors.CropNote(to)}}
 	if err := u.Save(filepath.Join(opt.Dir, LapCheckpoint(k)), meta); err != nil {
 		return rec, fmt.Errorf("em lap %d: %w", k, err)
 	}
-	if err := evaluateLap(ctx, u, val, opt, &rec); err != nil {
+	eu, err := atObservations(u, opt)
+	if err != nil {
+		return rec, fmt.Errorf("em lap %d: %w", k, err)
+	}
+	if err := evaluateLap(ctx, eu, val, opt, &rec); err != nil {
 		return rec, err
 	}
 	rec.Finished = time.Now().UTC()

@@ -106,8 +106,10 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		Network:  cfg,
 		Sampler:  posterior.SampleOptions{Method: "mmps", Steps: rc.Steps, CGIter: rc.CGIterations},
 		Train: priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
-			WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay},
-		EvalSamples: rc.EvalSamples, Workers: rc.Workers, Seed: rc.Seed,
+			WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales},
+		Guard:       GuardOptions{Disabled: rc.GuardRetries == 0, Retries: rc.GuardRetries, LRFactor: rc.GuardLRFactor},
+		EvalSamples: rc.EvalSamples, Workers: rc.Workers, Seed: rc.Seed, SamplesPerObservation: rc.SamplesPerScan,
+		FirstLapSteps:   rc.FirstLapSteps,
 		DataID:          data.ID,
 		DataDescription: fmt.Sprintf("EM from %d undersampled scans (%d files)", len(train), data.Files),
 		Normalisation:   priors.Normalisation{Scheme: pipeline.NormalisationScheme},
@@ -118,6 +120,10 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 	}
 	res.Laps = recs
 	res.Prior = filepath.Join(opt.Out, recs[len(recs)-1].Checkpoint)
+	// Hand over the best lap by validation (BestCheckpoint), not the newest.
+	if _, err := os.Stat(filepath.Join(opt.Out, BestCheckpoint)); err == nil {
+		res.Prior = filepath.Join(opt.Out, BestCheckpoint)
+	}
 	return res, nil
 }
 

@@ -82,9 +82,19 @@ func TestRetrainArchive(t *testing.T) {
 			t.Errorf("lap %d validation %+v: truth not picked up", r.Lap, v)
 		}
 	}
+	// retrain hands over the lap marked best (best.safetensors), not the newest.
+	best := -1
+	for i, r := range res.Laps {
+		if r.Best {
+			best = i
+		}
+	}
+	if best < 0 || res.Prior != filepath.Join(out, BestCheckpoint) {
+		t.Fatalf("prior %s, best lap %d", res.Prior, best)
+	}
 	d, info, err := priors.LoadPrior(res.Prior)
-	if err != nil || info.Kind != priors.KindUNet || info.Normalisation.Scheme != pipeline.NormalisationScheme || info.Provenance.EMLap != 1 {
-		t.Fatalf("final prior %s: %v %+v", res.Prior, err, info)
+	if err != nil || info.Normalisation.Scheme != pipeline.NormalisationScheme || info.Provenance.EMLap != best {
+		t.Fatalf("final prior %s: %v %+v (best lap %d)", res.Prior, err, info, best)
 	}
 	if c, h, w := d.Shape(); c != 2 || h != 32 || w != 32 {
 		t.Fatalf("prior shape %d×%d×%d", c, h, w)

@@ -65,7 +65,7 @@ DICOM series of the same study. Run 'kspaced serve' as a drop-folder service or
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(), newReconCmd(), newRetrainCmd(), newSimulateCmd(), newInspectCmd(), newBenchCmd(), newConfigCmd(),
-		newBatchCmd(), newSlurmCmd(), newPACSCmd())
+		newBatchCmd(), newSlurmCmd(), newPACSCmd(), newPriorCmd())
 	return root
 }
 

@@ -116,10 +116,11 @@ func TestRetrainCommandRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := filepath.Join(out, retrain.LapCheckpoint(1))
-	if strings.TrimSpace(stdout) != want {
-		t.Fatalf("stdout %q, want the last prior %q", stdout, want)
+	// retrain hands over the best lap by validation (issue 14), not the newest.
+	if best := filepath.Join(out, retrain.BestCheckpoint); strings.TrimSpace(stdout) != best {
+		t.Fatalf("stdout %q, want the best prior %q", stdout, best)
 	}
+	want := filepath.Join(out, retrain.LapCheckpoint(1))
 	_, info, err := priors.LoadPrior(want)
 	if err != nil || info.Kind != priors.KindUNet || info.Provenance.EMLap != 1 || info.Provenance.Seed == 0 {
 		t.Fatalf("prior: %v %+v", err, info)
@@ -130,8 +131,11 @@ func TestRetrainCommandRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(stdout) != filepath.Join(out, retrain.LapCheckpoint(2)) {
+	if strings.TrimSpace(stdout) != filepath.Join(out, retrain.BestCheckpoint) {
 		t.Fatalf("second call printed %q", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(out, retrain.LapCheckpoint(2))); err != nil {
+		t.Fatalf("second call did not run lap 2: %v", err)
 	}
 	// Other settings that change what the run is are refused.
 	args[9] = "3" // --rank
@@ -230,7 +234,7 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 	if err := second.Run(); err != nil {
 		t.Fatalf("restart: %v\n%s", err, stderr.String())
 	}
-	if strings.TrimSpace(stdout.String()) != filepath.Join(out, retrain.LapCheckpoint(1)) {
+	if strings.TrimSpace(stdout.String()) != filepath.Join(out, retrain.BestCheckpoint) {
 		t.Errorf("restart printed %q", stdout.String())
 	}
 	if !strings.Contains(stderr.String(), "resuming after lap 0") || strings.Contains(stderr.String(), "gaussian EM 1/1") {

@@ -77,5 +77,6 @@ and DIR/NAME_mask.npy.`,
 	f.Float64Var(&noise, "noise", 0.005, "complex noise std per k-space sample, image peak = 1 (default from config)")
 	f.StringVar(&mask, "mask", "random", "random | equispaced | poisson (default from config)")
 	f.Uint64Var(&seed, "seed", 1, "random seed (default from config)")
+	cmd.AddCommand(newSimulateArchiveCmd())
 	return cmd
 }

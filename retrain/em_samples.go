@@ -1,0 +1,36 @@
+package retrain
+
+import (
+	"context"
+	"fmt"
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
+)
+
+// E-steps may draw several posterior samples per observation (the seed
+// recipe: 2): the M-step then learns from K·N images, which spreads the
+// posterior's uncertainty into the prior instead of one draw's noise.
+
+func (o *EMOptions) samplesPerObservation() int { return max(1, o.SamplesPerObservation) }
+
+// eStepSamples draws per samples of each observation into dst, laid out
+// [sample pass][observation][2][rows][cols]; pass 0 is EStep with so's seed,
+// so one sample per observation reproduces the single-sample E-step.
+func eStepSamples(ctx context.Context, d priors.Denoiser, obs []Observation, so posterior.SampleOptions, workers, per int, dst []float32, progress func(done, total int)) error {
+	if per < 1 || len(obs) == 0 || len(dst)%(per*len(obs)) != 0 {
+		return fmt.Errorf("e-step: %d values for %d samples of %d observations", len(dst), per, len(obs))
+	}
+	chunk := len(dst) / per
+	for j := 0; j < per; j++ {
+		s := so
+		s.Seed = so.Seed ^ uint64(j)<<52
+		var p func(done, total int)
+		if progress != nil {
+			p = func(done, _ int) { progress(j*len(obs)+done, per*len(obs)) }
+		}
+		if err := EStep(ctx, d, obs, s, workers, dst[j*chunk:(j+1)*chunk], p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
