@@ -10,7 +10,7 @@ DEMO_OUT ?= out/demo
 # commands that drive it).
 RACE_PKGS := ./daemon/... ./cmd/...
 
-.PHONY: all build demo test test-short test-race lint vet bench bench-fftw gpu-check build-cuda clean
+.PHONY: all build demo prior test test-short test-race lint vet bench bench-fftw gpu-check build-cuda clean
 
 all: build
 
@@ -21,6 +21,13 @@ build:
 demo: build
 	@scripts/deps.sh demo
 	@scripts/demo.sh $(BIN) $(DEMO_OUT)
+
+# The default prior (configs/prior-default.yaml): the simulated archive, then
+# kspaced retrain into train/default-prior/, resumably (about 10 h on two
+# idle cores; docs/bench/prior-recipe.md). Rerun to continue.
+prior:
+	@scripts/deps.sh demo
+	RUN=train/default-prior scripts/train-prior.sh out/prior
 
 # gofmt, go mod tidy, and vet of both builds (the CUDA build compiles without
 # CUDA headers: internal/gpu/cuda_decls.h).

@@ -8,6 +8,11 @@
 #
 #   scripts/train-prior.sh [OUT]        # OUT defaults to out/prior
 #   RECIPE=other.yaml scripts/train-prior.sh out/other
+#   RUN=train/default-prior scripts/train-prior.sh   # the run folder kept in git
+#
+# The default prior's run lives in train/default-prior/ (RUN): its laps are
+# committed as they finish, so a later session continues from them; E-step
+# samples (regenerated on resume) are git-ignored there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 recipe=${RECIPE:-configs/prior-default.yaml}
@@ -21,5 +26,6 @@ if [[ ! -f "$out/archive/.done" ]]; then
 	"$bin" simulate archive --config "$recipe" --out "$out/archive"
 	touch "$out/archive/.done"
 fi
-"$bin" retrain --config "$recipe" --data "$out/archive/train" --out "$out/run"
-"$bin" prior show "$out/run/best.safetensors"
+run=${RUN:-$out/run}
+"$bin" retrain --config "$recipe" --data "$out/archive/train" --out "$run"
+"$bin" prior show "$run/best.safetensors"
