@@ -92,7 +92,6 @@ type Daemon struct {
 	reg    *prometheus.Registry
 	m      *metrics
 	board  *board
-	gpu    chan struct{}
 	kick   chan struct{}
 	busy   atomic.Int64 // tasks handed to workers and not yet finished
 	alone  atomic.Bool  // a suspect job is running: hand out nothing else
@@ -170,7 +169,6 @@ func New(o Options) (*Daemon, error) {
 		workers:   o.Config.Daemon.Workers,
 		reg:       prometheus.NewRegistry(),
 		board:     newBoard(200),
-		gpu:       make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		entries:   map[string]*entry{},
 		active:    map[string]bool{},

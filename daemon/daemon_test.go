@@ -628,42 +628,6 @@ func TestDiskGuardAndReload(t *testing.T) {
 	}
 }
 
-// Several workers: CUDA jobs take turns on the one GPU, CPU jobs do not.
-func TestGPUSerialised(t *testing.T) {
-	for _, device := range []string{"cuda", "cpu"} {
-		t.Run(device, func(t *testing.T) {
-			spool := t.TempDir()
-			var now, peak atomic.Int32
-			proc := func(ctx context.Context, job pipeline.Job, out string, _ pipeline.Progress) (*pipeline.Report, error) {
-				n := now.Add(1)
-				for {
-					p := peak.Load()
-					if n <= p || peak.CompareAndSwap(p, n) {
-						break
-					}
-				}
-				time.Sleep(60 * time.Millisecond)
-				now.Add(-1)
-				return &pipeline.Report{}, nil
-			}
-			c := testConfig(spool)
-			c.Daemon.Workers = 4
-			c.Recon.Device = device
-			start(t, c, proc, false)
-			for i := range 8 {
-				drop(t, spool, fmt.Sprintf("g%d.npy", i), []byte("x"))
-			}
-			waitFor(t, 10*time.Second, "8 jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 8 })
-			if device == "cuda" && peak.Load() != 1 {
-				t.Errorf("%d CUDA jobs ran at once", peak.Load())
-			}
-			if device == "cpu" && peak.Load() < 2 {
-				t.Errorf("CPU jobs never overlapped with 4 workers (peak %d)", peak.Load())
-			}
-		})
-	}
-}
-
 // A claim that died between its mkdir and its rename leaves an empty
 // work/<id>; the retry of the same entry keeps the id.
 func TestInterruptedClaimKeepsID(t *testing.T) {

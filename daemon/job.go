@@ -252,15 +252,6 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 	}
 	ctx, cancel := context.WithTimeout(hard, cfg.Daemon.JobTimeout)
 	defer cancel()
-	if cfg.Recon.Device == "cuda" {
-		// One GPU: CUDA jobs take turns, CPU jobs run beside them.
-		select {
-		case d.gpu <- struct{}{}:
-			defer func() { <-d.gpu }()
-		case <-ctx.Done():
-			return nil, hard.Err() == nil, ctx.Err()
-		}
-	}
 	started := time.Now()
 	job := pipeline.Job{ID: c.id, Inputs: inputs, Config: cfg}
 	rep, err = d.call(ctx, job, tmp, rec.progress)
@@ -294,8 +285,8 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 		// Paths inside the private folder mean nothing once it is published.
 		r.Outputs = relInputs(tmp, r.Outputs)
 	}
-	if err := writeJSON(filepath.Join(tmp, reportFile), &r); err != nil {
-		return nil, false, fmt.Errorf("write report.json: %w", err)
+	if err := r.Write(tmp); err != nil {
+		return nil, false, err
 	}
 	if err := safefile.SyncTree(tmp); err != nil {
 		return nil, false, fmt.Errorf("flush outputs: %w", err)
