@@ -250,8 +250,12 @@ func TestSlurmScript(t *testing.T) {
 	if strings.Contains(got, "cpus-per-task") {
 		t.Errorf("unset option written:\n%s", got)
 	}
-	if _, err := (Slurm{Tasks: 0, Command: []string{"x"}}).Script(); err == nil {
-		t.Error("0 tasks accepted")
+	if _, err := (Slurm{Tasks: -1, Command: []string{"x"}}).Script(); err == nil {
+		t.Error("-1 tasks accepted")
+	}
+	one, err := (Slurm{Command: []string{"x"}, Dependency: "afterok:12"}).Script()
+	if err != nil || strings.Contains(one, "--array") || !strings.Contains(one, "#SBATCH --dependency=afterok:12\n") {
+		t.Errorf("single dependent job:\n%s (%v)", one, err)
 	}
 	if q := shellQuote("it's"); q != `'it'\''s'` {
 		t.Errorf("shellQuote: %s", q)

@@ -10,10 +10,11 @@ import (
 	"strings"
 )
 
-// Slurm describes an array job for Slurm's sbatch.
+// Slurm describes a job, or an array job, for Slurm's sbatch.
 type Slurm struct {
 	Name        string
-	Tasks       int // array size: one shard per task
+	Tasks       int    // array size, one shard per task; 0: a single job, no array
+	Dependency  string // sbatch --dependency, e.g. afterok:123
 	Partition   string
 	Time        string // sbatch --time, e.g. 2:00:00
 	CPUsPerTask int
@@ -24,12 +25,12 @@ type Slurm struct {
 	Command     []string // run by every task; the shard comes from SLURM_ARRAY_TASK_*
 }
 
-// Script returns the sbatch script. Tasks are requeueable: a task killed by
+// Script returns the sbatch script. Jobs and tasks are requeueable: a task killed by
 // a node failure or preemption reruns and, the batch being idempotent,
 // finishes only what its first run did not publish.
 func (s Slurm) Script() (string, error) {
-	if s.Tasks < 1 {
-		return "", fmt.Errorf("slurm: tasks must be at least 1")
+	if s.Tasks < 0 {
+		return "", fmt.Errorf("slurm: %d tasks", s.Tasks)
 	}
 	if len(s.Command) == 0 {
 		return "", fmt.Errorf("slurm: no command")
@@ -42,7 +43,10 @@ func (s Slurm) Script() (string, error) {
 		}
 	}
 	opt("job-name", s.Name)
-	opt("array", fmt.Sprintf("0-%d", s.Tasks-1))
+	if s.Tasks > 0 {
+		opt("array", fmt.Sprintf("0-%d", s.Tasks-1))
+	}
+	opt("dependency", s.Dependency)
 	opt("partition", s.Partition)
 	opt("time", s.Time)
 	opt("cpus-per-task", strconv.Itoa(s.CPUsPerTask))

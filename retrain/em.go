@@ -71,13 +71,26 @@ func denoisers(d priors.Denoiser, workers int) ([]priors.Denoiser, error) {
 // of the denoiser (workers ≤ 0: one per CPU for a Gaussian, one for a
 // network, whose evaluations are already parallel).
 func EStep(ctx context.Context, d priors.Denoiser, obs []Observation, opt posterior.SampleOptions, workers int, dst []float32, progress func(done, total int)) error {
+	return eStepOf(ctx, d, obs, nil, opt, workers, dst, progress)
+}
+
+// eStepOf is EStep for the observations listed in which (nil: all), into dst
+// in which's order. Seeds follow the index in obs, so an E-step split across
+// shards (EStepShard) draws exactly the samples of an unsplit one.
+func eStepOf(ctx context.Context, d priors.Denoiser, obs []Observation, which []int, opt posterior.SampleOptions, workers int, dst []float32, progress func(done, total int)) error {
+	if which == nil {
+		which = make([]int, len(obs))
+		for i := range which {
+			which[i] = i
+		}
+	}
 	c, rows, cols := d.Shape()
 	if c != 2 {
 		return fmt.Errorf("e-step: prior has %d channels, want 2", c)
 	}
 	n := 2 * rows * cols
-	if len(dst) != len(obs)*n {
-		return fmt.Errorf("e-step: %d values for %d images of %d", len(dst), len(obs), n)
+	if len(dst) != len(which)*n {
+		return fmt.Errorf("e-step: %d values for %d images of %d", len(dst), len(which), n)
 	}
 	sup, err := checkObservations(obs, rows, cols)
 	if err != nil {
@@ -85,7 +98,8 @@ func EStep(ctx context.Context, d priors.Denoiser, obs []Observation, opt poster
 	}
 	workers = autoWorkers(d, workers)
 	if g, ok := d.(*priors.Gaussian); ok {
-		return parallelObs(ctx, len(obs), workers, progress, func(w *obsWorker, i int) error {
+		return parallelObs(ctx, len(which), workers, progress, func(w *obsWorker, k int) error {
+			i := which[k]
 			if w.post == nil {
 				w.post = newGaussPosterior(g, rows, cols)
 			}
@@ -98,17 +112,18 @@ func EStep(ctx context.Context, d priors.Denoiser, obs []Observation, opt poster
 				return fmt.Errorf("e-step: %s: %w", obs[i].Name, err)
 			}
 			for j, v := range x {
-				dst[i*n+j] = float32(v)
+				dst[k*n+j] = float32(v)
 			}
 			return nil
 		})
 	}
-	ds, err := denoisers(d, min(workers, len(obs)))
+	ds, err := denoisers(d, min(workers, len(which)))
 	if err != nil {
 		return fmt.Errorf("e-step: %w", err)
 	}
-	return parallelObsWith(ctx, len(obs), len(ds), progress, func(wi int) *obsWorker { return &obsWorker{d: ds[wi]} },
-		func(w *obsWorker, i int) error {
+	return parallelObsWith(ctx, len(which), len(ds), progress, func(wi int) *obsWorker { return &obsWorker{d: ds[wi]} },
+		func(w *obsWorker, k int) error {
+			i := which[k]
 			o := &obs[i]
 			so := opt
 			so.Samples, so.NoiseVar, so.Scale, so.Seed = 1, o.NoiseVar, o.Scale, obsSeed(opt.Seed, i)
@@ -120,8 +135,8 @@ func EStep(ctx context.Context, d priors.Denoiser, obs []Observation, opt poster
 			hw := rows * cols
 			inv := 1 / o.Scale
 			for j, v := range p.Samples[:hw] {
-				dst[i*n+j] = float32(float64(real(v)) * inv)
-				dst[i*n+hw+j] = float32(float64(imag(v)) * inv)
+				dst[k*n+j] = float32(float64(real(v)) * inv)
+				dst[k*n+hw+j] = float32(float64(imag(v)) * inv)
 			}
 			return nil
 		})

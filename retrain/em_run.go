@@ -41,7 +41,7 @@ import (
 // EMOptions configure RunEM. Zero values take the defaults noted.
 type EMOptions struct {
 	Dir  string // run folder (created)
-	Laps int    // network laps after the Gaussian lap 0 (8)
+	Laps int    // network laps after the Gaussian lap 0 (0: the Gaussian lap alone)
 	// Gaussian configures lap 0; RunEM sets its Init, FirstLap, AfterLap,
 	// Workers and Progress.
 	Gaussian GaussianEMOptions
@@ -131,9 +131,6 @@ func (o *EMOptions) defaults() error {
 	if o.Dir == "" {
 		return errors.New("em: no run folder")
 	}
-	if o.Laps == 0 {
-		o.Laps = 8
-	}
 	if o.Sampler.Steps == 0 {
 		o.Sampler.Steps = 32
 	}
@@ -179,9 +176,7 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
-	run := emRun{Format: emRunFormat, DataID: opt.DataID, Train: len(train), Val: len(val), Rows: rows, Cols: cols,
-		Rank: opt.Gaussian.Rank, GaussLap: opt.Gaussian.Laps, Network: cfg, Seed: opt.Seed}
-	if err := pinRun(opt.Dir, run); err != nil {
+	if err := pinRun(opt.Dir, runOf(train, val, opt)); err != nil {
 		return nil, err
 	}
 	recs, err := readLaps(opt.Dir)
@@ -432,8 +427,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	if err != nil {
 		samples = make([]float32, per*len(train)*n)
 		t0 := time.Now()
-		so := opt.Sampler
-		so.Seed = opt.Seed ^ uint64(k)<<40
+		so := lapSampler(opt, k)
 		ep, err := atObservations(prior, opt)
 		if err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)

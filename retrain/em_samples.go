@@ -17,8 +17,18 @@ func (o *EMOptions) samplesPerObservation() int { return max(1, o.SamplesPerObse
 // [sample pass][observation][2][rows][cols]; pass 0 is EStep with so's seed,
 // so one sample per observation reproduces the single-sample E-step.
 func eStepSamples(ctx context.Context, d priors.Denoiser, obs []Observation, so posterior.SampleOptions, workers, per int, dst []float32, progress func(done, total int)) error {
-	if per < 1 || len(obs) == 0 || len(dst)%(per*len(obs)) != 0 {
-		return fmt.Errorf("e-step: %d values for %d samples of %d observations", len(dst), per, len(obs))
+	return eStepSamplesOf(ctx, d, obs, nil, so, workers, per, dst, progress)
+}
+
+// eStepSamplesOf is eStepSamples for the observations listed in which (nil:
+// all), laid out [sample pass][position in which][2][rows][cols].
+func eStepSamplesOf(ctx context.Context, d priors.Denoiser, obs []Observation, which []int, so posterior.SampleOptions, workers, per int, dst []float32, progress func(done, total int)) error {
+	m := len(obs)
+	if which != nil {
+		m = len(which)
+	}
+	if per < 1 || m == 0 || len(dst)%(per*m) != 0 {
+		return fmt.Errorf("e-step: %d values for %d samples of %d observations", len(dst), per, m)
 	}
 	chunk := len(dst) / per
 	for j := 0; j < per; j++ {
@@ -26,9 +36,9 @@ func eStepSamples(ctx context.Context, d priors.Denoiser, obs []Observation, so 
 		s.Seed = so.Seed ^ uint64(j)<<52
 		var p func(done, total int)
 		if progress != nil {
-			p = func(done, _ int) { progress(j*len(obs)+done, per*len(obs)) }
+			p = func(done, _ int) { progress(j*m+done, per*m) }
 		}
-		if err := EStep(ctx, d, obs, s, workers, dst[j*chunk:(j+1)*chunk], p); err != nil {
+		if err := eStepOf(ctx, d, obs, which, s, workers, dst[j*chunk:(j+1)*chunk], p); err != nil {
 			return err
 		}
 	}

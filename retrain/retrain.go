@@ -35,7 +35,16 @@ type RetrainOptions struct {
 	// Progress receives progress bars (os.Stderr); Log the per-lap summary
 	// lines and warnings. Either may be nil.
 	Progress, Log io.Writer
+	// EStep, when set, makes Retrain run only that shard of a lap's E-step
+	// (EStepShard), as one task of a scheduler's array.
+	EStep *EStepTask
+	// MergeShards, when > 0, merges the E-step shards of the last lap
+	// (retrain.laps) before EM goes on: the M-step job after the array.
+	MergeShards int
 }
+
+// EStepTask is one shard of one lap's E-step.
+type EStepTask struct{ Lap, Index, Count int }
 
 // RetrainResult is what Retrain did.
 type RetrainResult struct {
@@ -100,7 +109,7 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		fmt.Fprintf(opt.Log, "retrain: %d scans of %d×%d (%d train, %d validation, %d with ground truth) from %d files; network %s; %d laps of %d M-step steps\n",
 			len(data.Obs), data.Rows, data.Cols, len(train), len(val), withTruth, data.Files, rc.Network, rc.Laps, steps)
 	}
-	recs, err := RunEM(ctx, train, val, EMOptions{
+	em := EMOptions{
 		Dir: opt.Out, Laps: rc.Laps,
 		Gaussian: GaussianEMOptions{Rank: rc.Rank, Laps: rc.GaussianLaps, Samples: rc.GaussianSamples},
 		Network:  cfg,
@@ -114,7 +123,16 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		DataDescription: fmt.Sprintf("EM from %d undersampled scans (%d files)", len(train), data.Files),
 		Normalisation:   priors.Normalisation{Scheme: pipeline.NormalisationScheme},
 		Progress:        opt.Progress, Log: opt.Log,
-	})
+	}
+	if t := opt.EStep; t != nil {
+		return res, EStepShard(ctx, train, val, em, t.Lap, t.Index, t.Count)
+	}
+	if opt.MergeShards > 0 {
+		if err := MergeEStepShards(train, val, em, rc.Laps, opt.MergeShards); err != nil {
+			return nil, err
+		}
+	}
+	recs, err := RunEM(ctx, train, val, em)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,8 @@ func newRetrainCmd() *cobra.Command {
 		gaussLaps, batch, workers                int
 		valFrac                                  float64
 		seed                                     uint64
+		estepLap, shards, mergeShards            int
+		shard                                    string
 	)
 	cmd := &cobra.Command{
 		Use:   "retrain --data DIR --out PRIOR_DIR",
@@ -40,7 +42,13 @@ consistency ‖y − Ax‖²/(mσ²) and, where NAME_truth.npy lies beside NAME.
 kspaced simulate writes), PSNR and SSIM of their posterior means. Run the same
 command again after an interruption to continue: saved laps, E-step samples and
 M-step checkpoints are not recomputed. Unreadable files and slices without a
-noise estimate are skipped with a warning; scans must share one image size.`,
+noise estimate are skipped with a warning; scans must share one image size.
+
+Across nodes (what 'kspaced slurm retrain' submits): --estep K runs only lap K's
+E-step for one shard of the scans (--shard i/N, or the Slurm array task, or
+JOB_COMPLETION_INDEX with --shards N) and saves it in PRIOR_DIR; --laps K
+--merge-shards N then merges lap K's N shards and finishes the lap (M-step,
+validation). A rerun of a shard or lap that is done does nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cfgPath)
@@ -72,16 +80,28 @@ noise estimate are skipped with a warning; scans must share one image size.`,
 			if out == "" {
 				return usagef("--out PRIOR_DIR is required")
 			}
+			ropt := retrain.RetrainOptions{Data: data, Out: out, Config: cfg, MergeShards: mergeShards}
+			if changed(cmd, "estep") {
+				sh, err := taskShard(shard, shards)
+				if err != nil {
+					return err
+				}
+				ropt.EStep = &retrain.EStepTask{Lap: estepLap, Index: sh.Index, Count: sh.Count}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			stderr := cmd.ErrOrStderr()
-			res, err := retrain.Retrain(ctx, retrain.RetrainOptions{Data: data, Out: out, Config: cfg,
-				Progress: stderr, Log: stderr})
+			ropt.Progress, ropt.Log = stderr, stderr
+			res, err := retrain.Retrain(ctx, ropt)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return fmt.Errorf("interrupted; run the same command again to continue from the last saved step")
 				}
 				return err
+			}
+			if t := ropt.EStep; t != nil {
+				fmt.Fprintf(stderr, "retrain: lap %d E-step shard %d/%d done\n", t.Lap, t.Index, t.Count)
+				return nil
 			}
 			fmt.Fprintf(stderr, "retrain: %d laps done, %d scans skipped\n", len(res.Laps)-1, len(res.Skipped))
 			fmt.Fprintln(cmd.OutOrStdout(), res.Prior)
@@ -106,5 +126,9 @@ noise estimate are skipped with a warning; scans must share one image size.`,
 	f.Float64Var(&valFrac, "val-fraction", d.ValFraction, "fraction of scans held out to score each lap")
 	f.IntVar(&workers, "workers", d.Workers, "E-step goroutines; 0: one per CPU for the Gaussian, one for the network")
 	f.Uint64Var(&seed, "seed", d.Seed, "random seed")
+	f.IntVar(&estepLap, "estep", 0, "run only this lap's E-step, for one shard of the scans (--shard or the scheduler's task)")
+	f.StringVar(&shard, "shard", "", "with --estep: shard i/N (default: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX)")
+	f.IntVar(&shards, "shards", 0, "with --estep: shard count when the index comes from JOB_COMPLETION_INDEX")
+	f.IntVar(&mergeShards, "merge-shards", 0, "merge the last lap's N E-step shards, then finish the lap")
 	return cmd
 }

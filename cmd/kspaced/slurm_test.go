@@ -6,12 +6,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kspaced/kspaced/batch"
+	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/testutil"
+	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/mri/simulate"
+	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/retrain"
 )
 
 // slurm starts a real single-node Slurm (scripts/slurm-local.sh) for the
@@ -187,5 +193,66 @@ func TestSlurmBatchRequeue(t *testing.T) {
 	s := sums[0]
 	if s.Skipped < 2 || s.Done+s.Skipped != 6 {
 		t.Errorf("the requeued task did %d and skipped %d of 6 jobs; want it to skip the ≥ 2 published before the kill", s.Done, s.Skipped)
+	}
+}
+
+// A two-lap EM run through `kspaced slurm retrain` (each lap's E-step an
+// array of 2 shards, then a dependent M-step job) writes the same priors,
+// bit for bit, as `kspaced retrain` in one process with the same config.
+func TestSlurmRetrainMatchesOneProcess(t *testing.T) {
+	env := slurm(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sm := configs.Default().Simulate
+	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 10, Sim: sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kspaceio.WriteFastMRI(filepath.Join(data, "sim.h5"), sim.Volume); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "em.yaml")
+	recipe := "retrain:\n  laps: 2\n  gaussian_laps: 1\n  rank: 2\n  steps: 4\n  cg_iterations: 1\n  train_steps: 20\n" +
+		"  batch_size: 2\n  network: tiny\n  val_fraction: 0.2\n  eval_samples: 1\n  samples_per_scan: 2\n  seed: 3\n"
+	if err := os.WriteFile(cfg, []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	one, viaSlurm := filepath.Join(dir, "one"), filepath.Join(dir, "slurm")
+	run(t, env, kspacedBin, "retrain", "--data", data, "--out", one, "--config", cfg)
+	printed := run(t, env, kspacedBin, "slurm", "retrain", "--data", data, "--out", viaSlurm, "--config", cfg, "--shards", "2")
+	last := printed[strings.LastIndexByte(printed, '\n')+1:] // the last job's id; the chain went to stderr
+	waitJob(t, env, last, 4*time.Minute)
+	logs, _ := filepath.Glob(filepath.Join(viaSlurm, "slurm", "logs", "*"))
+	if len(logs) != 1+2*(2+1) { // lap 0, and per lap 2 E-step tasks and an M-step
+		t.Errorf("%d job logs, want 7: %v", len(logs), logs)
+	}
+	for k := 0; k <= 2; k++ {
+		a, _, err := priors.ReadTensors(filepath.Join(one, retrain.LapCheckpoint(k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := priors.ReadTensors(filepath.Join(viaSlurm, retrain.LapCheckpoint(k)))
+		if err != nil {
+			for _, l := range logs {
+				raw, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", filepath.Base(l), raw)
+			}
+			t.Fatalf("lap %d through Slurm: %v", k, err)
+		}
+		if len(a) == 0 || len(a) != len(b) {
+			t.Fatalf("lap %d: %d and %d tensors", k, len(a), len(b))
+		}
+		for name, ta := range a {
+			if !slices.Equal(ta.Data, b[name].Data) {
+				t.Errorf("lap %d: tensor %s differs between Slurm and one process", k, name)
+			}
+		}
+	}
+	if shards, _ := filepath.Glob(filepath.Join(viaSlurm, "*.shard-*")); len(shards) != 0 {
+		t.Errorf("E-step shards left behind: %v", shards)
 	}
 }
