@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -236,10 +237,10 @@ func runJob(ctx context.Context, o Options, j Job, partial string) (published bo
 			rep.Inputs[i] = filepath.ToSlash(r)
 		}
 	}
-	if err := writeJSON(filepath.Join(tmp, "report.json"), rep); err != nil {
+	if err := rep.Write(tmp); err != nil {
 		return false, err
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := safefile.SyncTree(tmp); err != nil {
 		return false, err
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
@@ -251,7 +252,7 @@ func runJob(ctx context.Context, o Options, j Job, partial string) (published bo
 		}
 		return false, fmt.Errorf("publish %s: %w", final, err)
 	}
-	return true, syncDir(filepath.Dir(final))
+	return true, safefile.SyncDir(filepath.Dir(final))
 }
 
 func key(rel string) string {
@@ -290,8 +291,7 @@ func lock(path string, wait time.Duration) (func(), error) {
 	return nil, fmt.Errorf("lock %s: %w", path, err)
 }
 
-// writeJSON writes v atomically: a temporary file, fsync, rename, fsync of
-// the folder.
+// writeJSON writes v atomically and durably (internal/safefile).
 func writeJSON(path string, v any) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -300,49 +300,5 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(raw, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncTree fsyncs every file and folder under root, so a published job
-// survives a power cut whole.
-func syncTree(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return f.Sync()
-	})
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return safefile.WriteFile(path, append(raw, '\n'), 0o644)
 }

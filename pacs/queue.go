@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/safefile"
 )
 
 // DeliveryDir is the spool folder holding the queue: delivery/<job>/<dest>.json.
@@ -162,7 +163,7 @@ func (q *Queue) Enqueue(job, dir string) error {
 			return fmt.Errorf("enqueue %s for %s: %w", job, d.Name, err)
 		}
 	}
-	if err := syncDir(filepath.Join(q.spool, DeliveryDir)); err != nil {
+	if err := safefile.SyncDir(filepath.Join(q.spool, DeliveryDir)); err != nil {
 		return fmt.Errorf("enqueue %s: %w", job, err)
 	}
 	q.log.Info("job queued for delivery", "job", job, "instances", len(rel), "destinations", len(q.cfg.Destinations))
@@ -435,42 +436,15 @@ func readState(path string) (State, error) {
 	return st, nil
 }
 
-// writeAtomic writes v as JSON to path through a synced temporary file and
-// a rename, so a crash leaves the old or the new state, never half of one.
+// writeAtomic writes v as JSON to path atomically and durably
+// (internal/safefile), so a crash leaves the old or the new state, never half
+// of one.
 func writeAtomic(path string, v any) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(raw, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return safefile.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
 // lockFile takes an exclusive flock without waiting; the kernel drops it if

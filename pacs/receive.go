@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/pacs/dimse"
 )
 
@@ -252,13 +253,13 @@ func (s *session) finish() {
 		if err := m.Close(); err != nil {
 			return err
 		}
-		if err := syncDir(s.stage); err != nil {
+		if err := safefile.SyncDir(s.stage); err != nil {
 			return err
 		}
 		if err := os.Rename(s.stage, filepath.Join(s.r.inbox, s.name)); err != nil {
 			return err
 		}
-		return syncDir(s.r.inbox)
+		return safefile.SyncDir(s.r.inbox)
 	}()
 	if err != nil {
 		s.r.log.Error("received study could not be moved into the inbox; it stays in the hidden folder", "folder", filepath.Base(s.stage), "err", err)

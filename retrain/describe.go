@@ -5,11 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/kspaced/kspaced/priors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kspaced/kspaced/priors"
 )
 
 // Description is what `kspaced prior show` prints about a checkpoint.

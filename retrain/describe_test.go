@@ -2,12 +2,13 @@ package retrain
 
 import (
 	"bytes"
-	"github.com/kspaced/kspaced/priors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kspaced/kspaced/priors"
 )
 
 // TestDescribe: the description names the architecture, the size policy,

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kspaced/kspaced/internal/safefile"
-	"github.com/kspaced/kspaced/priors"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kspaced/kspaced/internal/safefile"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // The M-step guard. An M-step can diverge (docs/bench/em.md: one lap's loss

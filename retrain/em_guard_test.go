@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/kspaced/kspaced/priors"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kspaced/kspaced/priors"
 )
 
 // TestEMGuardCatchesDivergedMStep injects an absurd learning rate into lap

@@ -3,6 +3,7 @@ package retrain
 import (
 	"context"
 	"fmt"
+
 	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
 )

@@ -2,10 +2,11 @@ package retrain
 
 import (
 	"context"
-	"github.com/kspaced/kspaced/posterior"
-	"github.com/kspaced/kspaced/priors"
 	"slices"
 	"testing"
+
+	"github.com/kspaced/kspaced/posterior"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // TestEStepSamplesLayout: pass 0 of a multi-sample E-step is exactly the

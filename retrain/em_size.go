@@ -2,6 +2,7 @@ package retrain
 
 import (
 	"fmt"
+
 	"github.com/kspaced/kspaced/priors"
 )
 
