@@ -123,15 +123,34 @@ func (d *Daemon) pageData() pageData {
 	now := time.Now()
 	p := pageData{Now: now}
 	p.Ready, p.Why = d.Ready()
+	d.board.mu.Lock()
+	jobs := slices.Clone(d.board.jobs)
+	d.board.mu.Unlock()
+	// claimedAt is when each input was last claimed: an entry handed to a
+	// worker is listed as waiting only until its job starts.
+	claimedAt := map[string]time.Time{}
+	boardMu.Lock()
+	for _, r := range jobs {
+		if r.Started.After(claimedAt[r.Input]) {
+			claimedAt[r.Input] = r.Started
+		}
+		if !r.Finished.IsZero() {
+			continue
+		}
+		p.Running = append(p.Running, pageRunning{ID: r.ID, Input: r.Input, Method: r.Method, State: r.State,
+			Message: r.Message, Done: r.done.Load(), Total: r.total.Load(), Started: r.Started, Elapsed: now.Sub(r.Started)})
+	}
+	boardMu.Unlock()
+
 	d.mu.Lock()
 	for _, c := range d.recovered {
 		p.Waiting = append(p.Waiting, pageWaiting{Name: c.entry, State: "recovered after a restart, waiting for a worker", Seen: c.seen})
 	}
 	for _, e := range d.entries {
-		switch e.state {
-		case queued:
+		switch {
+		case e.state == queued || e.state == taken && claimedAt[e.name].Before(e.seen):
 			p.Waiting = append(p.Waiting, pageWaiting{Name: e.name, State: "ready, waiting for a worker", Seen: e.seen})
-		case pending:
+		case e.state == pending:
 			p.Waiting = append(p.Waiting, pageWaiting{Name: e.name, State: "still arriving (not complete yet)", Seen: e.seen})
 		}
 	}
@@ -143,19 +162,6 @@ func (d *Daemon) pageData() pageData {
 		}
 		return a.Name < b.Name
 	})
-
-	d.board.mu.Lock()
-	jobs := slices.Clone(d.board.jobs)
-	d.board.mu.Unlock()
-	boardMu.Lock()
-	for _, r := range jobs {
-		if !r.Finished.IsZero() {
-			continue
-		}
-		p.Running = append(p.Running, pageRunning{ID: r.ID, Input: r.Input, Method: r.Method, State: r.State,
-			Message: r.Message, Done: r.done.Load(), Total: r.total.Load(), Started: r.Started, Elapsed: now.Sub(r.Started)})
-	}
-	boardMu.Unlock()
 
 	outbox := d.path(OutboxDir)
 	ids, err := newest(outbox, pageResults)
