@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,13 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 		return d.Round(time.Minute).String()
 	},
 	"inc": func(i int) int { return i + 1 },
+	// count writes "1 slice", "3 slices".
+	"count": func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return strconv.Itoa(n) + " " + noun + "s"
+	},
 	"pct": func(done, total int64) int64 {
 		if total <= 0 {
 			return 0
