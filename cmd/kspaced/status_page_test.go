@@ -70,6 +70,15 @@ func TestStatusPageInChromium(t *testing.T) {
 	makeFixtures(t)
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "300ms")
+	// A PACS that is down: the page says the delivery is pending and why.
+	closed := freeAddr(t)
+	host, port, _ := net.SplitHostPort(closed)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: main-pacs, ae_title: PACS1, host: %s, port: %s}\n  retry_backoff: 1h\n  timeout: 2s\n", host, port)
+	f.Close()
 	addr := freeAddr(t)
 	startServer(t, "--config", cfg, "--spool", spool, "--http", addr)
 	base := "http://" + addr
@@ -90,7 +99,10 @@ func TestStatusPageInChromium(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitUntil(t, 20*time.Second, "the waiting scan on the page", func() bool { return strings.Contains(get("/"), "spine_6x.cfl") })
+	waitUntil(t, 20*time.Second, "the waiting scan and the first delivery attempt on the page", func() bool {
+		p := get("/")
+		return strings.Contains(p, "spine_6x.cfl") && strings.Contains(p, "1 attempt so far")
+	})
 
 	dom := chromium(t, browser, base+"/", "--dump-dom")
 	txt := readable(dom)
@@ -106,6 +118,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		"Taking jobs.", "Waiting: 1 in the queue", "spine_6x.cfl", "still arriving",
 		"In progress: 0", "No job is running.",
 		"Last results", "knee_8x", "zero-filled · 1 slice", "knee_8x, slice 1 of 1. Left to right: zero-filled, reconstruction",
+		"main-pacs: pending, 1 attempt so far, next ", "connection refused",
 		"Failures", "hip_4x", fail.Message, "What to do: " + fail.Action,
 	} {
 		if !strings.Contains(txt, want) {
