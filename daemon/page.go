@@ -344,11 +344,7 @@ func readJSON(p string, v any) error {
 }
 
 // servePage writes the people's page.
-func (d *Daemon) servePage(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
+func (d *Daemon) servePage(w http.ResponseWriter, _ *http.Request) {
 	p := d.pageData()
 	for i, e := range p.Problems {
 		p.Problems[i] = d.clean(errors.New(e))
