@@ -125,7 +125,15 @@ func TestStatusPage(t *testing.T) {
 	// with a second slow job, so the next drop waits ready in the queue.
 	drop(t, spool, "slow_a.npy", []byte("k"))
 	drop(t, spool, "slow_b.npy", []byte("k"))
-	waitFor(t, 10*time.Second, "two jobs running", func() bool { return len(list(t, filepath.Join(spool, WorkDir))) == 2 })
+	waitFor(t, 10*time.Second, "two jobs at 2/5", func() bool {
+		n := 0
+		for _, j := range r.d.Status() {
+			if j.Progress == "2/5" {
+				n++
+			}
+		}
+		return n == 2
+	})
 	drop(t, spool, "queued<b>.npy", []byte("k"))
 	// A .cfl without its .hdr waits as still arriving.
 	drop(t, spool, "arriving.cfl", []byte("k"))
