@@ -175,7 +175,8 @@ func (d *Daemon) Ready() (bool, string) {
 	return true, "ready"
 }
 
-// Handler serves /healthz, /readyz, /metrics, /status and /status.json.
+// Handler serves the people's page at / (with /previews/), /healthz,
+// /readyz, /metrics, /status and /status.json; all read-only.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -194,6 +195,8 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		w.Write([]byte(why + "\n"))
 	})
+	mux.HandleFunc("GET /{$}", d.servePage)
+	mux.HandleFunc("GET /previews/{job}/{path...}", d.servePreview)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

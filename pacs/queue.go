@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -411,6 +412,63 @@ func States(spool string) ([]State, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// JobStates returns one job's delivery state for each destination it was
+// queued for, with the failed-delivery record of those that failed for good
+// (nil otherwise), sorted by destination: the status page reads them for the
+// jobs it shows without reading the whole queue.
+func JobStates(spool, job string) ([]State, []*FailedDelivery, error) {
+	if job == "" || job == "." || job == ".." || strings.ContainsAny(job, `/\`) {
+		return nil, nil, fmt.Errorf("delivery state: invalid job id %q", job)
+	}
+	dir := filepath.Join(spool, DeliveryDir, job)
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("delivery state of %s: %w", job, err)
+	}
+	var states []State
+	var failed []*FailedDelivery
+	for _, de := range des {
+		n := de.Name()
+		if !de.Type().IsRegular() || !strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".failed-delivery.json") {
+			continue
+		}
+		st, err := readState(filepath.Join(dir, n))
+		if err != nil {
+			return nil, nil, fmt.Errorf("delivery state of %s: %w", job, err)
+		}
+		var fd *FailedDelivery
+		if st.State == StateFailed {
+			fd, err = readFailed(filepath.Join(dir, strings.TrimSuffix(n, ".json")+".failed-delivery.json"))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, fmt.Errorf("delivery state of %s: %w", job, err)
+			}
+		}
+		states = append(states, st)
+		failed = append(failed, fd)
+	}
+	return states, failed, nil
+}
+
+// maxFailed bounds a failed-delivery record we read (a PACS's words in it
+// are bounded when written; this guards against anything else).
+const maxFailed = 1 << 20
+
+func readFailed(path string) (*FailedDelivery, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var fd FailedDelivery
+	if err := json.NewDecoder(io.LimitReader(f, maxFailed)).Decode(&fd); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &fd, nil
 }
 
 // maxState bounds a state file we read (the file list dominates).

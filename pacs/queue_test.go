@@ -270,3 +270,40 @@ func TestQueueTwoProcessesOneSpool(t *testing.T) {
 		t.Errorf("sent %v", sends)
 	}
 }
+
+// JobStates reads one job's states, with the failed-delivery record of a
+// failed destination, and ignores temporary and lock files.
+func TestJobStates(t *testing.T) {
+	spool := t.TempDir()
+	dir := filepath.Join(spool, DeliveryDir, "knee")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]any{
+		"a.json":                 State{Job: "knee", Destination: "a", State: StateDelivered, Stored: 3},
+		"b.json":                 State{Job: "knee", Destination: "b", State: StateFailed, Attempts: 9},
+		"b.failed-delivery.json": FailedDelivery{Job: "knee", Destination: "b", Message: "NOT delivered"},
+	} {
+		if err := writeAtomic(filepath.Join(dir, name), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "c.json.tmp"), []byte("{"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.json.lock"), nil, 0o644)
+	states, failed, err := JobStates(spool, "knee")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 2 || states[0].Destination != "a" || states[0].Stored != 3 || failed[0] != nil ||
+		states[1].State != StateFailed || failed[1] == nil || failed[1].Message != "NOT delivered" {
+		t.Errorf("JobStates = %+v, %+v", states, failed)
+	}
+	if s, f, err := JobStates(spool, "none"); err != nil || s != nil || f != nil {
+		t.Errorf("JobStates of a job never queued = %v, %v, %v", s, f, err)
+	}
+	for _, bad := range []string{"", "..", "../x", "a/b"} {
+		if _, _, err := JobStates(spool, bad); err == nil {
+			t.Errorf("JobStates(%q) accepted", bad)
+		}
+	}
+}

@@ -8,12 +8,13 @@
 #   scripts/deps.sh [test]  everything the tests compare against as well:
 #                           bart, ismrmrd-tools, dcmtk, dicom3tools, orthanc(-dicomweb),
 #                           python3-{numpy,h5py,pydicom,skimage}, libfftw3-dev (FFT benchmark),
-#                           slurm-wlm and munge (a real single-node Slurm: scripts/slurm-local.sh)
+#                           slurm-wlm and munge (a real single-node Slurm: scripts/slurm-local.sh),
+#                           chromium (headless, loads the status page)
 set -euo pipefail
 build="gcc libc6-dev pkg-config libhdf5-dev libopenblas-dev"
 demo="$build mricron-data"
 test="$demo libfftw3-dev bart ismrmrd-tools dcmtk dicom3tools orthanc orthanc-dicomweb
-python3 python3-numpy python3-h5py python3-pydicom python3-skimage slurm-wlm munge"
+python3 python3-numpy python3-h5py python3-pydicom python3-skimage slurm-wlm munge chromium"
 case "${1:-test}" in
   build) pkgs=$build ;;
   demo) pkgs=$demo ;;
