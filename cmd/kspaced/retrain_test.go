@@ -25,6 +25,26 @@ import (
 	"github.com/kspaced/kspaced/retrain"
 )
 
+// smallEMArchive writes DIR/data/sim.h5: 10 slices of 32² two-coil ellipse
+// phantoms, enough for a tiny EM run; it returns the data folder.
+func smallEMArchive(t *testing.T, dir string) string {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sm := configs.Default().Simulate
+	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
+	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 10, Sim: sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kspaceio.WriteFastMRI(filepath.Join(data, "sim.h5"), sim.Volume); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // runRetrain executes the retrain command with args and returns what it
 // printed on stdout and its error; its stderr goes to the test log.
 func runRetrain(t *testing.T, args ...string) (string, error) {
@@ -96,19 +116,7 @@ func TestRetrainCommandDataErrors(t *testing.T) {
 // continues it with one more lap on a second call.
 func TestRetrainCommandRuns(t *testing.T) {
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sm := configs.Default().Simulate
-	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
-	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 10, Sim: sm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kspaceio.WriteFastMRI(filepath.Join(data, "sim.h5"), sim.Volume); err != nil {
-		t.Fatal(err)
-	}
+	data := smallEMArchive(t, dir)
 	out := filepath.Join(dir, "prior")
 	args := []string{"--data", data, "--out", out, "--laps", "1", "--gaussian-laps", "1", "--rank", "2", "--steps", "4",
 		"--cg", "1", "--train-steps", "5", "--batch-size", "2", "--network", "tiny", "--val-fraction", "0.2", "--seed", "3"}

@@ -12,10 +12,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/batch"
-	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/testutil"
-	"github.com/kspaced/kspaced/mri/kspaceio"
-	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/retrain"
 )
@@ -202,19 +199,7 @@ func TestSlurmBatchRequeue(t *testing.T) {
 func TestSlurmRetrainMatchesOneProcess(t *testing.T) {
 	env := slurm(t)
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sm := configs.Default().Simulate
-	sm.Rows, sm.Cols, sm.Coils, sm.CenterFraction, sm.Noise = 32, 32, 2, 0.125, 0.01
-	sim, err := simulate.Acquire(simulate.Options{Source: "ellipses", Slices: 10, Sim: sm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kspaceio.WriteFastMRI(filepath.Join(data, "sim.h5"), sim.Volume); err != nil {
-		t.Fatal(err)
-	}
+	data := smallEMArchive(t, dir)
 	cfg := filepath.Join(dir, "em.yaml")
 	recipe := "retrain:\n  laps: 2\n  gaussian_laps: 1\n  rank: 2\n  steps: 4\n  cg_iterations: 1\n  train_steps: 20\n" +
 		"  batch_size: 2\n  network: tiny\n  val_fraction: 0.2\n  eval_samples: 1\n  samples_per_scan: 2\n  seed: 3\n"
