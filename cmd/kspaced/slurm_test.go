@@ -51,19 +51,29 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// waitJob polls squeue until job id has left the queue (two answers a
-// second apart, since a job moving between states can vanish from one).
-func waitJob(t *testing.T, env []string, id string, limit time.Duration) {
+// waitJob waits until finished reports that the job's work is on disk and
+// squeue no longer lists job id (three answers in a row: a job moving
+// between states, or an array task requeued under a record of its own, can
+// vanish from one answer while it still runs).
+func waitJob(t *testing.T, env []string, id string, limit time.Duration, finished func() bool) {
 	t.Helper()
 	gone := 0
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		if run(t, env, "squeue", "-h", "-j", id) != "" {
+		if !finished() || run(t, env, "squeue", "-h", "-r", "-j", id) != "" {
 			gone = 0
 		} else if gone++; gone == 3 {
 			return
 		}
 	}
-	t.Fatalf("Slurm job %s still queued after %v: %s", id, limit, run(t, env, "squeue", "-j", id))
+	t.Fatalf("Slurm job %s not finished after %v: %s", id, limit, run(t, env, "squeue", "-j", id))
+}
+
+// summaries counts the shard summaries batch writes when a shard is done.
+func summaries(out string) func() bool {
+	return func() bool {
+		files, _ := filepath.Glob(filepath.Join(out, ".batch", "shard-*.json"))
+		return len(files) > 0
+	}
 }
 
 // slurmArchive simulates n scans into nested study folders.
@@ -129,7 +139,10 @@ func TestSlurmBatchArray(t *testing.T) {
 	out := t.TempDir()
 	start := time.Now()
 	id := run(t, env, kspacedBin, "slurm", "batch", "--in", in, "--out", out, "--tasks", "4", "--method", "l1-wavelet")
-	waitJob(t, env, id, 3*time.Minute)
+	waitJob(t, env, id, 3*time.Minute, func() bool {
+		files, _ := filepath.Glob(filepath.Join(out, ".batch", "shard-*.json"))
+		return len(files) == 4
+	})
 	slurmWall := time.Since(start)
 	sums := checkOutputs(t, in, out)
 	done := 0
@@ -170,19 +183,10 @@ func TestSlurmBatchRequeue(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	run(t, env, "scontrol", "requeue", id+"_0")
-	// A requeued job is held ~2 minutes (BeginTime); once it is back in the
-	// queue, start it now.
-	requeued := false
-	for deadline = time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		state := run(t, env, "squeue", "-h", "-j", id, "-o", "%T %r")
-		if state == "PENDING BeginTime" {
-			requeued = true
-			run(t, env, "scontrol", "update", "jobid="+id+"_0", "StartTime=now")
-		} else if requeued && (state == "" || strings.HasPrefix(state, "RUNNING")) {
-			break
-		}
-	}
-	waitJob(t, env, id, 3*time.Minute)
+	// Slurm holds a requeued job until the killed run's credential has
+	// expired (forcing an earlier start gets it killed as "Job credential
+	// revoked"): about a minute with slurm-local.sh's cred_expire.
+	waitJob(t, env, id, 4*time.Minute, summaries(out))
 	sums := checkOutputs(t, in, out)
 	if len(sums) != 1 {
 		t.Fatalf("%d summaries, want 1", len(sums))
@@ -210,7 +214,10 @@ func TestSlurmRetrainMatchesOneProcess(t *testing.T) {
 	run(t, env, kspacedBin, "retrain", "--data", data, "--out", one, "--config", cfg)
 	printed := run(t, env, kspacedBin, "slurm", "retrain", "--data", data, "--out", viaSlurm, "--config", cfg, "--shards", "2")
 	last := printed[strings.LastIndexByte(printed, '\n')+1:] // the last job's id; the chain went to stderr
-	waitJob(t, env, last, 4*time.Minute)
+	waitJob(t, env, last, 4*time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(viaSlurm, retrain.LapCheckpoint(2)))
+		return err == nil
+	})
 	logs, _ := filepath.Glob(filepath.Join(viaSlurm, "slurm", "logs", "*"))
 	if len(logs) != 1+2*(2+1) { // lap 0, and per lap 2 E-step tasks and an M-step
 		t.Errorf("%d job logs, want 7: %v", len(logs), logs)
