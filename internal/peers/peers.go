@@ -186,15 +186,7 @@ func StartOrthanc(t testing.TB) *Orthanc {
 // Get decodes a JSON answer of Orthanc's REST API.
 func (o *Orthanc) Get(t testing.TB, path string, into any) {
 	t.Helper()
-	resp, err := http.Get(o.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
+	body := o.GetRaw(t, path)
 	if err := json.Unmarshal(body, into); err != nil {
 		t.Fatalf("GET %s: %v: %s", path, err, body)
 	}
