@@ -128,7 +128,3 @@ type Cost struct {
 	DenoiserEvalsPerSample int `json:"denoiser_evaluations_per_sample"`
 	VJPsPerSample          int `json:"vjps_per_sample"`
 }
-
-// Classify splits inputs (files, or folders walked recursively) into k-space
-// files and the rest (DICOM, …); companion files are neither.
-func Classify(inputs []string) (kspace, others []string, err error) { return classify(inputs) }

@@ -31,7 +31,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	if cfg.Recon.Sampling() {
 		rep.Prior = cfg.Recon.Sampler.Prior
 	}
-	kspaceFiles, others, err := classify(job.Inputs)
+	kspaceFiles, others, err := Classify(job.Inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	for i, path := range kspaceFiles {
 		files, err := runVolume(ctx, rd, path, rep, pr, src, cfg, outDir, progress, bases[i])
 		if errors.Is(err, kspaceio.ErrUnknownFormat) {
-			// HDF5 without k-space (classify only sniffs): not ours, as before.
+			// HDF5 without k-space (Classify only sniffs): not ours, as before.
 			notKSpace = append(notKSpace, filepath.Base(path))
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s ignored: no ISMRMRD or fastMRI k-space in it", filepath.Base(path)))
 			continue
@@ -172,10 +172,10 @@ func outputBases(files []string) (bases, warnings []string) {
 	return bases, warnings
 }
 
-// classify splits inputs (files, or folders walked recursively) into
+// Classify splits inputs (files, or folders walked recursively) into
 // k-space files and the rest; companions (see companion) are neither. It
 // sniffs magic bytes only: HDF5 is parsed by the job's Reader.
-func classify(inputs []string) (kspace, others []string, err error) {
+func Classify(inputs []string) (kspace, others []string, err error) {
 	files, err := listFiles(inputs)
 	if err != nil {
 		return nil, nil, err
