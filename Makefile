@@ -10,7 +10,7 @@ DEMO_OUT ?= out/demo
 # commands that drive it).
 RACE_PKGS := ./daemon/... ./cmd/...
 
-.PHONY: all build demo prior test test-short test-race lint vet bench bench-fftw gpu-check build-cuda clean
+.PHONY: all build demo prior ship-prior test test-short test-race lint vet bench bench-fftw gpu-check build-cuda clean
 
 all: build
 
@@ -28,6 +28,15 @@ demo: build
 prior:
 	@scripts/deps.sh demo
 	RUN=train/default-prior scripts/train-prior.sh out/prior
+
+# Embed lap LAP of the default-prior run (a network lap: the built-in prior
+# must serve any matrix) as the built-in prior, with the run's lap records.
+ship-prior:
+	@test -n "$(LAP)" || { echo "usage: make ship-prior LAP=NN (a network lap of train/default-prior)" >&2; exit 2; }
+	$(GO) run ./cmd/kspaced prior show train/default-prior/lap-$(LAP).safetensors | grep -q '^kind: *unet' || { echo "ship-prior: lap $(LAP) is not a network prior" >&2; exit 1; }
+	cp train/default-prior/lap-$(LAP).safetensors priors/builtin/default.safetensors
+	cp train/default-prior/laps.json priors/builtin/laps.json
+	$(GO) test ./priors/builtin/
 
 # gofmt, go mod tidy, and vet of both builds (the CUDA build compiles without
 # CUDA headers: internal/gpu/cuda_decls.h).

@@ -36,9 +36,6 @@ func (c *Config) Validate() error {
 	v.rangeI("recon.sampler.cg_iterations", s.CGIterations, 1, 100)
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
-	if r.Sampling() && s.Prior == "" {
-		v.errs = append(v.errs, fmt.Errorf("recon.method = %s needs recon.sampler.prior (a checkpoint path)", r.Method))
-	}
 	sm := c.Simulate
 	v.rangeI("simulate.rows", sm.Rows, 8, maxDim)
 	v.rangeI("simulate.cols", sm.Cols, 8, maxDim)

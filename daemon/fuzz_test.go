@@ -42,7 +42,7 @@ func FuzzJobOptions(f *testing.F) {
 			d.JobTimeout < time.Second || d.Spool != base.Daemon.Spool || d.Workers != base.Daemon.Workers {
 			t.Fatalf("accepted options beyond the operator's limits: %+v", d)
 		}
-		if p := c.Recon.Sampler.Prior; p != base.Recon.Sampler.Prior && priorAllowed(p, base.Daemon.PriorDirs) != nil {
+		if p := c.Recon.Sampler.Prior; p != base.Recon.Sampler.Prior && p != "" && priorAllowed(p, base.Daemon.PriorDirs) != nil {
 			t.Fatalf("accepted prior %q outside %v", p, base.Daemon.PriorDirs)
 		}
 	})

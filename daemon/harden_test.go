@@ -67,7 +67,7 @@ func TestHostileCompanionsFailSafely(t *testing.T) {
 
 // An options file may lower the operator's limits, never raise them, may
 // not change the service's own settings, and may only name a prior inside
-// daemon.prior_dirs.
+// daemon.prior_dirs (or the built-in one).
 func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	spool := t.TempDir()
 	priors := t.TempDir()
@@ -86,6 +86,7 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 		"priorlink": `{"recon": {"method": "mmps", "sampler": {"prior": "` + filepath.Join(priors, "link.safetensors") + `"}}}`,
 		"priorrel":  `{"recon": {"method": "mmps", "sampler": {"prior": "p.safetensors"}}}`,
 		"priorok":   `{"recon": {"method": "mmps", "sampler": {"prior": "` + filepath.Join(priors, "p.safetensors") + `"}}}`,
+		"builtin":   `{"recon": {"method": "mmps", "sampler": {"prior": ""}}}`, // the built-in prior is always allowed
 	}
 	for id, opts := range jobs {
 		drop(t, spool, id+".npy.json", []byte(opts))
@@ -94,11 +95,12 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	rec := newRecorder()
 	c := testConfig(spool)
 	c.Daemon.PriorDirs = []string{priors}
+	c.Recon.Sampler.Prior = filepath.Join(priors, "p.safetensors")
 	start(t, c, rec.process, false)
 	waitFor(t, 10*time.Second, "all jobs", func() bool {
 		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == len(jobs)
 	})
-	for _, id := range []string{"lower", "priorok"} {
+	for _, id := range []string{"lower", "priorok", "builtin"} {
 		if _, err := os.Stat(filepath.Join(spool, DoneDir, id)); err != nil {
 			t.Errorf("%s: not done (%v)", id, err)
 		}

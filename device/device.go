@@ -16,6 +16,7 @@ import (
 
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 	"github.com/kspaced/kspaced/priors/nn"
 )
 
@@ -144,17 +145,21 @@ type cachedPrior struct {
 	seed priors.Denoiser // the copy loaded from the file, cloned for more
 }
 
-// Prior returns the prior stored at path on the device, for one job's use
-// until it calls release. The checkpoint is read and moved to the device
+// Prior returns the prior stored at path (empty: the built-in default prior,
+// package priors/builtin) on the device, for one job's use until it calls
+// release. The checkpoint is read and moved to the device
 // once per version of the file (its size and modification time); jobs that
 // overlap get copies of the loaded one. A U-Net runs on the device; a
 // Gaussian prior always runs on the CPU.
 func (d *Device) Prior(path string) (den priors.Denoiser, info *priors.PriorInfo, release func(), err error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load prior: %w", err)
+	key := priorKey{size: int64(len(builtin.Checkpoint()))} // path "": the built-in prior
+	if path != "" {
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("load prior: %w", err)
+		}
+		key = priorKey{path: path, size: st.Size(), mtime: st.ModTime()}
 	}
-	key := priorKey{path: path, size: st.Size(), mtime: st.ModTime()}
 	d.mu.Lock()
 	c := d.lookup(key)
 	if c != nil && len(c.free) > 0 {
@@ -204,9 +209,14 @@ func (d *Device) lookup(key priorKey) *cachedPrior {
 	return nil
 }
 
-// load reads a checkpoint and moves a U-Net onto the device.
+// load reads a checkpoint (path "": the built-in one) and moves a U-Net
+// onto the device.
 func (d *Device) load(path string) (priors.Denoiser, *priors.PriorInfo, error) {
-	den, info, err := priors.LoadPrior(path)
+	load := func() (priors.Denoiser, *priors.PriorInfo, error) { return priors.LoadPrior(path) }
+	if path == "" {
+		load = builtin.Load
+	}
+	den, info, err := load()
 	if err != nil {
 		return nil, nil, fmt.Errorf("load prior: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 )
 
 func savedPrior(t *testing.T, path string, seed uint64) {
@@ -179,4 +180,26 @@ func TestPriorConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// The empty path is the built-in prior: loaded once, then served from the
+// cache like a file.
+func TestBuiltinPrior(t *testing.T) {
+	d := CPU()
+	a, info, rel, err := d.Prior("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != builtin.Name || info.Kind != priors.KindUNet {
+		t.Fatalf("prior %q of kind %q", info.Name, info.Kind)
+	}
+	rel()
+	b, _, rel, err := d.Prior("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	if a != b {
+		t.Fatal("the built-in prior was loaded twice")
+	}
 }

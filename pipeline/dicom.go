@@ -118,7 +118,7 @@ func writeDICOM(outDir string, v *kspaceio.Volume, im *images, src *sourceStudy,
 	method := strings.ToUpper(cfg.Recon.Method)
 	prior := ""
 	if im.std != nil {
-		prior = filepath.Base(cfg.Recon.Sampler.Prior)
+		prior = PriorName(cfg.Recon.Sampler.Prior)
 	}
 	mag := magnitudes(im.recon)
 	scale := dicomio.DisplayScale(mag)

@@ -29,7 +29,9 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 		Parameters: parameters(cfg),
 	}
 	if cfg.Recon.Sampling() {
-		rep.Prior = cfg.Recon.Sampler.Prior
+		if rep.Prior = cfg.Recon.Sampler.Prior; rep.Prior == "" {
+			rep.Prior = PriorName("")
+		}
 	}
 	kspaceFiles, others, err := Classify(job.Inputs)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/posterior"
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 )
 
 // prior is a loaded diffusion prior with what inference must honour.
@@ -18,6 +19,16 @@ type prior struct {
 	name    string
 	dev     Device
 	release func() // gives the prior and the device back
+}
+
+// PriorName names the prior of recon.sampler.prior for reports and DICOM
+// headers: the checkpoint's file name, or the built-in prior with the start
+// of its SHA-256 when the path is empty.
+func PriorName(path string) string {
+	if path == "" {
+		return fmt.Sprintf("%s (sha256 %.12s)", builtin.Name, builtin.SHA256())
+	}
+	return filepath.Base(path)
 }
 
 // loadPrior waits for the device (dev; nil: the CPU) and takes the
@@ -45,9 +56,9 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 	release := func() { freePrior(); freeDev() }
 	if s := info.Normalisation.Scheme; s != "" && s != NormalisationScheme {
 		release()
-		return nil, fmt.Errorf("%w: prior %s was trained with normalisation %q; kspaced applies %q", ErrConfig, rc.Sampler.Prior, s, NormalisationScheme)
+		return nil, fmt.Errorf("%w: prior %s was trained with normalisation %q; kspaced applies %q", ErrConfig, PriorName(rc.Sampler.Prior), s, NormalisationScheme)
 	}
-	name := filepath.Base(rc.Sampler.Prior)
+	name := PriorName(rc.Sampler.Prior)
 	if info.Provenance.EMLap > 0 {
 		name += fmt.Sprintf(" (%s, EM lap %d)", info.Kind, info.Provenance.EMLap)
 	}

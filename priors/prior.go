@@ -1,6 +1,7 @@
 package priors
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,6 +152,20 @@ func LoadPrior(path string) (Denoiser, *PriorInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return decodePrior(path, ts, md)
+}
+
+// LoadPriorBytes reads a prior checkpoint held in memory (an embedded one),
+// named name in errors and in its PriorInfo.
+func LoadPriorBytes(name string, raw []byte) (Denoiser, *PriorInfo, error) {
+	ts, md, err := readSafetensors(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read checkpoint %s: %w", name, err)
+	}
+	return decodePrior(name, ts, md)
+}
+
+func decodePrior(path string, ts map[string]ckptTensor, md map[string]string) (Denoiser, *PriorInfo, error) {
 	switch f := md["format"]; f {
 	case GaussianFormat:
 		g, info, err := decodeGaussian(ts, md)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 )
 
 // Description is what `kspaced prior show` prints about a checkpoint.
@@ -28,21 +29,26 @@ type Description struct {
 // Describe reads a prior checkpoint and, when it sits in an EM run folder,
 // that run's lap records.
 func Describe(path string) (*Description, error) {
-	f, err := os.Open(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("describe prior: %w", err)
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("describe prior %s: %w", path, err)
-	}
-	d, info, err := priors.LoadPrior(path)
+	laps, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "laps.json"))
+	return describe(path, raw, laps)
+}
+
+// DescribeBuiltin describes the default prior embedded in the binary.
+func DescribeBuiltin() (*Description, error) {
+	return describe(builtin.Name, builtin.Checkpoint(), builtin.Laps())
+}
+
+func describe(name string, raw, laps []byte) (*Description, error) {
+	d, info, err := priors.LoadPriorBytes(name, raw)
 	if err != nil {
 		return nil, err
 	}
-	desc := &Description{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Bytes: n, Info: info}
+	h := sha256.Sum256(raw)
+	desc := &Description{Path: name, SHA256: hex.EncodeToString(h[:]), Bytes: int64(len(raw)), Info: info}
 	switch p := d.(type) {
 	case *priors.UNet:
 		desc.Params = p.Config().ParamCount()
@@ -50,9 +56,9 @@ func Describe(path string) (*Description, error) {
 		c, r, w := p.Shape()
 		desc.Params = c * r * w * (2 + info.Rank)
 	}
-	if raw, err := os.ReadFile(filepath.Join(filepath.Dir(path), "laps.json")); err == nil {
+	if laps != nil {
 		var recs []LapRecord
-		if json.Unmarshal(raw, &recs) == nil {
+		if json.Unmarshal(laps, &recs) == nil {
 			desc.Laps = recs
 		}
 	}

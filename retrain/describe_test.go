@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 )
 
 // TestDescribe: the description names the architecture, the size policy,
@@ -67,5 +68,24 @@ func TestDescribe(t *testing.T) {
 	}
 	if _, err := Describe(filepath.Join(dir, "junk.safetensors")); err == nil {
 		t.Error("junk described")
+	}
+}
+
+// The built-in prior describes itself from the embedded checkpoint and lap
+// records, its lap among them.
+func TestDescribeBuiltin(t *testing.T) {
+	d, err := DescribeBuiltin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.SHA256 != builtin.SHA256() || d.Bytes != int64(len(builtin.Checkpoint())) || d.Path != builtin.Name {
+		t.Errorf("description %s %d %q", d.SHA256, d.Bytes, d.Path)
+	}
+	found := false
+	for _, r := range d.Laps {
+		found = found || r.Lap == d.Info.Provenance.EMLap
+	}
+	if !found {
+		t.Errorf("the lap records do not include the shipped lap %d: %+v", d.Info.Provenance.EMLap, d.Laps)
 	}
 }

@@ -9,14 +9,15 @@ import (
 func newPriorCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "prior", Short: "Inspect diffusion prior checkpoints"}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "show CHECKPOINT",
-		Short: "Print a prior's architecture, image-size policy, training data, laps, scores and SHA-256",
+		Use:   "show [CHECKPOINT]",
+		Short: "Print a prior's architecture, image-size policy, training data, laps, scores and SHA-256 (no argument: the built-in default prior)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usagef("no default prior is embedded in this build yet: give a checkpoint path")
+			describe := retrain.DescribeBuiltin
+			if len(args) == 1 {
+				describe = func() (*retrain.Description, error) { return retrain.Describe(args[0]) }
 			}
-			d, err := retrain.Describe(args[0])
+			d, err := describe()
 			if err != nil {
 				return err
 			}
