@@ -40,9 +40,10 @@ const DefaultZ = 3.09
 // data is within about ±15 % (mri.minNoiseSamples) and biased only upwards.
 const NoiseRatioLimit = 1.5
 
-// LineSpreadLimit separates motion (a subset of inconsistent lines) from
-// model errors; docs/bench/qc.md has the measurements behind it.
-const LineSpreadLimit = 2.0
+// MotionOrder is the LineOrder below which an excess residual is put down
+// to motion rather than to the coil maps or mask; docs/bench/qc.md has the
+// measurements behind it.
+const MotionOrder = 0.6
 
 // EmptyLineShare is the share of sampled lines holding no data at all above
 // which the mask is taken to lie about what was acquired.

@@ -50,6 +50,8 @@ func (s *Slice) check() error {
 type DataConsistency struct {
 	// Samples is m, the sampled complex measurements (coils × locations).
 	Samples int `json:"samples"`
+	// Acceleration is the image's pixels over the sampled locations.
+	Acceleration float64 `json:"acceleration"`
 	// Chi2 is ‖y − A x̂‖² / σ² over them.
 	Chi2 float64 `json:"chi2"`
 	// Ratio is Chi2/m: about 1 for a fixed image and noise of the assumed
@@ -68,16 +70,52 @@ type DataConsistency struct {
 	// masks without line structure); EmptyLines those holding no data at all.
 	Lines      int `json:"lines"`
 	EmptyLines int `json:"empty_lines"`
-	// LineSpread measures how unevenly the residual falls on the lines that
-	// carry signal: the 90th percentile minus the median of ln(‖r_l‖²/‖y_l‖²).
-	// An inconsistent subset of lines (motion) spreads it; a model error
-	// (coil maps) raises all lines together.
-	LineSpread float64 `json:"line_spread"`
+	// LineOrder is the rank correlation (Spearman) between each signal
+	// line's residual and its data energy. A model error (coil maps) leaves
+	// residual in proportion to the signal (near 1); motion corrupts a
+	// random subset of lines, so strong lines can fit well and weaker ones
+	// not (low). 0 with fewer than 5 signal lines.
+	LineOrder float64 `json:"line_order"`
 }
 
 // minLineSNR is the data energy per sample, in noise variances, above which
-// a line carries enough signal for its relative residual to mean something.
-const minLineSNR = 4
+// a line carries signal rather than mostly noise.
+const minLineSNR = 10
+
+// spearman is the rank correlation of a and b (no ties expected).
+func spearman(a, b []float64) float64 {
+	ra, rb := ranks(a), ranks(b)
+	n := float64(len(a))
+	var d2 float64
+	for i := range ra {
+		d := ra[i] - rb[i]
+		d2 += d * d
+	}
+	return 1 - 6*d2/(n*(n*n-1))
+}
+
+func ranks(v []float64) []float64 {
+	idx := make([]int, len(v))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(i, j int) int { return cmpFloat(v[i], v[j]) })
+	r := make([]float64, len(v))
+	for k, i := range idx {
+		r[i] = float64(k)
+	}
+	return r
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
 
 // measureConsistency computes the residual r = y − A x̂ over the sampled
 // locations and its per-line pattern, accumulating in float64.
@@ -87,6 +125,7 @@ func measureConsistency(s *Slice) *DataConsistency {
 	s.Op.Forward(ax, s.Image)
 	dc := &DataConsistency{}
 	var rr float64
+	lines, byCol := lineLayout(s.Mask, s.Rows, s.Cols)
 	for c := 0; c < s.Coils; c++ {
 		for i := 0; i < n; i++ {
 			if s.Mask[i] == 0 {
@@ -97,16 +136,19 @@ func measureConsistency(s *Slice) *DataConsistency {
 			dc.Samples++
 		}
 	}
-	dc.Chi2 = rr / s.NoiseVar
 	if dc.Samples > 0 {
+		dc.Acceleration = float64(n*s.Coils) / float64(dc.Samples)
+	}
+	// Without a noise level the lines can still be checked for data.
+	if s.NoiseVar > 0 && dc.Samples > 0 {
+		dc.Chi2 = rr / s.NoiseVar
 		dc.Ratio = dc.Chi2 / float64(dc.Samples)
 		dc.PFixedImage = ChiSquareSurvival(dc.Ratio, dc.Samples)
 	}
-	lines, byCol := lineLayout(s.Mask, s.Rows, s.Cols)
 	if lines == nil {
 		return dc
 	}
-	var logq []float64
+	var es, ds []float64
 	for _, l := range lines {
 		var yy, res float64
 		m := 0
@@ -125,13 +167,12 @@ func measureConsistency(s *Slice) *DataConsistency {
 			dc.EmptyLines++
 			continue
 		}
-		if yy/(float64(m)*s.NoiseVar) >= minLineSNR && res > 0 {
-			logq = append(logq, math.Log(res/yy))
+		if s.NoiseVar > 0 && yy/(float64(m)*s.NoiseVar) >= minLineSNR {
+			es, ds = append(es, res), append(ds, yy)
 		}
 	}
-	if len(logq) >= 5 {
-		slices.Sort(logq)
-		dc.LineSpread = quantile(logq, 0.9) - quantile(logq, 0.5)
+	if len(es) >= 5 {
+		dc.LineOrder = spearman(es, ds)
 	}
 	return dc
 }

@@ -8,11 +8,53 @@ import (
 )
 
 // Dist is a log-normal fit of a positive measure over calibration scans:
-// the mean and standard deviation of ln(value).
+// the mean and standard deviation of ln(value), the mean optionally linear
+// in ln(acceleration) (Slope; the residual of a fitted reconstruction grows
+// as the data per unknown shrink). At gives the fit at one acceleration.
 type Dist struct {
-	N    int     `json:"n"`
-	Mean float64 `json:"mean_log"`
-	SD   float64 `json:"sd_log"`
+	N     int     `json:"n"`
+	Mean  float64 `json:"mean_log"`
+	SD    float64 `json:"sd_log"`
+	Slope float64 `json:"slope_log_acceleration,omitempty"`
+}
+
+// FitDistVs fits ln(value) = Mean + Slope·ln(acc) by least squares, SD
+// from the residuals (n − 2 degrees of freedom); it needs at least 4 values
+// and two distinct accelerations.
+func FitDistVs(values, acc []float64) (Dist, error) {
+	if len(values) != len(acc) || len(values) < 4 {
+		return Dist{}, fmt.Errorf("fit: %d values and %d accelerations, need at least 4 of each", len(values), len(acc))
+	}
+	var sx, sy, sxx, sxy float64
+	n := float64(len(values))
+	for i, v := range values {
+		if !(v > 0) || math.IsInf(v, 0) || !(acc[i] > 0) {
+			return Dist{}, fmt.Errorf("fit: value %v at acceleration %v", v, acc[i])
+		}
+		x, y := math.Log(acc[i]), math.Log(v)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	den := n*sxx - sx*sx
+	if den <= 1e-12 {
+		return Dist{}, fmt.Errorf("fit: one acceleration only")
+	}
+	slope := (n*sxy - sx*sy) / den
+	mean := (sy - slope*sx) / n
+	var ss float64
+	for i, v := range values {
+		r := math.Log(v) - mean - slope*math.Log(acc[i])
+		ss += r * r
+	}
+	return Dist{N: len(values), Mean: mean, SD: math.Sqrt(ss / (n - 2)), Slope: slope}, nil
+}
+
+// At is the distribution at acceleration acc (≤ 0: ignore the slope).
+func (d Dist) At(acc float64) Dist {
+	if acc > 0 && d.Slope != 0 {
+		d.Mean += d.Slope * math.Log(acc)
+	}
+	d.Slope = 0
+	return d
 }
 
 // FitDist fits a Dist to positive values; it needs at least 3.

@@ -37,33 +37,22 @@ type Result struct {
 // Flagged reports whether any flag is raised.
 func (r *Result) Flagged() bool { return len(r.Flags) > 0 }
 
-// Measure computes the QC of one slice reconstructed by method. prior, when
-// not nil, scores typicality; cal (nil: the embedded classical calibration)
-// gives thresholds. Measures without calibration are reported, not flagged,
-// except data consistency, which falls back to FallbackRatio.
+// Measure computes the QC of one slice reconstructed by method and flags
+// it against cal (nil: the embedded classical calibration). prior, when not
+// nil, scores typicality with cal's settings (DefaultTypicality if none).
+// Measures without calibration are reported, not flagged, except data
+// consistency, which falls back to FallbackRatio.
 func Measure(s *Slice, method string, prior priors.Denoiser, cal *Calibration) (*Result, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if !(s.NoiseVar > 0) {
-		return nil, fmt.Errorf("qc: noise variance %v: data consistency needs the noise level", s.NoiseVar)
-	}
 	if cal == nil {
 		cal = Classical()
 	}
-	z := cal.Z
-	if z <= 0 {
-		z = DefaultZ
-	}
 	r := &Result{Method: method, Flags: []Flag{}}
-	dc := measureConsistency(s)
-	r.DataConsistency = dc
-	bound := ChiSquareUpper(0.001, max(dc.Samples, 1))
-	if d, ok := cal.DataConsistency[method]; ok {
-		dc.Expected, dc.Threshold, dc.Percentile = d.Median(), max(d.Upper(z), bound), d.Percentile(dc.Ratio)
-	} else {
-		dc.Threshold = FallbackRatio
-		r.Notes = append(r.Notes, fmt.Sprintf("no data-consistency calibration for %s: threshold %g", method, FallbackRatio))
+	r.DataConsistency = measureConsistency(s)
+	if !(s.NoiseVar > 0) {
+		r.Notes = append(r.Notes, "noise level unknown: the residual cannot be compared with it")
 	}
 	if s.DeclaredNoise {
 		r.Noise = measureNoise(s)
@@ -73,39 +62,77 @@ func Measure(s *Slice, method string, prior priors.Denoiser, cal *Calibration) (
 	}
 	if s.Std != nil {
 		r.Uncertainty = measureUncertainty(s.Image, s.Std)
-		if cal.Uncertainty != nil {
-			r.Uncertainty.Threshold = cal.Uncertainty.Upper(z)
-			r.Uncertainty.Percentile = cal.Uncertainty.Percentile(r.Uncertainty.Relative)
-		}
 	}
 	if prior != nil {
 		set := DefaultTypicality
 		if cal.Settings != nil {
 			set = *cal.Settings
 		}
-		scale := s.Scale
-		if !(scale > 0) {
-			scale = 1
-		}
-		img := make([]complex64, len(s.Image))
-		inv := complex(float32(1/scale), 0)
-		for i, v := range s.Image {
-			img[i] = v * inv
-		}
-		t, err := TypicalityScore(prior, img, s.Rows, s.Cols, set)
+		t, err := TypicalityScore(prior, PriorImage(s.Image, s.Scale), s.Rows, s.Cols, set)
 		if err != nil {
 			r.Notes = append(r.Notes, "prior typicality not measured: "+err.Error())
 		} else {
 			r.Typicality = t
-			if cal.Typicality != nil {
-				t.Threshold, t.Percentile = cal.Typicality.Upper(z), cal.Typicality.Percentile(t.Score)
-			} else {
-				r.Notes = append(r.Notes, "prior typicality not calibrated for this prior: reported, not flagged")
-			}
+		}
+	}
+	r.Apply(cal)
+	return r, nil
+}
+
+// PriorImage is img divided by scale (prior space); scale ≤ 0 means 1.
+func PriorImage(img []complex64, scale float64) []complex64 {
+	if !(scale > 0) {
+		scale = 1
+	}
+	out := make([]complex64, len(img))
+	inv := complex(float32(1/scale), 0)
+	for i, v := range img {
+		out[i] = v * inv
+	}
+	return out
+}
+
+// Apply sets the thresholds and percentiles of r's measures from cal and
+// decides its flags (replacing any).
+func (r *Result) Apply(cal *Calibration) {
+	if cal == nil {
+		cal = Classical()
+	}
+	z := cal.Z
+	if z <= 0 {
+		z = DefaultZ
+	}
+	if dc := r.DataConsistency; dc != nil {
+		bound := ChiSquareUpper(0.001, max(dc.Samples, 1))
+		if d, ok := cal.DataConsistency[r.Method]; ok {
+			d = d.At(dc.Acceleration)
+			dc.Expected, dc.Threshold, dc.Percentile = d.Median(), max(d.Upper(z), bound), d.Percentile(dc.Ratio)
+		} else {
+			dc.Expected, dc.Threshold, dc.Percentile = 0, FallbackRatio, 0
+			r.note(fmt.Sprintf("no data-consistency calibration for %s: threshold %g", r.Method, FallbackRatio))
+		}
+	}
+	if u := r.Uncertainty; u != nil && cal.Uncertainty != nil {
+		u.Threshold, u.Percentile = cal.Uncertainty.Upper(z), cal.Uncertainty.Percentile(u.Relative)
+	}
+	if t := r.Typicality; t != nil {
+		if cal.Typicality != nil {
+			t.Threshold, t.Percentile = cal.Typicality.Upper(z), cal.Typicality.Percentile(t.Score)
+		} else {
+			t.Threshold, t.Percentile = 0, 0
+			r.note("prior typicality not calibrated for this prior: reported, not flagged")
 		}
 	}
 	r.Flags = decide(r)
-	return r, nil
+}
+
+func (r *Result) note(s string) {
+	for _, n := range r.Notes {
+		if n == s {
+			return
+		}
+	}
+	r.Notes = append(r.Notes, s)
 }
 
 // FallbackRatio flags data consistency for methods without calibration:
@@ -140,9 +167,9 @@ func decide(r *Result) []Flag {
 	switch {
 	case dc.Lines > 0 && float64(dc.EmptyLines) > EmptyLineShare*float64(dc.Lines):
 		flags = append(flags, Flag{CodeDataMismatch, ReasonMask})
-	case ratio > dc.Threshold && dc.LineSpread > LineSpreadLimit:
+	case ratio > dc.Threshold && dc.Lines > 0 && dc.LineOrder < MotionOrder:
 		flags = append(flags, Flag{CodeMotion, ReasonMotion})
-	case ratio > dc.Threshold:
+	case ratio > dc.Threshold && dc.Ratio > 0:
 		flags = append(flags, Flag{CodeDataMismatch, ReasonData})
 	}
 	if t := r.Typicality; t != nil && t.Threshold > 0 && t.Score > t.Threshold {
