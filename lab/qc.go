@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	_ "image/png" // the non-brain photographs
@@ -524,4 +525,26 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(k)
 	return k
+}
+
+// Save writes the evaluation as JSON (cases, calibration) to path.
+func (ev *QCEvaluation) Save(path string) error {
+	raw, err := json.MarshalIndent(ev, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o644)
+}
+
+// LoadQCEvaluation reads what Save wrote.
+func LoadQCEvaluation(path string) (*QCEvaluation, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var ev QCEvaluation
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &ev, nil
 }

@@ -34,6 +34,11 @@ func TestQCExplore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if out := os.Getenv("KSPACED_QC_OUT"); out != "" {
+		if err := ev.Save(out); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, r := range ev.Table() {
 		t.Logf("%-32s %d/%d %v", r.Class, r.Flagged, r.N, r.Codes)
 	}
