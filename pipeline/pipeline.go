@@ -99,6 +99,8 @@ type Report struct {
 	// Residual is ‖y − A x‖ / ‖y‖ over the sampled k-space, per slice.
 	Residual []float64 `json:"data_consistency_residual"`
 	Cost     *Cost     `json:"sampling_cost,omitempty"`
+	// QC says which slices should not be trusted as they are, and why.
+	QC       *QCReport `json:"qc,omitempty"`
 	Warnings []string  `json:"warnings"`
 	Outputs  []string  `json:"outputs"`
 }

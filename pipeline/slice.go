@@ -8,6 +8,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // sliceResult is one reconstructed slice, all images [rows][cols].
@@ -21,11 +22,12 @@ type sliceResult struct {
 	DenoiserEvals, VJPs int
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
 	Warnings            []string
+	QC                  *qc.Result // nil when it could not be measured
 }
 
 // reconstructSlice prepares s (whitening it in place) and reconstructs it
 // with rc.Method.
-func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, timings map[string]float64) (*sliceResult, error) {
+func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64) (*sliceResult, error) {
 	stop := timer(timings, "prepare")
 	p, err := Prepare(ctx, s, rc.CoilMaps)
 	stop()
@@ -40,6 +42,9 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *p
 		if err != nil {
 			return nil, err
 		}
+		stop = timer(timings, "qc")
+		measureQC(p, res, rc, env)
+		stop()
 		return res, nil
 	}
 	stop = timer(timings, "reconstruction")
@@ -49,6 +54,9 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *p
 		return nil, err
 	}
 	res.Image, res.Iterations, res.Residual = x, it, relres
+	stop = timer(timings, "qc")
+	measureQC(p, res, rc, env)
+	stop()
 	return res, nil
 }
 
