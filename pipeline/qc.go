@@ -1,12 +1,14 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/device"
+	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/qc"
 )
@@ -27,6 +29,8 @@ type QCSeries struct {
 	Input string `json:"input"`
 	*qc.Series
 	PerSlice []*qc.Result `json:"per_slice"`
+	// Warnings of the measurement (MeasureFile only; a job's are the report's).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DescriptionSuffix ends the SeriesDescription of a flagged series.
@@ -119,4 +123,39 @@ func sliceComments(results []*sliceResult) (comments []string, flagged bool) {
 		flagged = true
 	}
 	return comments, flagged
+}
+
+// MeasureFile reconstructs every slice of a k-space file with the
+// configured method (cg-sense when it is a sampling method: QC of an input
+// needs no device) and measures its QC, as a job would; `kspaced qc` on an
+// input. Typicality is measured when recon.sampler.prior is set.
+func MeasureFile(ctx context.Context, path string, cfg *configs.Config) (*QCSeries, error) {
+	rc := cfg.Recon
+	if rc.Sampling() {
+		rc.Method = "cg-sense"
+	}
+	v, err := kspaceio.Read(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if len(v.Slices) == 0 {
+		return nil, fmt.Errorf("%w: %s holds no imaging data", ErrBadInput, filepath.Base(path))
+	}
+	env, warnings := newQC(&rc, nil)
+	defer env.release()
+	rep := &Report{}
+	results := make([]*sliceResult, len(v.Slices))
+	for i := range v.Slices {
+		r, err := reconstructSlice(ctx, &v.Slices[i], &rc, nil, env, map[string]float64{})
+		if err != nil {
+			return nil, fmt.Errorf("%s slice %d: %w", filepath.Base(path), i, err)
+		}
+		results[i] = r
+		for _, w := range r.Warnings {
+			warnings = append(warnings, fmt.Sprintf("slice %d: %s", i, w))
+		}
+	}
+	s := rep.addQC(filepath.Base(path), results)
+	s.Warnings = warnings
+	return s, nil
 }

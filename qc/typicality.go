@@ -94,10 +94,10 @@ type Uncertainty struct {
 	// Relative is the mean posterior std over the foreground divided by the
 	// mean magnitude there; the foreground is where the magnitude is at
 	// least a fifth of its 99th percentile.
-	Relative    float64 `json:"relative"`
-	Foreground  int     `json:"foreground_pixels"`
-	Threshold   float64 `json:"threshold"`
-	Percentile  float64 `json:"percentile"`
+	Relative   float64 `json:"relative"`
+	Foreground int     `json:"foreground_pixels"`
+	Threshold  float64 `json:"threshold"`
+	Percentile float64 `json:"percentile"`
 }
 
 func measureUncertainty(img []complex64, std []float32) *Uncertainty {
