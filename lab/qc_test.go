@@ -2,44 +2,132 @@ package lab
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/testutil"
+	"github.com/kspaced/kspaced/qc"
 )
 
-func qcTestOptions(t *testing.T) QCOptions {
-	cfg := configs.Default()
-	opt := QCOptions{Recon: cfg.Recon, Log: os.Stderr, Priors: []string{"../train/default-prior/lap-00.safetensors"}}
-	if v, err := strconv.Atoi(os.Getenv("KSPACED_QC_PER_VOLUME")); err == nil {
-		opt.PerVolume = v
+const priorDir = "../train/default-prior"
+
+// shippedCalibration is what kspaced flags with: the embedded classical
+// calibration and each prior's sidecar.
+func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibration {
+	cal := map[string]*qc.Calibration{"": qc.Classical()}
+	for _, p := range priors {
+		c, err := qc.LoadSidecar(p)
+		if err != nil || c == nil {
+			t.Fatalf("sidecar of %s: %v", p, err)
+		}
+		cal[filepath.Base(p)] = c
 	}
-	if p := os.Getenv("KSPACED_QC_PRIORS"); p != "" {
-		opt.Priors = filepath.SplitList(p)
-	}
-	return opt
+	return cal
 }
 
-// TestQCExplore prints the raw measures (KSPACED_QC_EXPLORE=1).
-func TestQCExplore(t *testing.T) {
-	if os.Getenv("KSPACED_QC_EXPLORE") != "1" {
-		t.Skip("KSPACED_QC_EXPLORE=1")
+// TestQCEvidence runs a small version of the evaluation of docs/bench/qc.md
+// (one held-out slice per volume at 4×, each turned into every failure
+// class; typicality under lap 1) with the shipped calibration, and asserts
+// the flag rates (checkQCClaims). KSPACED_QC_EVIDENCE=1 runs the full one
+// instead: all 16 evaluation slices at 4× and 8×, both priors, calibrated
+// anew on the 16 calibration slices; it prints the table and writes the ROC
+// curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
+// writes qc/classical.qc.json and the priors' sidecars.
+func TestQCEvidence(t *testing.T) {
+	testutil.File(t, simulate_ch2)
+	testutil.File(t, filepath.Join(NonBrainDir, "camera.png"))
+	full := os.Getenv("KSPACED_QC_EVIDENCE") == "1"
+	if testing.Short() && !full {
+		t.Skip("a minute or two on two cores")
 	}
-	testutil.File(t, "/usr/share/mricron/templates/ch2.nii.gz")
-	opt := qcTestOptions(t)
+	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	if full {
+		opt.Priors = []string{priorDir + "/lap-01.safetensors", priorDir + "/lap-00.safetensors"}
+	} else {
+		opt.PerVolume, opt.Accelerations = 1, []float64{4}
+		opt.Priors = []string{priorDir + "/lap-01.safetensors"}
+		opt.Calibration = shippedCalibration(t, opt.Priors)
+	}
 	ev, err := QCEvidence(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := os.Getenv("KSPACED_QC_OUT"); out != "" {
-		if err := ev.Save(out); err != nil {
+	t.Logf("\n%s", ev.Markdown())
+	for _, c := range ev.Cases {
+		if f := QCScore(c.Result) > 1; f != c.Result.Flagged() {
+			t.Errorf("%s %s: QCScore %.3f but flagged %v", c.Class, c.Name, QCScore(c.Result), c.Result.Flagged())
+		}
+	}
+	if err := checkQCClaims(ev.Table()); err != nil {
+		t.Error(err)
+	}
+	if !full {
+		return
+	}
+	if p := os.Getenv("KSPACED_QC_ROC"); p != "" {
+		if err := ev.WriteROCPNG(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, r := range ev.Table() {
-		t.Logf("%-32s %d/%d %v", r.Class, r.Flagged, r.N, r.Codes)
+	if p := os.Getenv("KSPACED_QC_SAVE"); p != "" {
+		if err := ev.Save(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
+		if err := ev.Calibration[""].Save("../qc/classical.qc.json"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"lap-00.safetensors", "lap-01.safetensors"} {
+			if err := ev.Calibration[name].Save(qc.SidecarPath(filepath.Join(priorDir, name))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// best.safetensors is lap 0 (train/default-prior/laps.json).
+		best := *ev.Calibration["lap-00.safetensors"]
+		best.Prior = "best.safetensors (lap 0)"
+		if err := best.Save(qc.SidecarPath(filepath.Join(priorDir, "best.safetensors"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const simulate_ch2 = "/usr/share/mricron/templates/ch2.nii.gz"
+
+// TestQCClaims checks checkQCClaims on made-up tables.
+func TestQCClaims(t *testing.T) {
+	good := func() []QCRow {
+		var rows []QCRow
+		for _, c := range QCClasses {
+			r := QCRow{Class: c, N: 20, Flagged: 20}
+			switch c {
+			case ClassInDist, ClassInDistNoise:
+				r.Flagged = 1
+			case ClassPhantom:
+				r.Flagged = 10
+			}
+			rows = append(rows, r)
+		}
+		return rows
+	}
+	if err := checkQCClaims(good()); err != nil {
+		t.Fatalf("good table refused: %v", err)
+	}
+	for name, edit := range map[string]func([]QCRow) []QCRow{
+		"in-distribution over 5 %": func(r []QCRow) []QCRow { r[0].Flagged = 2; return r },
+		"motion under 90 %":        func(r []QCRow) []QCRow { r[2].Flagged = 17; return r },
+		"phantoms under a third":   func(r []QCRow) []QCRow { r[6].Flagged = 6; return r },
+		"class missing":            func(r []QCRow) []QCRow { return r[:5] },
+		"empty":                    func([]QCRow) []QCRow { return nil },
+	} {
+		if checkQCClaims(edit(good())) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if math.IsNaN(QCRow{}.Rate()) {
+		t.Error("rate of an empty row")
 	}
 }

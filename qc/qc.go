@@ -40,8 +40,8 @@ func (r *Result) Flagged() bool { return len(r.Flags) > 0 }
 // Measure computes the QC of one slice reconstructed by method and flags
 // it against cal (nil: the embedded classical calibration). prior, when not
 // nil, scores typicality with cal's settings (DefaultTypicality if none).
-// Measures without calibration are reported, not flagged, except data
-// consistency, which falls back to FallbackRatio.
+// Measures without calibration are reported, not flagged; the mask and
+// noise checks need none.
 func Measure(s *Slice, method string, prior priors.Denoiser, cal *Calibration) (*Result, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -108,8 +108,8 @@ func (r *Result) Apply(cal *Calibration) {
 			d = d.At(dc.Acceleration)
 			dc.Expected, dc.Threshold, dc.Percentile = d.Median(), max(d.Upper(z), bound), d.Percentile(dc.Ratio)
 		} else {
-			dc.Expected, dc.Threshold, dc.Percentile = 0, FallbackRatio, 0
-			r.note(fmt.Sprintf("no data-consistency calibration for %s: threshold %g", r.Method, FallbackRatio))
+			dc.Expected, dc.Threshold, dc.Percentile = 0, 0, 0
+			r.note(fmt.Sprintf("no data-consistency calibration for %s: the residual is reported, not flagged", r.Method))
 		}
 	}
 	if u := r.Uncertainty; u != nil && cal.Uncertainty != nil {
@@ -134,11 +134,6 @@ func (r *Result) note(s string) {
 	}
 	r.Notes = append(r.Notes, s)
 }
-
-// FallbackRatio flags data consistency for methods without calibration:
-// twice the pure-noise level, far above what any fitted reconstruction of
-// consistent data leaves.
-const FallbackRatio = 2.0
 
 // Reasons, in the words the reader of the images sees.
 const (
@@ -167,9 +162,9 @@ func decide(r *Result) []Flag {
 	switch {
 	case dc.Lines > 0 && float64(dc.EmptyLines) > EmptyLineShare*float64(dc.Lines):
 		flags = append(flags, Flag{CodeDataMismatch, ReasonMask})
-	case ratio > dc.Threshold && dc.Lines > 0 && dc.LineOrder < MotionOrder:
+	case dc.Threshold > 0 && ratio > dc.Threshold && dc.Lines > 0 && dc.LineOrder < MotionOrder:
 		flags = append(flags, Flag{CodeMotion, ReasonMotion})
-	case ratio > dc.Threshold && dc.Ratio > 0:
+	case dc.Threshold > 0 && ratio > dc.Threshold:
 		flags = append(flags, Flag{CodeDataMismatch, ReasonData})
 	}
 	if t := r.Typicality; t != nil && t.Threshold > 0 && t.Score > t.Threshold {

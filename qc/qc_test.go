@@ -287,10 +287,14 @@ func TestDecide(t *testing.T) {
 		t.Errorf("atypical, uncertain: %s", c)
 	}
 	r = base()
-	r.Method = "unknown-method"
-	r.DataConsistency.Ratio = FallbackRatio * 1.1
-	if c := codes(r); c != CodeDataMismatch || len(r.Notes) == 0 {
+	r.Method = "unknown-method" // reported, not flagged; the mask check still flags
+	r.DataConsistency.Ratio = 100
+	if c := codes(r); c != "" || len(r.Notes) == 0 {
 		t.Errorf("uncalibrated method: %s %v", c, r.Notes)
+	}
+	r.DataConsistency.EmptyLines = 3
+	if c := codes(r); c != CodeDataMismatch {
+		t.Errorf("uncalibrated method, empty lines: %s", c)
 	}
 	s := Summarise([]*Result{base(), r, nil, r})
 	if s.Slices != 3 || s.Flagged != 2 || len(s.Flags) != 1 || !strings.Contains(s.Flags[0].Reason, "slices 1, 3") {
