@@ -61,7 +61,7 @@ func (ev *QCEvaluation) ROCs() []ROC {
 	pos := map[string][]float64{}
 	for _, c := range ev.Cases {
 		s := QCScore(c.Result)
-		if c.Class == ClassInDist || c.Class == ClassInDistNoise {
+		if inDistribution(c.Class) {
 			neg = append(neg, s)
 		} else {
 			pos[c.Class] = append(pos[c.Class], s)
@@ -128,7 +128,9 @@ func (ev *QCEvaluation) WriteROCPNG(path string) error {
 		img.Pix[i] = 255
 	}
 	grey := color.RGBA{190, 190, 190, 255}
-	at := func(x, y float64) (int, int) { return pad + int(math.Round(x*size)), pad + size - int(math.Round(y*size)) }
+	at := func(x, y float64) (int, int) {
+		return pad + int(math.Round(x*size)), pad + size - int(math.Round(y*size))
+	}
 	line := func(x0, y0, x1, y1 float64, c color.RGBA, w int) {
 		n := int(math.Max(math.Abs(x1-x0), math.Abs(y1-y0))*size) + 1
 		for i := 0; i <= n; i++ {
@@ -174,7 +176,7 @@ func (ev *QCEvaluation) operatingPoints() (inDist float64, fail map[string]float
 	fail = map[string]float64{}
 	var nIn, fIn int
 	for _, r := range ev.Table() {
-		if r.Class == ClassInDist || r.Class == ClassInDistNoise {
+		if inDistribution(r.Class) {
 			nIn += r.N
 			fIn += r.Flagged
 		} else {
@@ -195,7 +197,7 @@ func (ev *QCEvaluation) Markdown() string {
 	b.WriteString("| class | scans | flagged | rate | goal | flags raised (slices) | AUC vs in-distribution |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range ev.Table() {
 		goal := "≥ 90 %"
-		if r.Class == ClassInDist || r.Class == ClassInDistNoise {
+		if inDistribution(r.Class) {
 			goal = "≤ 5 %"
 		}
 		var codes []string

@@ -32,10 +32,13 @@ func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibratio
 // (one held-out slice per volume at 4×, each turned into every failure
 // class; typicality under lap 1) with the shipped calibration, and asserts
 // the flag rates (checkQCClaims). KSPACED_QC_EVIDENCE=1 runs the full one
-// instead: all 16 evaluation slices at 4× and 8×, both priors, calibrated
-// anew on the 16 calibration slices; it prints the table and writes the ROC
+// instead: the 16 evaluation slices at 4× and 8× (32 scans per class), both
+// priors, calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
 // curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
-// writes qc/classical.qc.json and the priors' sidecars.
+// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_FROM
+// reuses a run saved with KSPACED_QC_SAVE; KSPACED_QC_ARCHIVE (the
+// default-prior archive folder) adds its test/m128-* files as in-distribution
+// scans.
 func TestQCEvidence(t *testing.T) {
 	testutil.File(t, simulate_ch2)
 	testutil.File(t, filepath.Join(NonBrainDir, "camera.png"))
@@ -51,7 +54,13 @@ func TestQCEvidence(t *testing.T) {
 		opt.Priors = []string{priorDir + "/lap-01.safetensors"}
 		opt.Calibration = shippedCalibration(t, opt.Priors)
 	}
-	ev, err := QCEvidence(context.Background(), opt)
+	var ev *QCEvaluation
+	var err error
+	if from := os.Getenv("KSPACED_QC_FROM"); full && from != "" {
+		ev, err = LoadQCEvaluation(from) // a saved full run (KSPACED_QC_SAVE)
+	} else {
+		ev, err = QCEvidence(context.Background(), opt)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +75,16 @@ func TestQCEvidence(t *testing.T) {
 	}
 	if !full {
 		return
+	}
+	if dir := os.Getenv("KSPACED_QC_ARCHIVE"); dir != "" {
+		aopt := opt
+		aopt.Calibration = ev.Calibration
+		cases, err := QCArchive(context.Background(), aopt, []string{filepath.Join(dir, "test/m128-4x"), filepath.Join(dir, "test/m128-8x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Cases = append(ev.Cases, cases...)
+		t.Logf("with the archive's files:\n%s", ev.Markdown())
 	}
 	if p := os.Getenv("KSPACED_QC_ROC"); p != "" {
 		if err := ev.WriteROCPNG(p); err != nil {
@@ -106,6 +125,8 @@ func TestQCClaims(t *testing.T) {
 			switch c {
 			case ClassInDist, ClassInDistNoise:
 				r.Flagged = 1
+			case ClassArchive:
+				r.Flagged = 0
 			case ClassPhantom:
 				r.Flagged = 10
 			}
@@ -118,8 +139,9 @@ func TestQCClaims(t *testing.T) {
 	}
 	for name, edit := range map[string]func([]QCRow) []QCRow{
 		"in-distribution over 5 %": func(r []QCRow) []QCRow { r[0].Flagged = 2; return r },
-		"motion under 90 %":        func(r []QCRow) []QCRow { r[2].Flagged = 17; return r },
-		"phantoms under a third":   func(r []QCRow) []QCRow { r[6].Flagged = 6; return r },
+		"archive over 5 %":         func(r []QCRow) []QCRow { r[2].Flagged = 2; return r },
+		"motion under 90 %":        func(r []QCRow) []QCRow { r[3].Flagged = 17; return r },
+		"phantoms under a third":   func(r []QCRow) []QCRow { r[7].Flagged = 6; return r },
 		"class missing":            func(r []QCRow) []QCRow { return r[:5] },
 		"empty":                    func([]QCRow) []QCRow { return nil },
 	} {
