@@ -46,7 +46,7 @@ measured when a prior is set (--prior or recon.sampler.prior).`,
 			for _, p := range args {
 				series, err := qcOf(cmd, p, cfg)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "kspaced:", err)
+					fmt.Fprintln(cmd.ErrOrStderr(), "kspaced:", err)
 					failed++
 					continue
 				}
