@@ -598,3 +598,38 @@ func QCArchive(ctx context.Context, opt QCOptions, dirs []string) ([]QCCase, err
 	}
 	return out, nil
 }
+
+// LineOrders measures qc's LineOrder on motion and wrong-coil-map cases
+// made from the calibration slices (never from the evaluation ones): the
+// data behind qc.MotionOrder.
+func LineOrders(ctx context.Context, opt QCOptions) (motionOrders, coilOrders []float64, err error) {
+	vols := map[string]*simulate.Volume{}
+	for name := range slabs {
+		if vols[name], err = simulate.ReadNIfTI(simulate.Volumes[name]); err != nil {
+			return nil, nil, err
+		}
+	}
+	scans, err := brainScans(opt, vols, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range scans {
+		rng := rand.New(rand.NewPCG(b.seed, 1717))
+		sc := cloneScan(b.scan)
+		motion(sc, rng)
+		cs, err := measureCase(ctx, opt, ClassMotion, b.name, sc, nil, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		motionOrders = append(motionOrders, cs.Result.DataConsistency.LineOrder)
+		d := qcN / 16
+		cs, err = measureCase(ctx, opt, ClassCoils, b.name, cloneScan(b.scan), func(m []complex64) []complex64 {
+			return shiftMaps(m, qcCoils, qcN, qcN, d, d)
+		}, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		coilOrders = append(coilOrders, cs.Result.DataConsistency.LineOrder)
+	}
+	return motionOrders, coilOrders, nil
+}

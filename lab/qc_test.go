@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 
 	"github.com/kspaced/kspaced/configs"
@@ -152,4 +153,20 @@ func TestQCClaims(t *testing.T) {
 	if math.IsNaN(QCRow{}.Rate()) {
 		t.Error("rate of an empty row")
 	}
+}
+
+// TestQCLineOrders prints the line orders behind qc.MotionOrder
+// (KSPACED_QC_LINE_ORDERS=1; a few minutes).
+func TestQCLineOrders(t *testing.T) {
+	if os.Getenv("KSPACED_QC_LINE_ORDERS") != "1" {
+		t.Skip("KSPACED_QC_LINE_ORDERS=1 prints the line orders of motion and coil-map cases made from the calibration slices")
+	}
+	m, c, err := LineOrders(context.Background(), QCOptions{Recon: configs.Default().Recon, Accelerations: []float64{4, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Float64s(m)
+	sort.Float64s(c)
+	t.Logf("motion line orders: %.2f", m)
+	t.Logf("coil-map line orders: %.2f", c)
 }
