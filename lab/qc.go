@@ -456,6 +456,14 @@ func applyCase(cs *QCCase, cal map[string]*qc.Calibration, prs []labPrior) {
 	cs.Result.Apply(c)
 }
 
+// Reapply flags every case again with ev's calibration (after a change of
+// the flag rules), typicality under the prior named first (a base name).
+func (ev *QCEvaluation) Reapply(prior string) {
+	for i := range ev.Cases {
+		applyCase(&ev.Cases[i], ev.Calibration, []labPrior{{name: prior}})
+	}
+}
+
 // QCRow is one line of the flag-rate table.
 type QCRow struct {
 	Class   string

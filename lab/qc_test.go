@@ -58,7 +58,10 @@ func TestQCEvidence(t *testing.T) {
 	var ev *QCEvaluation
 	var err error
 	if from := os.Getenv("KSPACED_QC_FROM"); full && from != "" {
-		ev, err = LoadQCEvaluation(from) // a saved full run (KSPACED_QC_SAVE)
+		// A saved full run (KSPACED_QC_SAVE), flagged again with today's rules.
+		if ev, err = LoadQCEvaluation(from); err == nil {
+			ev.Reapply(filepath.Base(opt.Priors[0]))
+		}
 	} else {
 		ev, err = QCEvidence(context.Background(), opt)
 	}
