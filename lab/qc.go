@@ -336,7 +336,7 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 		}
 		fmt.Fprintf(opt.Log, "calibration %d/%d %s ratio %.3f\n", i+1, len(scans), b.name, cs.Result.DataConsistency.Ratio)
 	}
-	src := fmt.Sprintf("lab.QCEvidence: %d held-out axial slices (odd slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise 0.01), %s", len(scans), opt.Accelerations, opt.Recon.Method)
+	src := fmt.Sprintf("lab.QCEvidence: %d held-out scans (odd axial slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise 0.01), %s", len(scans), opt.Accelerations, opt.Recon.Method)
 	d, err := qc.FitDistVs(ratios, accs)
 	if err != nil {
 		return nil, err
