@@ -34,6 +34,7 @@ import (
 const (
 	ClassInDist      = "in-distribution"
 	ClassInDistNoise = "in-distribution, noise declared"
+	ClassInDistSNR   = "in-distribution, other noise levels"
 	ClassMotion      = "motion"
 	ClassCoils       = "wrong coil maps"
 	ClassMask        = "mask lies"
@@ -42,8 +43,8 @@ const (
 	ClassNonBrain    = "non-brain image"
 )
 
-// QCClasses lists the classes; the first three are in-distribution.
-var QCClasses = []string{ClassInDist, ClassInDistNoise, ClassArchive, ClassMotion, ClassCoils, ClassMask, ClassNoise, ClassPhantom, ClassNonBrain}
+// QCClasses lists the classes; the first four are in-distribution.
+var QCClasses = []string{ClassInDist, ClassInDistNoise, ClassInDistSNR, ClassArchive, ClassMotion, ClassCoils, ClassMask, ClassNoise, ClassPhantom, ClassNonBrain}
 
 // slabs are the held-out axial slabs [lo, hi) of configs/prior-default.yaml
 // (the archive's test/ names: ch2 98…112, ch2better 193…207).
@@ -146,8 +147,18 @@ type brainScan struct {
 
 const qcN, qcCoils, qcNoise = 128, 8, 0.01
 
+// noiseRange is the noise (of the image peak) of the calibration scans and
+// of the "other noise levels" class, log-uniform: the archive's training
+// range widened to the default `kspaced simulate` level (0.005).
+var noiseRange = [2]float64{0.004, 0.03}
+
+func randomNoise(rng *rand.Rand) float64 {
+	return noiseRange[0] * math.Pow(noiseRange[1]/noiseRange[0], rng.Float64())
+}
+
 // brainScans simulates the slab slices of the given parity (0 even:
-// evaluation, 1 odd: calibration).
+// evaluation, at the test recipe's noise; 1 odd: calibration, at noise
+// levels drawn from noiseRange so the calibration spans SNRs).
 func brainScans(opt QCOptions, vols map[string]*simulate.Volume, parity int) ([]brainScan, error) {
 	var out []brainScan
 	names := []string{"ch2", "ch2better"}
@@ -167,7 +178,11 @@ func brainScans(opt QCOptions, vols map[string]*simulate.Volume, parity int) ([]
 					return nil, err
 				}
 				img := withPhase(mag, rng)
-				sc, err := acquire(img, acc, seed, qcNoise, rng)
+				noise := qcNoise
+				if parity == 1 {
+					noise = randomNoise(rng)
+				}
+				sc, err := acquire(img, acc, seed, noise, rng)
 				if err != nil {
 					return nil, err
 				}
@@ -322,7 +337,7 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 	if err != nil {
 		return nil, err
 	}
-	var ratios, accs []float64
+	var ratios, accs, snrs []float64
 	typ := map[string][]float64{}
 	for i, b := range scans {
 		cs, err := measureCase(ctx, opt, ClassInDist, b.name, cloneScan(b.scan), nil, prs)
@@ -331,13 +346,14 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 		}
 		ratios = append(ratios, cs.Result.DataConsistency.Ratio)
 		accs = append(accs, cs.Result.DataConsistency.Acceleration)
+		snrs = append(snrs, cs.Result.DataConsistency.SNR)
 		for n, t := range cs.Typicality {
 			typ[n] = append(typ[n], t.Score)
 		}
 		fmt.Fprintf(opt.Log, "calibration %d/%d %s ratio %.3f\n", i+1, len(scans), b.name, cs.Result.DataConsistency.Ratio)
 	}
-	src := fmt.Sprintf("lab.QCEvidence: %d held-out scans (odd axial slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise 0.01), %s", len(scans), opt.Accelerations, opt.Recon.Method)
-	d, err := qc.FitDistVs(ratios, accs)
+	src := fmt.Sprintf("lab.QCEvidence: %d held-out scans (odd axial slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise %g–%g log-uniform), %s", len(scans), opt.Accelerations, noiseRange[0], noiseRange[1], opt.Recon.Method)
+	d, err := qc.FitDistVs(ratios, accs, snrs)
 	if err != nil {
 		return nil, err
 	}
@@ -387,6 +403,13 @@ func qcEvaluate(ctx context.Context, opt QCOptions, vols map[string]*simulate.Vo
 		sc := cloneScan(b.scan)
 		declare(sc, qcNoise*qcNoise)
 		if err := add(ClassInDistNoise, b.name, sc, nil); err != nil {
+			return nil, err
+		}
+		noise := randomNoise(rng)
+		if sc, err = acquire(b.truth, b.acc, b.seed, noise, rng); err != nil {
+			return nil, err
+		}
+		if err := add(ClassInDistSNR, fmt.Sprintf("%s noise %.4f", b.name, noise), sc, nil); err != nil {
 			return nil, err
 		}
 		sc = cloneScan(b.scan)
@@ -535,7 +558,7 @@ func checkQCClaims(rows []QCRow) error {
 }
 
 func inDistribution(class string) bool {
-	return class == ClassInDist || class == ClassInDistNoise || class == ClassArchive
+	return class == ClassInDist || class == ClassInDistNoise || class == ClassInDistSNR || class == ClassArchive
 }
 
 // sortedKeys lists a map's keys in order.

@@ -129,7 +129,7 @@ func TestQCClaims(t *testing.T) {
 			switch c {
 			case ClassInDist, ClassInDistNoise:
 				r.Flagged = 1
-			case ClassArchive:
+			case ClassArchive, ClassInDistSNR:
 				r.Flagged = 0
 			case ClassPhantom:
 				r.Flagged = 10
@@ -143,9 +143,9 @@ func TestQCClaims(t *testing.T) {
 	}
 	for name, edit := range map[string]func([]QCRow) []QCRow{
 		"in-distribution over 5 %": func(r []QCRow) []QCRow { r[0].Flagged = 2; return r },
-		"archive over 5 %":         func(r []QCRow) []QCRow { r[2].Flagged = 2; return r },
-		"motion under 90 %":        func(r []QCRow) []QCRow { r[3].Flagged = 17; return r },
-		"phantoms under a third":   func(r []QCRow) []QCRow { r[7].Flagged = 6; return r },
+		"archive over 5 %":         func(r []QCRow) []QCRow { r[3].Flagged = 2; return r },
+		"motion under 90 %":        func(r []QCRow) []QCRow { r[4].Flagged = 17; return r },
+		"phantoms under a third":   func(r []QCRow) []QCRow { r[8].Flagged = 6; return r },
 		"class missing":            func(r []QCRow) []QCRow { return r[:5] },
 		"empty":                    func([]QCRow) []QCRow { return nil },
 	} {

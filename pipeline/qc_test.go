@@ -41,7 +41,8 @@ func TestQCInReportDICOMAndPreview(t *testing.T) {
 	}
 	clean, cleanOut := run("clean")
 	if clean.QC == nil || clean.QC.Status != "ok" || len(clean.QC.Series) != 1 || clean.QC.Series[0].PerSlice[0] == nil {
-		t.Fatalf("clean scan QC %+v", clean.QC)
+		b, _ := json.Marshal(clean.QC)
+		t.Fatalf("clean scan QC %s", b)
 	}
 	dc := clean.QC.Series[0].PerSlice[0].DataConsistency
 	t.Logf("clean: ratio %.3f (expected %.3f, threshold %.3f)", dc.Ratio, dc.Expected, dc.Threshold)

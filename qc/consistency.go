@@ -52,6 +52,8 @@ type DataConsistency struct {
 	Samples int `json:"samples"`
 	// Acceleration is the image's pixels over the sampled locations.
 	Acceleration float64 `json:"acceleration"`
+	// SNR is ‖y‖²/(m σ²): the data energy per sample in noise variances.
+	SNR float64 `json:"snr"`
 	// Chi2 is ‖y − A x̂‖² / σ² over them.
 	Chi2 float64 `json:"chi2"`
 	// Ratio is Chi2/m: about 1 for a fixed image and noise of the assumed
@@ -124,15 +126,17 @@ func measureConsistency(s *Slice) *DataConsistency {
 	ax := make([]complex64, s.Coils*n)
 	s.Op.Forward(ax, s.Image)
 	dc := &DataConsistency{}
-	var rr float64
+	var rr, yy float64
 	lines, byCol := lineLayout(s.Mask, s.Rows, s.Cols)
 	for c := 0; c < s.Coils; c++ {
 		for i := 0; i < n; i++ {
 			if s.Mask[i] == 0 {
 				continue
 			}
-			d := complex128(s.KSpace[c*n+i]) - complex128(ax[c*n+i])
+			y := complex128(s.KSpace[c*n+i])
+			d := y - complex128(ax[c*n+i])
 			rr += real(d)*real(d) + imag(d)*imag(d)
+			yy += real(y)*real(y) + imag(y)*imag(y)
 			dc.Samples++
 		}
 	}
@@ -142,6 +146,7 @@ func measureConsistency(s *Slice) *DataConsistency {
 	// Without a noise level the lines can still be checked for data.
 	if s.NoiseVar > 0 && dc.Samples > 0 {
 		dc.Chi2 = rr / s.NoiseVar
+		dc.SNR = yy / s.NoiseVar / float64(dc.Samples)
 		dc.Ratio = dc.Chi2 / float64(dc.Samples)
 		dc.PFixedImage = ChiSquareSurvival(dc.Ratio, dc.Samples)
 	}

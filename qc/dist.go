@@ -4,77 +4,79 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // Dist is a log-normal fit of a positive measure over calibration scans:
 // the mean and standard deviation of ln(value), the mean optionally linear
-// in ln(acceleration) (Slope; the residual of a fitted reconstruction grows
-// as the data per unknown shrink). At gives the fit at one acceleration.
+// in ln(acceleration) and ln(SNR) (the residual a fitted reconstruction
+// leaves grows as the data per unknown shrink, and its model-error part
+// grows with the signal over the noise). At gives the fit at one scan.
 type Dist struct {
-	N     int     `json:"n"`
-	Mean  float64 `json:"mean_log"`
-	SD    float64 `json:"sd_log"`
-	Slope float64 `json:"slope_log_acceleration,omitempty"`
+	N        int     `json:"n"`
+	Mean     float64 `json:"mean_log"`
+	SD       float64 `json:"sd_log"`
+	Slope    float64 `json:"slope_log_acceleration,omitempty"`
+	SlopeSNR float64 `json:"slope_log_snr,omitempty"`
 }
 
-// FitDistVs fits ln(value) = Mean + Slope·ln(acc) by least squares, SD
-// from the residuals (n − 2 degrees of freedom); it needs at least 4 values
-// and two distinct accelerations.
-func FitDistVs(values, acc []float64) (Dist, error) {
-	if len(values) != len(acc) || len(values) < 4 {
-		return Dist{}, fmt.Errorf("fit: %d values and %d accelerations, need at least 4 of each", len(values), len(acc))
+// FitDistVs fits ln(value) = Mean + Slope·ln(acc) + SlopeSNR·ln(snr) by
+// least squares, SD from the residuals (n − 3 degrees of freedom); it needs
+// at least 5 values, spread in both covariates. snr nil fits acceleration
+// only (n − 2).
+func FitDistVs(values, acc, snr []float64) (Dist, error) {
+	k := 3
+	if snr == nil {
+		k = 2
 	}
-	var sx, sy, sxx, sxy float64
-	n := float64(len(values))
+	if len(values) != len(acc) || (snr != nil && len(snr) != len(values)) || len(values) < k+2 {
+		return Dist{}, fmt.Errorf("fit: %d values, %d accelerations, %d SNRs; need at least %d of each", len(values), len(acc), len(snr), k+2)
+	}
+	x := mat.NewDense(len(values), k, nil)
+	y := mat.NewVecDense(len(values), nil)
 	for i, v := range values {
-		if !(v > 0) || math.IsInf(v, 0) || !(acc[i] > 0) {
+		if !(v > 0) || math.IsInf(v, 0) || !(acc[i] > 0) || (snr != nil && !(snr[i] > 0)) {
 			return Dist{}, fmt.Errorf("fit: value %v at acceleration %v", v, acc[i])
 		}
-		x, y := math.Log(acc[i]), math.Log(v)
-		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+		x.Set(i, 0, 1)
+		x.Set(i, 1, math.Log(acc[i]))
+		if snr != nil {
+			x.Set(i, 2, math.Log(snr[i]))
+		}
+		y.SetVec(i, math.Log(v))
 	}
-	den := n*sxx - sx*sx
-	if den <= 1e-12 {
-		return Dist{}, fmt.Errorf("fit: one acceleration only")
+	var xtx mat.Dense
+	xtx.Mul(x.T(), x)
+	if mat.Cond(&xtx, 1) > 1e12 {
+		return Dist{}, fmt.Errorf("fit: covariates do not vary (one acceleration or noise level only)")
 	}
-	slope := (n*sxy - sx*sy) / den
-	mean := (sy - slope*sx) / n
-	var ss float64
-	for i, v := range values {
-		r := math.Log(v) - mean - slope*math.Log(acc[i])
-		ss += r * r
+	var beta mat.VecDense
+	if err := beta.SolveVec(x, y); err != nil {
+		return Dist{}, fmt.Errorf("fit: %w", err)
 	}
-	return Dist{N: len(values), Mean: mean, SD: math.Sqrt(ss / (n - 2)), Slope: slope}, nil
+	var res mat.VecDense
+	res.MulVec(x, &beta)
+	res.SubVec(y, &res)
+	ss := mat.Dot(&res, &res)
+	d := Dist{N: len(values), Mean: beta.AtVec(0), Slope: beta.AtVec(1), SD: math.Sqrt(ss / float64(len(values)-k))}
+	if snr != nil {
+		d.SlopeSNR = beta.AtVec(2)
+	}
+	return d, nil
 }
 
-// At is the distribution at acceleration acc (≤ 0: ignore the slope).
-func (d Dist) At(acc float64) Dist {
-	if acc > 0 && d.Slope != 0 {
+// At is the distribution at acceleration acc and SNR snr (a value ≤ 0
+// leaves its slope out).
+func (d Dist) At(acc, snr float64) Dist {
+	if acc > 0 {
 		d.Mean += d.Slope * math.Log(acc)
 	}
-	d.Slope = 0
+	if snr > 0 {
+		d.Mean += d.SlopeSNR * math.Log(snr)
+	}
+	d.Slope, d.SlopeSNR = 0, 0
 	return d
-}
-
-// FitDist fits a Dist to positive values; it needs at least 3.
-func FitDist(values []float64) (Dist, error) {
-	if len(values) < 3 {
-		return Dist{}, fmt.Errorf("fit: %d values, need at least 3", len(values))
-	}
-	var s, s2 float64
-	for _, v := range values {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return Dist{}, fmt.Errorf("fit: value %v is not finite and positive", v)
-		}
-		l := math.Log(v)
-		s += l
-		s2 += l * l
-	}
-	n := float64(len(values))
-	mean := s / n
-	sd := math.Sqrt(max(s2/n-mean*mean, 0) * n / (n - 1))
-	return Dist{N: len(values), Mean: mean, SD: sd}, nil
 }
 
 // Median is exp(mean log): the typical value.
@@ -112,4 +114,23 @@ func ChiSquareSurvival(ratio float64, m int) float64 {
 func ChiSquareUpper(p float64, m int) float64 {
 	k := 2 * float64(m)
 	return distuv.ChiSquared{K: k}.Quantile(1-p) / k
+}
+
+// FitDist fits a Dist without covariates; it needs at least 3 values.
+func FitDist(values []float64) (Dist, error) {
+	if len(values) < 3 {
+		return Dist{}, fmt.Errorf("fit: %d values, need at least 3", len(values))
+	}
+	var s, s2 float64
+	for _, v := range values {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return Dist{}, fmt.Errorf("fit: value %v is not finite and positive", v)
+		}
+		l := math.Log(v)
+		s += l
+		s2 += l * l
+	}
+	n := float64(len(values))
+	mean := s / n
+	return Dist{N: len(values), Mean: mean, SD: math.Sqrt(max(s2/n-mean*mean, 0) * n / (n - 1))}, nil
 }

@@ -105,7 +105,7 @@ func (r *Result) Apply(cal *Calibration) {
 	if dc := r.DataConsistency; dc != nil {
 		bound := ChiSquareUpper(0.001, max(dc.Samples, 1))
 		if d, ok := cal.DataConsistency[r.Method]; ok {
-			d = d.At(dc.Acceleration)
+			d = d.At(dc.Acceleration, dc.SNR)
 			dc.Expected, dc.Threshold, dc.Percentile = d.Median(), max(d.Upper(z), bound), d.Percentile(dc.Ratio)
 		} else {
 			dc.Expected, dc.Threshold, dc.Percentile = 0, 0, 0

@@ -157,28 +157,35 @@ func TestLines(t *testing.T) {
 // FitDistVs recovers a known log-linear law; Percentile and Upper agree.
 func TestFitDistVs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	var v, a []float64
+	var v, a, s []float64
 	for i := 0; i < 4000; i++ {
 		acc := []float64{2, 4, 8}[i%3]
-		v = append(v, math.Exp(0.1+0.5*math.Log(acc)+0.2*rng.NormFloat64()))
-		a = append(a, acc)
+		snr := math.Exp(3 * rng.Float64())
+		v = append(v, math.Exp(0.1+0.5*math.Log(acc)+0.3*math.Log(snr)+0.2*rng.NormFloat64()))
+		a, s = append(a, acc), append(s, snr)
 	}
-	d, err := FitDistVs(v, a)
+	d, err := FitDistVs(v, a, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if math.Abs(d.Mean-0.1) > 0.03 || math.Abs(d.Slope-0.5) > 0.02 || math.Abs(d.SD-0.2) > 0.01 {
+	if math.Abs(d.Mean-0.1) > 0.03 || math.Abs(d.Slope-0.5) > 0.02 || math.Abs(d.SlopeSNR-0.3) > 0.02 || math.Abs(d.SD-0.2) > 0.01 {
 		t.Fatalf("fit %+v", d)
 	}
-	at := d.At(4)
+	at := d.At(4, 2)
+	if math.Abs(at.Median()-math.Exp(0.1+0.5*math.Log(4)+0.3*math.Log(2))) > 0.05 {
+		t.Errorf("median at acceleration 4, SNR 2: %v", at.Median())
+	}
 	if p := at.Percentile(at.Upper(DefaultZ)); math.Abs(p-99.9) > 0.01 {
 		t.Errorf("percentile of the z=3.09 bound %v", p)
 	}
-	if _, err := FitDistVs(v[:3], a[:3]); err == nil {
-		t.Error("three values accepted")
+	if _, err := FitDistVs(v[:4], a[:4], s[:4]); err == nil {
+		t.Error("four values for three parameters accepted")
 	}
-	if _, err := FitDistVs([]float64{1, 2, 3, 4}, []float64{4, 4, 4, 4}); err == nil {
+	if _, err := FitDistVs([]float64{1, 2, 3, 4, 5}, []float64{4, 4, 4, 4, 4}, []float64{1, 2, 3, 4, 5}); err == nil {
 		t.Error("one acceleration accepted")
+	}
+	if d2, err := FitDistVs(v, a, nil); err != nil || d2.SlopeSNR != 0 {
+		t.Errorf("acceleration only: %+v %v", d2, err)
 	}
 }
 
