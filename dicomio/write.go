@@ -313,8 +313,8 @@ func (s *OutputSeries) description() string {
 	if d == "" {
 		d = "kspaced " + s.method() + " " + s.Kind
 	}
-	suf := clean("LO", s.DescriptionSuffix)
-	return clean("LO", truncate(d, max(0, 64-len([]rune(suf))))+suf)
+	suf := truncate(clean("LT", s.DescriptionSuffix), 64) // LT: cleaned, spaces kept
+	return clean("LO", strings.TrimSpace(truncate(d, 64-len([]rune(suf))))+suf)
 }
 
 // comment is slice i's ImageComments.
