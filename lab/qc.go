@@ -84,8 +84,10 @@ type QCCase struct {
 // QCEvaluation is the outcome: calibration and evaluated cases.
 type QCEvaluation struct {
 	Calibration map[string]*qc.Calibration // "" classical, else prior base name
-	Cases       []QCCase
-	Seconds     float64
+	// CalibrationCases are the measures the calibration was fitted to.
+	CalibrationCases []QCCase
+	Cases            []QCCase
+	Seconds          float64
 }
 
 type labPrior struct {
@@ -119,11 +121,11 @@ func QCEvidence(ctx context.Context, opt QCOptions) (*QCEvaluation, error) {
 	}
 	ev := &QCEvaluation{Calibration: opt.Calibration}
 	if ev.Calibration == nil {
-		cal, err := qcCalibrate(ctx, opt, vols, prs)
+		cal, cases, err := qcCalibrate(ctx, opt, vols, prs)
 		if err != nil {
 			return nil, err
 		}
-		ev.Calibration = cal
+		ev.Calibration, ev.CalibrationCases = cal, cases
 	}
 	cases, err := qcEvaluate(ctx, opt, vols, prs)
 	if err != nil {
@@ -332,18 +334,49 @@ func measureCase(ctx context.Context, opt QCOptions, class, name string, sc *mri
 	return cs, nil
 }
 
-func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.Volume, prs []labPrior) (map[string]*qc.Calibration, error) {
+// Recalibrate calibrates anew on the calibration slices (with opt's priors)
+// and flags the cases of ev again: for a change of the calibration model
+// without re-running the evaluation.
+func (ev *QCEvaluation) Recalibrate(ctx context.Context, opt QCOptions) error {
+	var prs []labPrior
+	for _, p := range opt.Priors {
+		d, _, err := priors.LoadPrior(p)
+		if err != nil {
+			return err
+		}
+		prs = append(prs, labPrior{filepath.Base(p), d})
+	}
+	vols := map[string]*simulate.Volume{}
+	for name := range slabs {
+		v, err := simulate.ReadNIfTI(simulate.Volumes[name])
+		if err != nil {
+			return err
+		}
+		vols[name] = v
+	}
+	cal, cases, err := qcCalibrate(ctx, opt, vols, prs)
+	if err != nil {
+		return err
+	}
+	ev.Calibration, ev.CalibrationCases = cal, cases
+	ev.Reapply(prs[0].name)
+	return nil
+}
+
+func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.Volume, prs []labPrior) (map[string]*qc.Calibration, []QCCase, error) {
 	scans, err := brainScans(opt, vols, 1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var ratios, accs, snrs []float64
+	var cases []QCCase
 	typ := map[string][]float64{}
 	for i, b := range scans {
 		cs, err := measureCase(ctx, opt, ClassInDist, b.name, cloneScan(b.scan), nil, prs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		cases = append(cases, cs)
 		ratios = append(ratios, cs.Result.DataConsistency.Ratio)
 		accs = append(accs, cs.Result.DataConsistency.Acceleration)
 		snrs = append(snrs, cs.Result.DataConsistency.SNR)
@@ -355,18 +388,18 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 	src := fmt.Sprintf("lab.QCEvidence: %d held-out scans (odd axial slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise %g–%g log-uniform), %s", len(scans), opt.Accelerations, noiseRange[0], noiseRange[1], opt.Recon.Method)
 	d, err := qc.FitDistVs(ratios, accs, snrs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[string]*qc.Calibration{"": {Source: src, Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{opt.Recon.Method: d}}}
 	for _, pr := range prs {
-		d, err := qc.FitDist(typ[pr.name])
+		d, err := qc.FitDistVs(typ[pr.name], accs, snrs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		set := qc.DefaultTypicality
 		out[pr.name] = &qc.Calibration{Source: src, Z: qc.DefaultZ, Prior: pr.name, Settings: &set, Typicality: &d}
 	}
-	return out, nil
+	return out, cases, nil
 }
 
 func qcEvaluate(ctx context.Context, opt QCOptions, vols map[string]*simulate.Volume, prs []labPrior) ([]QCCase, error) {

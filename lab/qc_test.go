@@ -37,7 +37,8 @@ func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibratio
 // priors, calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
 // curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
 // writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_FROM
-// reuses a run saved with KSPACED_QC_SAVE; KSPACED_QC_ARCHIVE (the
+// reuses a run saved with KSPACED_QC_SAVE (KSPACED_QC_RECALIBRATE=1 fits the
+// calibration anew on the calibration slices first); KSPACED_QC_ARCHIVE (the
 // default-prior archive folder) adds its test/m128-* files as in-distribution
 // scans.
 func TestQCEvidence(t *testing.T) {
@@ -60,7 +61,11 @@ func TestQCEvidence(t *testing.T) {
 	if from := os.Getenv("KSPACED_QC_FROM"); full && from != "" {
 		// A saved full run (KSPACED_QC_SAVE), flagged again with today's rules.
 		if ev, err = LoadQCEvaluation(from); err == nil {
-			ev.Reapply(filepath.Base(opt.Priors[0]))
+			if os.Getenv("KSPACED_QC_RECALIBRATE") == "1" {
+				err = ev.Recalibrate(context.Background(), opt)
+			} else {
+				ev.Reapply(filepath.Base(opt.Priors[0]))
+			}
 		}
 	} else {
 		ev, err = QCEvidence(context.Background(), opt)

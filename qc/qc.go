@@ -117,7 +117,11 @@ func (r *Result) Apply(cal *Calibration) {
 	}
 	if t := r.Typicality; t != nil {
 		if cal.Typicality != nil {
-			t.Threshold, t.Percentile = cal.Typicality.Upper(z), cal.Typicality.Percentile(t.Score)
+			d := *cal.Typicality
+			if dc := r.DataConsistency; dc != nil {
+				d = d.At(dc.Acceleration, dc.SNR) // a noisier reconstruction denoises worse
+			}
+			t.Threshold, t.Percentile = d.Upper(z), d.Percentile(t.Score)
 		} else {
 			t.Threshold, t.Percentile = 0, 0
 			r.note("prior typicality not calibrated for this prior: reported, not flagged")

@@ -30,8 +30,10 @@ type Typicality struct {
 	Score float64 `json:"score"`
 	// Levels are the per-σ terms, in Sigmas order.
 	Levels []float64 `json:"levels"`
-	// Percentile places Score among the calibration scans; Threshold is the
-	// score above which the slice is flagged (0 without calibration).
+	// Percentile places Score among the calibration scans of the same
+	// acceleration and SNR (the calibration is linear in their logs);
+	// Threshold is the score above which the slice is flagged (0 without
+	// calibration).
 	Percentile float64 `json:"percentile"`
 	Threshold  float64 `json:"threshold"`
 }
