@@ -137,7 +137,9 @@ func TestQCClaims(t *testing.T) {
 			case ClassArchive, ClassInDistSNR:
 				r.Flagged = 0
 			case ClassPhantom:
-				r.Flagged = 10
+				r.Flagged = 0
+			case ClassMotion:
+				r.Flagged = 14
 			}
 			rows = append(rows, r)
 		}
@@ -149,8 +151,9 @@ func TestQCClaims(t *testing.T) {
 	for name, edit := range map[string]func([]QCRow) []QCRow{
 		"in-distribution over 5 %": func(r []QCRow) []QCRow { r[0].Flagged = 2; return r },
 		"archive over 5 %":         func(r []QCRow) []QCRow { r[3].Flagged = 2; return r },
-		"motion under 90 %":        func(r []QCRow) []QCRow { r[4].Flagged = 17; return r },
-		"phantoms under a third":   func(r []QCRow) []QCRow { r[8].Flagged = 6; return r },
+		"motion under two thirds":  func(r []QCRow) []QCRow { r[4].Flagged = 13; return r },
+		"coil maps under 90 %":     func(r []QCRow) []QCRow { r[5].Flagged = 17; return r },
+		"non-brain under 90 %":     func(r []QCRow) []QCRow { r[9].Flagged = 17; return r },
 		"class missing":            func(r []QCRow) []QCRow { return r[:5] },
 		"empty":                    func([]QCRow) []QCRow { return nil },
 	} {
