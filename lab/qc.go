@@ -20,6 +20,7 @@ import (
 	"github.com/kspaced/kspaced/pipeline"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/qc"
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // The QC evaluation of docs/bench/qc.md: held-out in-distribution scans
@@ -563,30 +564,39 @@ func (ev *QCEvaluation) Table() []QCRow {
 	return out
 }
 
-// checkQCClaims asserts what docs/bench/qc.md reports: at most 5 % of the
-// in-distribution scans flagged (the goal) and at least 90 % of each
-// failure class (the goal) except two, where it asserts the measured level
-// instead: motion at least two thirds (72 % measured: CG-SENSE absorbs part
-// of the inconsistency and high-SNR scans keep model error), and phantoms
-// not at all (the priors find random ellipses as ordinary as brains).
+// checkQCClaims asserts what docs/bench/qc.md reports, as one-sided
+// binomial tests at the 5 % level (so a small run can fail only on evidence):
+// the in-distribution flag rate is at most 5 % (the goal), each
+// failure class's at least 90 % (the goal) except two, where it asserts the
+// measured level instead: motion at least two thirds (72 % measured:
+// CG-SENSE absorbs part of the inconsistency and high-SNR scans keep model
+// error), and phantoms not at all (the priors find random ellipses as
+// ordinary as brains).
 func checkQCClaims(rows []QCRow) error {
 	if len(rows) == 0 {
 		return fmt.Errorf("no results")
+	}
+	const alpha = 0.05
+	below := func(r QCRow, p float64) bool { // evidence the rate is below p
+		return r.N > 0 && distuv.Binomial{N: float64(r.N), P: p}.CDF(float64(r.Flagged)) < alpha
+	}
+	above := func(r QCRow, p float64) bool { // evidence the rate is above p
+		return r.N > 0 && r.Flagged > 0 && 1-distuv.Binomial{N: float64(r.N), P: p}.CDF(float64(r.Flagged-1)) < alpha
 	}
 	seen := map[string]bool{}
 	for _, r := range rows {
 		seen[r.Class] = true
 		switch {
 		case inDistribution(r.Class):
-			if r.Rate() > 0.05 {
+			if above(r, 0.05) {
 				return fmt.Errorf("%s: %d of %d flagged (goal ≤ 5 %%)", r.Class, r.Flagged, r.N)
 			}
 		case r.Class == ClassPhantom:
 		case r.Class == ClassMotion:
-			if r.Rate() < 2.0/3 {
+			if below(r, 2.0/3) {
 				return fmt.Errorf("%s: %d of %d flagged (measured level ≥ 2/3)", r.Class, r.Flagged, r.N)
 			}
-		case r.Rate() < 0.9:
+		case below(r, 0.9):
 			return fmt.Errorf("%s: %d of %d flagged (goal ≥ 90 %%)", r.Class, r.Flagged, r.N)
 		}
 	}
