@@ -151,8 +151,8 @@ func TestQCClaims(t *testing.T) {
 		}
 	}
 	for name, rows := range map[string][]QCRow{
-		"in-distribution 4 of 32": table(32, map[string]int{ClassInDist: 4}),
-		"archive 4 of 32":         table(32, map[string]int{ClassArchive: 4}),
+		"in-distribution 6 of 32": table(32, map[string]int{ClassInDist: 6}),
+		"archive 6 of 32":         table(32, map[string]int{ClassArchive: 6}),
 		"motion 15 of 32":         table(32, map[string]int{ClassMotion: 15}),
 		"coil maps 25 of 32":      table(32, map[string]int{ClassCoils: 25}),
 		"non-brain 0 of 2":        table(2, map[string]int{ClassNonBrain: 0}),
