@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -62,17 +63,28 @@ func Classical() *Calibration {
 	return &c
 }
 
+const maxSidecar = 1 << 20
+
 // SidecarPath is where a checkpoint's calibration lives.
 func SidecarPath(checkpoint string) string { return checkpoint + ".qc.json" }
 
 // LoadSidecar reads the calibration of a checkpoint; (nil, nil) when it has none.
 func LoadSidecar(checkpoint string) (*Calibration, error) {
-	raw, err := os.ReadFile(SidecarPath(checkpoint))
+	f, err := os.Open(SidecarPath(checkpoint))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	// A calibration is a few hundred bytes; a large file is not one.
+	raw, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+	}
+	if len(raw) > maxSidecar {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", SidecarPath(checkpoint), maxSidecar)
 	}
 	var c Calibration
 	if err := json.Unmarshal(raw, &c); err != nil {

@@ -3,6 +3,7 @@ package qc
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -317,5 +318,40 @@ func TestClassicalCalibration(t *testing.T) {
 	}
 	if _, ok := c.DataConsistency["cg-sense"]; !ok {
 		t.Error("no cg-sense calibration")
+	}
+}
+
+// Sidecars: absent is no calibration, a valid one loads, broken or huge
+// ones are errors.
+func TestLoadSidecar(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := dir + "/p.safetensors"
+	if c, err := LoadSidecar(ckpt); c != nil || err != nil {
+		t.Fatalf("absent sidecar: %v %v", c, err)
+	}
+	want := &Calibration{Z: DefaultZ, Prior: "p", Settings: &DefaultTypicality, Typicality: &Dist{N: 5, Mean: -2, SD: 0.1}}
+	if err := want.Save(SidecarPath(ckpt)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadSidecar(ckpt)
+	if err != nil || c.Typicality.Mean != -2 || c.Prior != "p" {
+		t.Fatalf("sidecar %+v %v", c, err)
+	}
+	m := Classical().Merge(c)
+	if m.Typicality == nil || len(m.DataConsistency) == 0 {
+		t.Errorf("merged calibration %+v", m)
+	}
+	for name, body := range map[string]string{
+		"not JSON":                  "{",
+		"typicality, no settings":   `{"typicality": {"n": 5, "mean_log": -2, "sd_log": 0.1}}`,
+		"too few calibration scans": `{"data_consistency": {"cg-sense": {"n": 1, "mean_log": 0, "sd_log": 0.1}}}`,
+		"huge":                      `{"source": "` + strings.Repeat("x", 2<<20) + `"}`,
+	} {
+		if err := os.WriteFile(SidecarPath(ckpt), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadSidecar(ckpt); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
