@@ -715,3 +715,63 @@ func LineOrders(ctx context.Context, opt QCOptions) (motionOrders, coilOrders []
 	}
 	return motionOrders, coilOrders, nil
 }
+
+// MethodCalibration calibrates the data consistency of other classical
+// methods on the calibration slices, as for CG-SENSE, and counts the
+// in-distribution evaluation scans (noise 0.01) each would flag.
+func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (map[string]qc.Dist, map[string][2]int, error) {
+	if len(opt.Accelerations) == 0 {
+		opt.Accelerations = []float64{4, 8}
+	}
+	vols := map[string]*simulate.Volume{}
+	for name := range slabs {
+		v, err := simulate.ReadNIfTI(simulate.Volumes[name])
+		if err != nil {
+			return nil, nil, err
+		}
+		vols[name] = v
+	}
+	cal, err := brainScans(opt, vols, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	eval, err := brainScans(opt, vols, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	dists := map[string]qc.Dist{}
+	flagged := map[string][2]int{}
+	for _, m := range methods {
+		o := opt
+		o.Recon.Method = m
+		var ratios, accs, snrs []float64
+		for _, b := range cal {
+			cs, err := measureCase(ctx, o, ClassInDist, b.name, cloneScan(b.scan), nil, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			dc := cs.Result.DataConsistency
+			ratios, accs, snrs = append(ratios, dc.Ratio), append(accs, dc.Acceleration), append(snrs, dc.SNR)
+		}
+		d, err := qc.FitDistVs(ratios, accs, snrs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", m, err)
+		}
+		dists[m] = d
+		c := &qc.Calibration{Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{m: d}}
+		n := 0
+		for _, b := range eval {
+			cs, err := measureCase(ctx, o, ClassInDist, b.name, cloneScan(b.scan), nil, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			cs.Result.Apply(c)
+			if cs.Result.Flagged() {
+				n++
+			}
+		}
+		flagged[m] = [2]int{n, len(eval)}
+		fmt.Fprintf(opt.Log, "%s: %+v, in-distribution flagged %d of %d\n", m, d, n, len(eval))
+	}
+	return dists, flagged, nil
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/kspaced/kspaced/configs"
@@ -182,4 +183,34 @@ func TestQCLineOrders(t *testing.T) {
 	sort.Float64s(c)
 	t.Logf("motion line orders: %.2f", m)
 	t.Logf("coil-map line orders: %.2f", c)
+}
+
+// TestQCMethodCalibration calibrates zero-filled and L1-wavelet data
+// consistency (KSPACED_QC_METHODS=1; minutes) and, with
+// KSPACED_QC_WRITE_CALIBRATION=1, adds them to qc/classical.qc.json. It
+// fails if a method flags more in-distribution scans than the 5 % goal
+// allows (the same binomial test as checkQCClaims).
+func TestQCMethodCalibration(t *testing.T) {
+	if os.Getenv("KSPACED_QC_METHODS") != "1" {
+		t.Skip("KSPACED_QC_METHODS=1 calibrates zero-filled and l1-wavelet data consistency")
+	}
+	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	dists, flagged, err := MethodCalibration(context.Background(), opt, []string{"zero-filled", "l1-wavelet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, f := range flagged {
+		if err := checkQCClaims([]QCRow{{Class: ClassInDist, N: f[1], Flagged: f[0]}}); err != nil && !strings.Contains(err.Error(), "missing") {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
+		c := qc.Classical()
+		for m, d := range dists {
+			c.DataConsistency[m] = d
+		}
+		if err := c.Save("../qc/classical.qc.json"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
