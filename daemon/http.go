@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kspaced/kspaced/pipeline"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +29,8 @@ type metrics struct {
 	overflows prometheus.Counter
 	rescans   prometheus.Counter
 	reloads   *prometheus.CounterVec
+	qcJobs    *prometheus.CounterVec
+	qcFlagged *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -57,14 +60,37 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Periodic full rescans of the spool."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_config_reloads_total",
 			Help: "Configuration reloads by result (ok, failed)."}, []string{"result"}),
+		qcJobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_qc_jobs_total",
+			Help: "Published jobs by QC status (ok, check: some slice flagged, none: not measured)."}, []string{"status"}),
+		qcFlagged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_qc_flagged_jobs_total",
+			Help: "Published jobs with at least one slice flagged, by flag code (data_mismatch, motion, noise, atypical, uncertain)."}, []string{"code"}),
 	}
 	reg.MustRegister(m.jobs, m.retries, m.queue, m.pending, m.inflight, m.duration, m.latency,
-		m.paused, m.free, m.overflows, m.rescans, m.reloads,
+		m.paused, m.free, m.overflows, m.rescans, m.reloads, m.qcJobs, m.qcFlagged,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeDone, OutcomeBadInput, OutcomeTimeout, OutcomeError, OutcomeInterrupted} {
 		m.jobs.WithLabelValues(o)
 	}
+	for _, s := range []string{"ok", "check", "none"} {
+		m.qcJobs.WithLabelValues(s)
+	}
 	return m
+}
+
+// countQC adds a published job's QC to the metrics.
+func (m *metrics) countQC(rep *pipeline.Report) {
+	if rep == nil || rep.QC == nil {
+		m.qcJobs.WithLabelValues("none").Inc()
+		return
+	}
+	m.qcJobs.WithLabelValues(rep.QC.Status).Inc()
+	seen := map[string]bool{}
+	for _, f := range rep.QC.Flags {
+		if !seen[f.Code] {
+			seen[f.Code] = true
+			m.qcFlagged.WithLabelValues(f.Code).Inc()
+		}
+	}
 }
 
 // record is one job as /status shows it.

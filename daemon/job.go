@@ -164,6 +164,7 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 		st.Running = false
 		if err == nil {
 			d.m.duration.WithLabelValues(cfg.Recon.Method).Observe(time.Since(t0).Seconds())
+			d.m.countQC(rep)
 			d.finishDone(c, &st, rec, rep.Method, time.Since(t0))
 			return
 		}

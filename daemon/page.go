@@ -104,6 +104,10 @@ type pageResult struct {
 	Warnings   int
 	Previews   []pagePreview
 	Deliveries []pageDelivery
+	// QC is "" when the report has none (older reports), "ok" or "check";
+	// QCFlags are its reasons in words.
+	QC      string
+	QCFlags []string
 }
 
 // pagePreview is one input's previews: the middle slice shown, all linked.
@@ -212,6 +216,12 @@ func (d *Daemon) readResult(outbox, id string) (pageResult, error) {
 		errs = append(errs, err)
 	} else {
 		r.Finished, r.Method, r.Slices, r.Warnings = rep.Finished, rep.Method, rep.Slices, len(rep.Warnings)
+		if rep.QC != nil {
+			r.QC = rep.QC.Status
+			for _, f := range rep.QC.Flags {
+				r.QCFlags = append(r.QCFlags, f.Reason)
+			}
+		}
 	}
 	pv, err := listPreviews(filepath.Join(outbox, id, previewsDir), id)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kspaced/kspaced/pacs"
 	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // tinyPNG is a real 4×2 PNG, as a preview would be.
@@ -65,7 +66,11 @@ func pageProc(t testing.TB, release <-chan struct{}) Processor {
 			}
 			outs = append(outs, f)
 		}
-		return &pipeline.Report{Method: "zero-filled", Slices: 3, Residual: []float64{0, 0, 0}, Outputs: outs}, nil
+		rep := &pipeline.Report{Method: "zero-filled", Slices: 3, Residual: []float64{0, 0, 0}, Outputs: outs}
+		if base == "knee_8x" {
+			rep.QC = &pipeline.QCReport{Status: "check", Flags: []qc.Flag{{Code: qc.CodeMotion, Reason: "knee_8x.npy: motion suspected (slice 1)"}}}
+		}
+		return rep, nil
 	}
 }
 
@@ -162,7 +167,7 @@ func TestStatusPage(t *testing.T) {
 		"In progress: 2", "slow_a", "2 of 5 slices done", "so far",
 		"knee_8x", "3 slices", "knee_8x, slice 2 of 3. Left to right: zero-filled, reconstruction, uncertainty",
 		"main: delivered, 2 of 2 images", "backup: NOT delivered after 9 attempts. The results of job knee_8x were NOT delivered to backup. Check that backup is reachable.",
-		"web: pending, 2 attempts so far", "connection refused", "QC flags: not available yet.",
+		"web: pending, 2 attempts so far", "connection refused", "QC: check before reading.", "knee_8x.npy: motion suspected (slice 1)",
 		"bad_scan", bad.Message, "What to do: " + bad.Action, "bad_input",
 	} {
 		if !strings.Contains(txt, want) {
@@ -181,6 +186,13 @@ func TestStatusPage(t *testing.T) {
 	// Local time with the date.
 	if !strings.Contains(txt, time.Now().Local().Format("2006-01-02")) {
 		t.Errorf("page shows no local date")
+	}
+	// The flag is counted by code, the job by QC status.
+	_, _, metrics := getPage(t, h, "/metrics")
+	for _, want := range []string{`kspaced_qc_flagged_jobs_total{code="motion"} 1`, `kspaced_qc_jobs_total{status="check"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	code, hdr, img := getPage(t, h, "/previews/knee_8x/knee_8x/preview_0002.png")
 	if code != 200 || hdr.Get("Content-Type") != "image/png" || img != string(tinyPNG(t)) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -21,6 +22,14 @@ import (
 // a labelled colour bar (0 to its 99.5th percentile). Images smaller than
 // 256 rows are enlarged by an integer factor. Each file is written atomically.
 func WritePreviews(dir string, zeroFilled, recon, std []float32, slices, rows, cols int) ([]string, error) {
+	return WritePreviewsQC(dir, zeroFilled, recon, std, slices, rows, cols, nil)
+}
+
+// WritePreviewsQC is WritePreviews with warnings: a slice whose warning
+// (warnings[slice], or warnings[0] for all) is not "" gets a red border and
+// a red banner above the panels with the warning in capitals, so a flagged
+// reconstruction cannot be mistaken for a trusted one.
+func WritePreviewsQC(dir string, zeroFilled, recon, std []float32, slices, rows, cols int, warnings []string) ([]string, error) {
 	n := slices * rows * cols
 	switch {
 	case slices < 1 || rows < 1 || cols < 1 || rows > 65535 || cols > 65535:
@@ -46,6 +55,12 @@ func WritePreviews(dir string, zeroFilled, recon, std []float32, slices, rows, c
 			sd = std[s*plane : (s+1)*plane]
 		}
 		img := lay.render(zeroFilled[s*plane:(s+1)*plane], recon[s*plane:(s+1)*plane], sd, glo, ghi, slo, shi)
+		switch {
+		case len(warnings) == 1 && warnings[0] != "":
+			img = withBanner(img, warnings[0])
+		case len(warnings) > 1 && s < len(warnings) && warnings[s] != "":
+			img = withBanner(img, warnings[s])
+		}
 		var buf bytes.Buffer
 		if err := png.Encode(&buf, img); err != nil {
 			return paths, fmt.Errorf("previews: encode slice %d: %w", s+1, err)
@@ -187,12 +202,48 @@ func label(v float64) string {
 	return strconv.FormatFloat(v, 'e', 0, 64)
 }
 
-// glyphs is a 3×5 bitmap font for numbers, one row per byte (bit 2 = left).
+// withBanner frames img in red and puts text (wrapped, in capitals) on a
+// red banner above it.
+func withBanner(img *image.RGBA, text string) *image.RGBA {
+	const border = 3
+	red := color.RGBA{200, 0, 0, 255}
+	w := img.Bounds().Dx() + 2*border
+	perLine := max(1, (w-2*border)/(4*glyphScale))
+	var lines []string
+	for _, word := range strings.Fields(strings.ToUpper(text)) {
+		if k := len(lines) - 1; k >= 0 && len([]rune(lines[k]))+1+len([]rune(word)) <= perLine {
+			lines[k] += " " + word
+		} else {
+			lines = append(lines, word)
+		}
+	}
+	bh := len(lines)*6*glyphScale + 2*glyphScale
+	out := image.NewRGBA(image.Rect(0, 0, w, img.Bounds().Dy()+bh+2*border))
+	draw.Draw(out, out.Bounds(), image.NewUniform(red), image.Point{}, draw.Src)
+	draw.Draw(out, image.Rect(border, bh+border, w-border, out.Bounds().Dy()-border), img, image.Point{}, draw.Src)
+	white := color.RGBA{255, 255, 255, 255}
+	for i, l := range lines {
+		drawText(out, border+glyphScale, glyphScale+i*6*glyphScale, l, white)
+	}
+	return out
+}
+
+// glyphs is a 3×5 bitmap font for numbers and capitals, one row per byte
+// (bit 2 = left).
 var glyphs = map[rune][5]byte{
 	'0': {7, 5, 5, 5, 7}, '1': {2, 6, 2, 2, 7}, '2': {7, 1, 7, 4, 7}, '3': {7, 1, 7, 1, 7},
 	'4': {5, 5, 7, 1, 1}, '5': {7, 4, 7, 1, 7}, '6': {7, 4, 7, 5, 7}, '7': {7, 1, 1, 1, 1},
 	'8': {7, 5, 7, 5, 7}, '9': {7, 5, 7, 1, 7}, '.': {0, 0, 0, 0, 2}, '-': {0, 0, 7, 0, 0},
 	'+': {0, 2, 7, 2, 0}, 'e': {7, 5, 7, 4, 7},
+	'A': {2, 5, 7, 5, 5}, 'B': {6, 5, 6, 5, 6}, 'C': {3, 4, 4, 4, 3}, 'D': {6, 5, 5, 5, 6},
+	'E': {7, 4, 6, 4, 7}, 'F': {7, 4, 6, 4, 4}, 'G': {3, 4, 5, 5, 3}, 'H': {5, 5, 7, 5, 5},
+	'I': {7, 2, 2, 2, 7}, 'J': {1, 1, 1, 5, 2}, 'K': {5, 5, 6, 5, 5}, 'L': {4, 4, 4, 4, 7},
+	'M': {5, 7, 7, 5, 5}, 'N': {6, 5, 5, 5, 5}, 'O': {2, 5, 5, 5, 2}, 'P': {6, 5, 6, 4, 4},
+	'Q': {2, 5, 5, 6, 3}, 'R': {6, 5, 6, 5, 5}, 'S': {3, 4, 2, 1, 6}, 'T': {7, 2, 2, 2, 2},
+	'U': {5, 5, 5, 5, 7}, 'V': {5, 5, 5, 5, 2}, 'W': {5, 5, 7, 7, 5}, 'X': {5, 5, 2, 5, 5},
+	'Y': {5, 5, 2, 2, 2}, 'Z': {7, 1, 2, 4, 7}, ':': {0, 2, 0, 2, 0}, ',': {0, 0, 0, 2, 4},
+	';': {0, 2, 0, 2, 4}, '(': {1, 2, 2, 2, 1}, ')': {4, 2, 2, 2, 4}, '/': {1, 1, 2, 4, 4},
+	'[': {3, 2, 2, 2, 3}, ']': {6, 2, 2, 2, 6},
 }
 
 func drawText(img *image.RGBA, x0, y0 int, s string, c color.RGBA) {

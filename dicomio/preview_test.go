@@ -162,3 +162,58 @@ func TestWritePreviewsWithoutStd(t *testing.T) {
 func rgbaAt(img image.Image, x, y int) color.RGBA {
 	return color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
 }
+
+// A warned slice gets a red frame and a banner with its text; the other
+// slice keeps the plain layout.
+func TestWritePreviewsQCBanner(t *testing.T) {
+	const slices, rows, cols = 2, 32, 32
+	img := make([]float32, slices*rows*cols)
+	for i := range img {
+		img[i] = float32(i % 7)
+	}
+	dir := t.TempDir()
+	paths, err := WritePreviewsQC(dir, img, img, nil, slices, rows, cols, []string{"", "QC: motion suspected"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(p string) image.Image {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		im, err := png.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return im
+	}
+	plain, flagged := decode(paths[0]), decode(paths[1])
+	if flagged.Bounds().Dy() <= plain.Bounds().Dy() || flagged.Bounds().Dx() <= plain.Bounds().Dx() {
+		t.Fatalf("flagged preview %v not larger than plain %v", flagged.Bounds(), plain.Bounds())
+	}
+	isRed := func(c color.Color) bool {
+		r, g, b, _ := c.RGBA()
+		return r>>8 == 200 && g == 0 && b == 0
+	}
+	b := flagged.Bounds()
+	for _, p := range []image.Point{{0, 0}, {b.Dx() - 1, b.Dy() - 1}, {0, b.Dy() / 2}, {b.Dx() - 1, b.Dy() / 2}} {
+		if !isRed(flagged.At(p.X, p.Y)) {
+			t.Errorf("frame not red at %v", p)
+		}
+	}
+	white := 0
+	for y := 0; y < 14; y++ {
+		for x := 0; x < b.Dx(); x++ {
+			if r, g, bb, _ := flagged.At(x, y).RGBA(); r == 0xffff && g == 0xffff && bb == 0xffff {
+				white++
+			}
+		}
+	}
+	if white < 100 {
+		t.Errorf("banner holds %d white text pixels", white)
+	}
+	if isRed(plain.At(0, 0)) {
+		t.Error("unflagged slice framed")
+	}
+}

@@ -35,6 +35,12 @@ type OutputSeries struct {
 	Prior  string // prior name and version, e.g. "knee-em8"
 	// Description is the SeriesDescription; "" gives "kspaced <Method> <Kind>".
 	Description string
+	// DescriptionSuffix ends the SeriesDescription whatever its length (the
+	// description is shortened to fit 64 characters), e.g. " [QC: check]".
+	DescriptionSuffix string
+	// Comments are each slice's ImageComments (one entry per slice, or one
+	// for all; "" writes none), e.g. the QC flags a reader must see.
+	Comments []string
 	// Derivation is the DerivationDescription; "" gives one built from
 	// method, prior and kind.
 	Derivation string
@@ -303,10 +309,23 @@ func (s *OutputSeries) method() string {
 }
 
 func (s *OutputSeries) description() string {
-	if s.Description != "" {
-		return clean("LO", s.Description)
+	d := s.Description
+	if d == "" {
+		d = "kspaced " + s.method() + " " + s.Kind
 	}
-	return clean("LO", "kspaced "+s.method()+" "+s.Kind)
+	suf := truncate(clean("LT", s.DescriptionSuffix), 64) // LT: cleaned, spaces kept
+	return clean("LO", strings.TrimSpace(truncate(d, 64-len([]rune(suf))))+suf)
+}
+
+// comment is slice i's ImageComments.
+func (s *OutputSeries) comment(i int) string {
+	switch {
+	case len(s.Comments) == 1:
+		return clean("LT", s.Comments[0])
+	case i < len(s.Comments):
+		return clean("LT", s.Comments[i])
+	}
+	return ""
 }
 
 func (s *OutputSeries) derivation() string {
@@ -582,6 +601,9 @@ func (s *OutputSeries) dataset(study Study, opt WriteOptions, ref SeriesRef, q q
 		b.seq(tag.RelatedSeriesSequence, related...)
 	}
 	b.str(tag.DerivationDescription, s.derivation())
+	if c := s.comment(i); c != "" {
+		b.str(tag.ImageComments, c)
+	}
 	if it := s.sourceImage(i); it != nil {
 		b.seq(tag.SourceImageSequence, it)
 	}

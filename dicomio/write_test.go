@@ -560,3 +560,26 @@ func TestRefitKeepsFieldOfView(t *testing.T) {
 		t.Fatalf("refit %+v, want %+v", out, want)
 	}
 }
+
+// A description suffix survives a long description (LO holds 64
+// characters); comments go to each slice's ImageComments, one for all or one
+// per slice.
+func TestDescriptionSuffixAndComments(t *testing.T) {
+	s := OutputSeries{Method: "CG-SENSE", Kind: KindMean, Description: strings.Repeat("x", 80), DescriptionSuffix: " [QC: check]"}
+	d := s.description()
+	if len([]rune(d)) > 64 || !strings.HasSuffix(d, " [QC: check]") {
+		t.Errorf("description %q (%d characters)", d, len([]rune(d)))
+	}
+	s.Description = ""
+	if d := s.description(); d != "kspaced CG-SENSE mean [QC: check]" {
+		t.Errorf("default description with suffix %q", d)
+	}
+	s.Comments = []string{"QC: motion suspected"}
+	if s.comment(0) != "QC: motion suspected" || s.comment(5) != "QC: motion suspected" {
+		t.Error("one comment is for all slices")
+	}
+	s.Comments = []string{"", "QC: a\\b"}
+	if s.comment(0) != "" || s.comment(1) != "QC: ab" || s.comment(2) != "" {
+		t.Errorf("per-slice comments %q %q %q", s.comment(0), s.comment(1), s.comment(2))
+	}
+}

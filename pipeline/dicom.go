@@ -104,7 +104,9 @@ func headerGeometry(m kspaceio.Meta, slices, rows, cols int) []dicomio.SliceGeom
 
 // writeDICOM writes the reconstruction (and, for sampling methods, the
 // uncertainty map) of one volume as series in outDir/dicom.
-func writeDICOM(outDir string, v *kspaceio.Volume, im *images, src *sourceStudy, cfg *configs.Config) ([]string, error) {
+// comments are each slice's ImageComments (the QC flags); flagged adds
+// DescriptionSuffix to the series descriptions.
+func writeDICOM(outDir string, v *kspaceio.Volume, im *images, src *sourceStudy, cfg *configs.Config, comments []string, flagged bool) ([]string, error) {
 	var study dicomio.Study
 	var source *dicomio.Series
 	if src != nil {
@@ -129,6 +131,10 @@ func writeDICOM(outDir string, v *kspaceio.Volume, im *images, src *sourceStudy,
 	mean := dicomio.OutputSeries{
 		Kind: dicomio.KindMean, Method: method, Prior: prior, Images: mag,
 		Slices: im.slices, Rows: im.rows, Cols: im.cols, Geometry: geo, Source: source, Scale: scale,
+		Comments: comments,
+	}
+	if flagged {
+		mean.DescriptionSuffix = DescriptionSuffix
 	}
 	if im.std == nil {
 		mean.Description = "kspaced " + method

@@ -50,6 +50,7 @@ func cropCenter[T any](src []T, r, c, rows, cols int) []T {
 // base names the .npy and preview outputs (see outputBases).
 func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, src *sourceStudy, cfg *configs.Config, base string) ([]string, error) {
 	im := collect(v, results)
+	comments, flagged := sliceComments(results)
 	shape := []int{im.rows, im.cols}
 	if im.slices > 1 {
 		shape = []int{im.slices, im.rows, im.cols}
@@ -70,15 +71,15 @@ func writeOutputs(outDir string, v *kspaceio.Volume, results []*sliceResult, src
 		}
 	}
 	if cfg.Output.DICOM {
-		dirs, err := writeDICOM(outDir, v, im, src, cfg)
+		dirs, err := writeDICOM(outDir, v, im, src, cfg, comments, flagged)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, dirs...)
 	}
 	if cfg.Output.Previews {
-		files, err := dicomio.WritePreviews(filepath.Join(outDir, "previews", base), magnitudes(im.zeroFilled),
-			magnitudes(im.recon), im.std, im.slices, im.rows, im.cols)
+		files, err := dicomio.WritePreviewsQC(filepath.Join(outDir, "previews", base), magnitudes(im.zeroFilled),
+			magnitudes(im.recon), im.std, im.slices, im.rows, im.cols, comments)
 		if err != nil {
 			return nil, fmt.Errorf("write previews: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -99,6 +100,8 @@ type Report struct {
 	// Residual is ‖y − A x‖ / ‖y‖ over the sampled k-space, per slice.
 	Residual []float64 `json:"data_consistency_residual"`
 	Cost     *Cost     `json:"sampling_cost,omitempty"`
+	// QC says which slices should not be trusted as they are, and why.
+	QC       *QCReport `json:"qc,omitempty"`
 	Warnings []string  `json:"warnings"`
 	Outputs  []string  `json:"outputs"`
 }
@@ -117,6 +120,20 @@ func (r *Report) Write(dir string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// ReadReport reads dir/report.json.
+func ReadReport(dir string) (*Report, error) {
+	path := filepath.Join(dir, ReportFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return &r, nil
 }
 
 // Progress receives (done, total) slices of the file being reconstructed; it

@@ -9,6 +9,7 @@ import (
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/espirit"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // NormalisationScheme is how a scan is mapped into a prior's image range;
@@ -31,7 +32,10 @@ type Prepared struct {
 	// the scan's noise covariance or else estimated from its data
 	// (mri.EstimateNoise); 0 if unknown.
 	NoiseVar float64
-	Warnings []string
+	// NoiseDeclared says the noise covariance came with the scan (a noise
+	// scan) rather than from its data.
+	NoiseDeclared bool
+	Warnings      []string
 }
 
 // Prepare validates s, prewhitens it in place (with the covariance divided by
@@ -41,7 +45,7 @@ func Prepare(ctx context.Context, s *mri.Scan, cm configs.CoilMaps) (*Prepared, 
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
 	}
-	p := &Prepared{Scan: s}
+	p := &Prepared{Scan: s, NoiseDeclared: s.NoiseCov != nil}
 	if s.NoiseCov == nil && s.Coils > 0 {
 		if est, err := mri.EstimateNoise(s); err == nil {
 			s.NoiseCov = est.Cov
@@ -117,4 +121,12 @@ func coilMaps(ctx context.Context, s *mri.Scan, cm configs.CoilMaps) (maps []com
 		return nil, "", fmt.Errorf("%w: coil sensitivity estimation (ESPIRiT): %v", ErrBadInput, err)
 	}
 	return maps, warning, nil
+}
+
+// QCSlice is the slice as package qc measures it, with the reconstruction
+// img (image units) and, for sampling methods, the posterior std.
+func (p *Prepared) QCSlice(img []complex64, std []float32) *qc.Slice {
+	s := p.Scan
+	return &qc.Slice{Op: p.Op, Coils: s.Coils, Rows: s.Rows, Cols: s.Cols, KSpace: s.KSpace, Mask: s.Mask,
+		Image: img, NoiseVar: p.NoiseVar, DeclaredNoise: p.NoiseDeclared, Std: std, Scale: p.Scale}
 }

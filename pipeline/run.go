@@ -52,6 +52,9 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	if pr != nil {
 		defer pr.release()
 	}
+	env, warnings := newQC(&cfg.Recon, pr)
+	defer env.release()
+	rep.Warnings = append(rep.Warnings, warnings...)
 	rd := job.Reader
 	if rd == nil {
 		rd = inProcess{}
@@ -63,7 +66,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 	// One file at a time, so a job of several large volumes holds one in memory.
 	var notKSpace []string
 	for i, path := range kspaceFiles {
-		files, err := runVolume(ctx, rd, path, rep, pr, src, cfg, outDir, progress, bases[i])
+		files, err := runVolume(ctx, rd, path, rep, pr, env, src, cfg, outDir, progress, bases[i])
 		if errors.Is(err, kspaceio.ErrUnknownFormat) {
 			// HDF5 without k-space (Classify only sniffs): not ours, as before.
 			notKSpace = append(notKSpace, filepath.Base(path))
@@ -84,7 +87,7 @@ func Run(ctx context.Context, job Job, outDir string, progress Progress) (*Repor
 
 // runVolume reads, reconstructs and writes one k-space file, accumulating
 // into rep.
-func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *prior, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress, outBase string) ([]string, error) {
+func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *prior, env *qcEnv, src *sourceStudy, cfg *configs.Config, outDir string, progress Progress, outBase string) ([]string, error) {
 	stop := timer(rep.Seconds, "read")
 	v, err := rd.KSpace(ctx, path)
 	stop()
@@ -106,7 +109,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, rep.Seconds)
+		r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, env, rep.Seconds)
 		if err != nil {
 			return nil, fmt.Errorf("%s slice %d: %w", name, i, err)
 		}
@@ -123,6 +126,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 			progress(i+1, len(v.Slices))
 		}
 	}
+	rep.addQC(name, results)
 	stop = timer(rep.Seconds, "write")
 	defer stop()
 	return writeOutputs(outDir, v, results, src, cfg, outBase)

@@ -99,6 +99,15 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if len(dcm) != 2 || len(png) != 1 {
 		t.Fatalf("dicom %v previews %v", dcm, png)
 	}
+	// QC: a sampling method reports uncertainty and, with its prior,
+	// typicality (uncalibrated: reported, not flagged).
+	if rep.QC == nil || rep.QC.Series[0].PerSlice[0] == nil {
+		t.Fatalf("no QC: %+v", rep.QC)
+	}
+	q := rep.QC.Series[0].PerSlice[0]
+	if q.Uncertainty == nil || !(q.Uncertainty.Relative > 0) || q.Typicality == nil || q.DataConsistency == nil || !(q.DataConsistency.Ratio > 0) {
+		t.Fatalf("QC of a sampled slice: %+v", q)
+	}
 
 	// A Gaussian prior checkpoint goes through the same path.
 	gpath := filepath.Join(dir, "gauss.safetensors")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // sliceResult is one reconstructed slice, all images [rows][cols].
@@ -21,11 +22,12 @@ type sliceResult struct {
 	DenoiserEvals, VJPs int
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
 	Warnings            []string
+	QC                  *qc.Result // nil when it could not be measured
 }
 
 // reconstructSlice prepares s (whitening it in place) and reconstructs it
 // with rc.Method.
-func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, timings map[string]float64) (*sliceResult, error) {
+func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64) (*sliceResult, error) {
 	stop := timer(timings, "prepare")
 	p, err := Prepare(ctx, s, rc.CoilMaps)
 	stop()
@@ -40,9 +42,29 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *p
 		if err != nil {
 			return nil, err
 		}
+		stop = timer(timings, "qc")
+		measureQC(p, res, rc, env)
+		stop()
 		return res, nil
 	}
-	n := s.Rows * s.Cols
+	stop = timer(timings, "reconstruction")
+	x, it, relres, err := ReconstructClassical(ctx, p, rc)
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	res.Image, res.Iterations, res.Residual = x, it, relres
+	stop = timer(timings, "qc")
+	measureQC(p, res, rc, env)
+	stop()
+	return res, nil
+}
+
+// ReconstructClassical reconstructs a prepared slice with the classical
+// method rc.Method and returns the image (in the units of the whitened
+// k-space), the iterations run and ‖y − A x‖/‖y‖ over the sampled k-space.
+func ReconstructClassical(ctx context.Context, p *Prepared, rc *configs.Recon) (x []complex64, iters int, relres float64, err error) {
+	s := p.Scan
 	op := p.Op
 	// Classical methods work on k-space scaled so the zero-filled image
 	// peaks at 1: regularisation weights then mean the same thing for every
@@ -53,24 +75,19 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *p
 	for i, v := range s.KSpace {
 		y[i] = v * inv
 	}
-
-	x := make([]complex64, n)
-	stop = timer(timings, "reconstruction")
-	if run, ok := classical[rc.Method]; ok {
-		res.Iterations, err = run(ctx, x, y, p, rc)
-	} else {
-		err = fmt.Errorf("method %q is not available in this build", rc.Method)
+	x = make([]complex64, s.Rows*s.Cols)
+	run, ok := classical[rc.Method]
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("method %q is not available in this build", rc.Method)
 	}
-	stop()
-	if err != nil {
-		return nil, err
+	if iters, err = run(ctx, x, y, p, rc); err != nil {
+		return nil, 0, 0, err
 	}
-	res.Residual = residual(op, x, y)
+	relres = residual(op, x, y)
 	for i := range x {
 		x[i] *= complex(float32(scale), 0)
 	}
-	res.Image = x
-	return res, nil
+	return x, iters, relres, nil
 }
 
 // residual is ‖y − A x‖ / ‖y‖ over the sampled locations.

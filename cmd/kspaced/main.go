@@ -64,7 +64,7 @@ DICOM series of the same study. Run 'kspaced serve' as a drop-folder service or
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(), newReconCmd(), newRetrainCmd(), newSimulateCmd(), newInspectCmd(), newBenchCmd(), newConfigCmd(),
+	root.AddCommand(newServeCmd(), newReconCmd(), newRetrainCmd(), newSimulateCmd(), newInspectCmd(), newQCCmd(), newBenchCmd(), newConfigCmd(),
 		newBatchCmd(), newSlurmCmd(), newPACSCmd(), newPriorCmd())
 	return root
 }

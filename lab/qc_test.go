@@ -1,0 +1,216 @@
+package lab
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/testutil"
+	"github.com/kspaced/kspaced/qc"
+)
+
+const priorDir = "../train/default-prior"
+
+// shippedCalibration is what kspaced flags with: the embedded classical
+// calibration and each prior's sidecar.
+func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibration {
+	cal := map[string]*qc.Calibration{"": qc.Classical()}
+	for _, p := range priors {
+		c, err := qc.LoadSidecar(p)
+		if err != nil || c == nil {
+			t.Fatalf("sidecar of %s: %v", p, err)
+		}
+		cal[filepath.Base(p)] = c
+	}
+	return cal
+}
+
+// TestQCEvidence runs a small version of the evaluation of docs/bench/qc.md
+// (one held-out slice per volume at 4×, each turned into every failure
+// class; typicality under lap 1) with the shipped calibration, and asserts
+// the flag rates (checkQCClaims). KSPACED_QC_EVIDENCE=1 runs the full one
+// instead: the 16 evaluation slices at 4× and 8× (32 scans per class), both
+// priors, calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
+// curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
+// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_FROM
+// reuses a run saved with KSPACED_QC_SAVE (KSPACED_QC_RECALIBRATE=1 fits the
+// calibration anew on the calibration slices first); KSPACED_QC_ARCHIVE (the
+// default-prior archive folder) adds its test/m128-* files as in-distribution
+// scans.
+func TestQCEvidence(t *testing.T) {
+	testutil.File(t, simulate_ch2)
+	testutil.File(t, filepath.Join(NonBrainDir, "camera.png"))
+	full := os.Getenv("KSPACED_QC_EVIDENCE") == "1"
+	if testing.Short() && !full {
+		t.Skip("a minute or two on two cores")
+	}
+	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	if full {
+		opt.Priors = []string{priorDir + "/lap-01.safetensors", priorDir + "/lap-00.safetensors"}
+	} else {
+		opt.PerVolume, opt.Accelerations = 1, []float64{4}
+		opt.Priors = []string{priorDir + "/lap-01.safetensors"}
+		opt.Calibration = shippedCalibration(t, opt.Priors)
+	}
+	var ev *QCEvaluation
+	var err error
+	if from := os.Getenv("KSPACED_QC_FROM"); full && from != "" {
+		// A saved full run (KSPACED_QC_SAVE), flagged again with today's rules.
+		if ev, err = LoadQCEvaluation(from); err == nil {
+			if os.Getenv("KSPACED_QC_RECALIBRATE") == "1" {
+				err = ev.Recalibrate(context.Background(), opt)
+			} else {
+				ev.Reapply(filepath.Base(opt.Priors[0]))
+			}
+		}
+	} else {
+		ev, err = QCEvidence(context.Background(), opt)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", ev.Markdown())
+	for _, c := range ev.Cases {
+		if f := QCScore(c.Result) > 1; f != c.Result.Flagged() {
+			t.Errorf("%s %s: QCScore %.3f but flagged %v", c.Class, c.Name, QCScore(c.Result), c.Result.Flagged())
+		}
+	}
+	if err := checkQCClaims(ev.Table()); err != nil {
+		t.Error(err)
+	}
+	if !full {
+		return
+	}
+	if dir := os.Getenv("KSPACED_QC_ARCHIVE"); dir != "" {
+		aopt := opt
+		aopt.Calibration = ev.Calibration
+		cases, err := QCArchive(context.Background(), aopt, []string{filepath.Join(dir, "test/m128-4x"), filepath.Join(dir, "test/m128-8x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Cases = append(ev.Cases, cases...)
+		t.Logf("with the archive's files:\n%s", ev.Markdown())
+	}
+	if p := os.Getenv("KSPACED_QC_ROC"); p != "" {
+		if err := ev.WriteROCPNG(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := os.Getenv("KSPACED_QC_SAVE"); p != "" {
+		if err := ev.Save(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
+		if err := ev.Calibration[""].Save("../qc/classical.qc.json"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"lap-00.safetensors", "lap-01.safetensors"} {
+			if err := ev.Calibration[name].Save(qc.SidecarPath(filepath.Join(priorDir, name))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// best.safetensors is lap 0 (train/default-prior/laps.json).
+		best := *ev.Calibration["lap-00.safetensors"]
+		best.Prior = "best.safetensors (lap 0)"
+		if err := best.Save(qc.SidecarPath(filepath.Join(priorDir, "best.safetensors"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const simulate_ch2 = "/usr/share/mricron/templates/ch2.nii.gz"
+
+// TestQCClaims checks checkQCClaims on made-up tables: the measured table
+// passes, and so do small runs that are merely unlucky; clear shortfalls fail.
+func TestQCClaims(t *testing.T) {
+	table := func(n int, flagged map[string]int) []QCRow {
+		var rows []QCRow
+		for _, c := range QCClasses {
+			f, ok := flagged[c]
+			if !ok {
+				f = n
+				if inDistribution(c) {
+					f = 0
+				}
+			}
+			rows = append(rows, QCRow{Class: c, N: n, Flagged: f})
+		}
+		return rows
+	}
+	for name, rows := range map[string][]QCRow{
+		"measured":          table(32, map[string]int{ClassInDistSNR: 1, ClassMotion: 23, ClassPhantom: 3}),
+		"small and unlucky": table(2, map[string]int{ClassInDist: 1, ClassMotion: 1, ClassCoils: 1, ClassPhantom: 0}),
+	} {
+		if err := checkQCClaims(rows); err != nil {
+			t.Errorf("%s: refused: %v", name, err)
+		}
+	}
+	for name, rows := range map[string][]QCRow{
+		"in-distribution 6 of 32": table(32, map[string]int{ClassInDist: 6}),
+		"archive 6 of 32":         table(32, map[string]int{ClassArchive: 6}),
+		"motion 15 of 32":         table(32, map[string]int{ClassMotion: 15}),
+		"coil maps 25 of 32":      table(32, map[string]int{ClassCoils: 25}),
+		"non-brain 0 of 2":        table(2, map[string]int{ClassNonBrain: 0}),
+		"class missing":           table(32, nil)[:5],
+		"empty":                   nil,
+	} {
+		if checkQCClaims(rows) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if math.IsNaN(QCRow{}.Rate()) {
+		t.Error("rate of an empty row")
+	}
+}
+
+// TestQCLineOrders prints the line orders behind qc.MotionOrder
+// (KSPACED_QC_LINE_ORDERS=1; a few minutes).
+func TestQCLineOrders(t *testing.T) {
+	if os.Getenv("KSPACED_QC_LINE_ORDERS") != "1" {
+		t.Skip("KSPACED_QC_LINE_ORDERS=1 prints the line orders of motion and coil-map cases made from the calibration slices")
+	}
+	m, c, err := LineOrders(context.Background(), QCOptions{Recon: configs.Default().Recon, Accelerations: []float64{4, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Float64s(m)
+	sort.Float64s(c)
+	t.Logf("motion line orders: %.2f", m)
+	t.Logf("coil-map line orders: %.2f", c)
+}
+
+// TestQCMethodCalibration calibrates zero-filled and L1-wavelet data
+// consistency (KSPACED_QC_METHODS=1; minutes) and, with
+// KSPACED_QC_WRITE_CALIBRATION=1, adds them to qc/classical.qc.json. It
+// fails if a method flags more in-distribution scans than the 5 % goal
+// allows (the same binomial test as checkQCClaims).
+func TestQCMethodCalibration(t *testing.T) {
+	if os.Getenv("KSPACED_QC_METHODS") != "1" {
+		t.Skip("KSPACED_QC_METHODS=1 calibrates zero-filled and l1-wavelet data consistency")
+	}
+	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	dists, flagged, err := MethodCalibration(context.Background(), opt, []string{"zero-filled", "l1-wavelet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, f := range flagged {
+		if err := checkQCClaims([]QCRow{{Class: ClassInDist, N: f[1], Flagged: f[0]}}); err != nil && !strings.Contains(err.Error(), "missing") {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
+		c := qc.Classical()
+		for m, d := range dists {
+			c.DataConsistency[m] = d
+		}
+		if err := c.Save("../qc/classical.qc.json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

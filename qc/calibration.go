@@ -1,0 +1,150 @@
+package qc
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"slices"
+)
+
+// Calibration is what QC compares a slice against: distributions of the
+// measures over in-distribution scans. The classical methods' data
+// consistency does not depend on a prior and ships embedded
+// (classical.qc.json); a prior's typicality (and the data consistency of
+// the sampling methods under it) lives in a sidecar beside the checkpoint,
+// CKPT.qc.json (SidecarPath), written by the evaluation in lab/.
+type Calibration struct {
+	// Source says which scans and which command produced it.
+	Source string `json:"source"`
+	// Z is how many log standard deviations above the calibration mean a
+	// measure must be to be flagged (3.09: one-sided p = 0.001 for a
+	// log-normal).
+	Z float64 `json:"z"`
+	// DataConsistency is the ln(ratio) distribution per reconstruction method.
+	DataConsistency map[string]Dist `json:"data_consistency,omitempty"`
+	// Prior names the checkpoint the typicality and uncertainty parts are for.
+	Prior       string              `json:"prior,omitempty"`
+	Settings    *TypicalitySettings `json:"typicality_settings,omitempty"`
+	Typicality  *Dist               `json:"typicality,omitempty"`
+	Uncertainty *Dist               `json:"uncertainty,omitempty"`
+}
+
+// DefaultZ is the flag threshold in log standard deviations.
+const DefaultZ = 3.09
+
+// NoiseRatioLimit flags data noisier than declared: the estimate from the
+// data is within about ±15 % (mri.minNoiseSamples) and biased only upwards.
+const NoiseRatioLimit = 1.5
+
+// MotionOrder is the LineOrder below which an excess residual is put down
+// to motion rather than to the coil maps or mask. On cases made from the
+// calibration slices (lab.LineOrders, docs/bench/qc.md) shifted coil maps
+// gave orders 0.79–1.00 and motion 28 of 32 below 0.79.
+const MotionOrder = 0.8
+
+// EmptyLineShare is the share of sampled lines holding no data at all above
+// which the mask is taken to lie about what was acquired.
+const EmptyLineShare = 0.02
+
+//go:embed classical.qc.json
+var classicalRaw []byte
+
+// Classical is the embedded calibration of the classical methods.
+func Classical() *Calibration {
+	var c Calibration
+	if err := json.Unmarshal(classicalRaw, &c); err != nil {
+		panic("qc: embedded classical.qc.json: " + err.Error())
+	}
+	return &c
+}
+
+const maxSidecar = 1 << 20
+
+// SidecarPath is where a checkpoint's calibration lives.
+func SidecarPath(checkpoint string) string { return checkpoint + ".qc.json" }
+
+// LoadSidecar reads the calibration of a checkpoint; (nil, nil) when it has none.
+func LoadSidecar(checkpoint string) (*Calibration, error) {
+	f, err := os.Open(SidecarPath(checkpoint))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// A calibration is a few hundred bytes; a large file is not one.
+	raw, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+	}
+	if len(raw) > maxSidecar {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", SidecarPath(checkpoint), maxSidecar)
+	}
+	var c Calibration
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+	}
+	return &c, nil
+}
+
+// Save writes c as indented JSON.
+func (c *Calibration) Save(path string) error {
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
+}
+
+func (c *Calibration) validate() error {
+	ok := func(d Dist) bool { return d.N >= 3 && !math.IsNaN(d.Mean) && d.SD >= 0 }
+	for m, d := range c.DataConsistency {
+		if !ok(d) {
+			return fmt.Errorf("data consistency calibration of %s: %+v", m, d)
+		}
+	}
+	if c.Typicality != nil && (!ok(*c.Typicality) || c.Settings == nil || len(c.Settings.Sigmas) == 0) {
+		return errors.New("typicality calibration without its settings")
+	}
+	if c.Uncertainty != nil && !ok(*c.Uncertainty) {
+		return errors.New("bad uncertainty calibration")
+	}
+	return nil
+}
+
+// Merge returns c with the parts o has (o wins); either may be nil.
+func (c *Calibration) Merge(o *Calibration) *Calibration {
+	out := &Calibration{DataConsistency: map[string]Dist{}, Z: DefaultZ}
+	for _, x := range []*Calibration{c, o} {
+		if x == nil {
+			continue
+		}
+		for m, d := range x.DataConsistency {
+			out.DataConsistency[m] = d
+		}
+		if x.Z > 0 {
+			out.Z = x.Z
+		}
+		if x.Source != "" {
+			out.Source = x.Source
+		}
+		if x.Typicality != nil {
+			out.Prior, out.Settings, out.Typicality = x.Prior, x.Settings, x.Typicality
+		}
+		if x.Uncertainty != nil {
+			out.Uncertainty = x.Uncertainty
+		}
+	}
+	return out
+}
+
+func sortFloats(v []float64) { slices.Sort(v) }
