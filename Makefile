@@ -36,6 +36,7 @@ ship-prior:
 	$(GO) run ./cmd/kspaced prior show train/default-prior/lap-$(LAP).safetensors | grep -q '^kind: *unet' || { echo "ship-prior: lap $(LAP) is not a network prior" >&2; exit 1; }
 	cp train/default-prior/lap-$(LAP).safetensors priors/builtin/default.safetensors
 	cp train/default-prior/laps.json priors/builtin/laps.json
+	cp train/default-prior/lap-$(LAP).safetensors.qc.json priors/builtin/default.safetensors.qc.json  # written by lab.QCEvidence (docs/bench/qc.md)
 	$(GO) test ./priors/builtin/
 
 # gofmt, go mod tidy, and vet of both builds (the CUDA build compiles without

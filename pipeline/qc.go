@@ -10,6 +10,7 @@ import (
 	"github.com/kspaced/kspaced/device"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 	"github.com/kspaced/kspaced/qc"
 )
 
@@ -45,21 +46,21 @@ type qcEnv struct {
 
 // newQC takes the calibration (embedded, plus the prior's sidecar) and the
 // prior that scores typicality: the sampling prior, or for classical
-// methods the configured recon.sampler.prior loaded on the CPU. A prior
+// methods recon.sampler.prior (empty: the built-in prior) loaded on the CPU. A prior
 // that cannot be loaded costs the typicality measure, not the job.
 func newQC(rc *configs.Recon, pr *prior) (*qcEnv, []string) {
 	env := &qcEnv{cal: qc.Classical(), release: func() {}}
 	path := rc.Sampler.Prior
-	if path == "" {
-		return env, nil
-	}
 	var warnings []string
 	side, err := qc.LoadSidecar(path)
+	if path == "" { // the built-in prior carries its calibration
+		side, err = qc.ParseCalibration(builtin.QCCalibration())
+	}
 	if err != nil {
 		warnings = append(warnings, "QC calibration of the prior ignored: "+err.Error())
 	}
 	env.cal = env.cal.Merge(side)
-	if side == nil {
+	if side == nil && err == nil {
 		warnings = append(warnings, fmt.Sprintf("QC: prior %s has no calibration (%s): typicality is reported, not flagged", filepath.Base(path), filepath.Base(qc.SidecarPath(path))))
 	}
 	if pr != nil {

@@ -86,12 +86,22 @@ func LoadSidecar(checkpoint string) (*Calibration, error) {
 	if len(raw) > maxSidecar {
 		return nil, fmt.Errorf("read %s: larger than %d bytes", SidecarPath(checkpoint), maxSidecar)
 	}
-	var c Calibration
-	if err := json.Unmarshal(raw, &c); err != nil {
+	c, err := ParseCalibration(raw)
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
 	}
+	return c, nil
+}
+
+// ParseCalibration decodes and checks a calibration (an embedded one: the
+// built-in prior's).
+func ParseCalibration(raw []byte) (*Calibration, error) {
+	var c Calibration
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+		return nil, err
 	}
 	return &c, nil
 }

@@ -1,6 +1,7 @@
 // Package builtin holds the default prior shipped in the binary: the
-// checkpoint kspaced samples with when recon.sampler.prior is empty, and the
-// lap records of the EM run it came from (train/default-prior). `make
+// checkpoint kspaced samples with when recon.sampler.prior is empty, the
+// lap records of the EM run it came from (train/default-prior) and its QC
+// calibration. `make
 // ship-prior` replaces both; `kspaced prior show` describes them.
 package builtin
 
@@ -22,11 +23,18 @@ var checkpoint []byte
 //go:embed laps.json
 var laps []byte
 
+//go:embed default.safetensors.qc.json
+var qcCalibration []byte
+
 // Checkpoint returns the embedded checkpoint's bytes (shared: do not modify).
 func Checkpoint() []byte { return checkpoint }
 
 // Laps returns the JSON lap records of the EM run the checkpoint came from.
 func Laps() []byte { return laps }
+
+// QCCalibration returns the JSON QC calibration of the checkpoint (package
+// qc's Calibration, the sidecar CKPT.qc.json of a checkpoint file).
+func QCCalibration() []byte { return qcCalibration }
 
 var sum = sync.OnceValue(func() string {
 	h := sha256.Sum256(checkpoint)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // The embedded prior is a U-Net that denoises any matrix: at 128² (its
@@ -86,5 +87,12 @@ func TestBuiltinProvenance(t *testing.T) {
 	}
 	if !bytes.Equal(raw, Checkpoint()) {
 		t.Errorf("the built-in prior differs from %s, the lap it names", src)
+	}
+	cal, err := qc.ParseCalibration(QCCalibration())
+	if err != nil {
+		t.Fatalf("QC calibration: %v", err)
+	}
+	if cal.Prior != filepath.Base(src) || cal.Typicality == nil {
+		t.Errorf("the QC calibration is for %q (typicality %v), not the shipped %s", cal.Prior, cal.Typicality, filepath.Base(src))
 	}
 }
