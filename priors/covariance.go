@@ -146,7 +146,7 @@ func (h *CovHead) to(be nn.Backend) (*CovHead, error) {
 }
 
 // covOffset is log(σ²/(σ²+1)), the head's offset.
-func covOffset(sigma float64) float64 { return math.Log(sigma*sigma/(sigma*sigma+1)) }
+func covOffset(sigma float64) float64 { return math.Log(sigma * sigma / (sigma*sigma + 1)) }
 
 // maxLogCov bounds F so a wild head cannot overflow exp.
 const maxLogCov = 30

@@ -35,10 +35,10 @@ type PriorInfo struct {
 	Rank                 int         // Gaussian: columns of the low-rank factor
 	Architecture         *UNetConfig // U-Net only
 	// Covariance describes the U-Net's diagonal covariance head, nil if none.
-	Covariance *CovHeadMeta
-	Normalisation        Normalisation
-	Provenance           Provenance
-	CodeVersion          string
+	Covariance    *CovHeadMeta
+	Normalisation Normalisation
+	Provenance    Provenance
+	CodeVersion   string
 }
 
 // SaveGaussian writes g with meta to path atomically (temporary file and

@@ -19,10 +19,10 @@ import (
 func newFitCovarianceCmd() *cobra.Command {
 	var (
 		prior, data, out, network string
-		steps, batch, crop, every  int
-		seed                       uint64
-		lr                         float64
-		maxDur                     time.Duration
+		steps, batch, crop, every int
+		seed                      uint64
+		lr                        float64
+		maxDur                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "fit-covariance --prior CKPT --data DIR --out CKPT2",
