@@ -48,11 +48,13 @@ type CovTrainOptions struct {
 	CropRows, CropCols int
 	// OutPath receives the prior (PriorPath) with the head every
 	// CheckpointEvery steps (with the training state, so a run resumes
-	// from it) and at the end (weights only).
+	// from it) and at the end (weights only). Both empty: nothing is saved.
 	PriorPath, OutPath string
 	CheckpointEvery    int
 	MaxDuration        time.Duration // stop early (saving, resumable) after this long
 	DataDescription    string
+
+	stopAt int // tests: stop (saving, resumable) after this step
 }
 
 // CovTrainStats summarise a FitCovariance call.
@@ -83,8 +85,8 @@ type covTrainState struct {
 // (a finished file there is replaced).
 func FitCovariance(ctx context.Context, d Denoiser, h *CovHead, data Dataset, opt CovTrainOptions, progress io.Writer) (st CovTrainStats, err error) {
 	start := time.Now()
-	if opt.Steps < 1 || opt.PriorPath == "" || opt.OutPath == "" {
-		return st, errors.New("fit covariance: need Steps, PriorPath and OutPath")
+	if opt.Steps < 1 || (opt.PriorPath == "") != (opt.OutPath == "") {
+		return st, errors.New("fit covariance: need Steps, and PriorPath with OutPath (or neither)")
 	}
 	if opt.BatchSize == 0 {
 		opt.BatchSize = 4
@@ -130,8 +132,10 @@ func FitCovariance(ctx context.Context, d Denoiser, h *CovHead, data Dataset, op
 		be.Copy(ema[i], p.Value)
 	}
 	state := covTrainState{Seed: opt.Seed, BatchSize: b, Crop: [2]int{cr, cc}, DataHash: hash}
-	if err := covResume(opt.OutPath, &state, u, ema, m, v); err != nil {
-		return st, err
+	if opt.OutPath != "" {
+		if err := covResume(opt.OutPath, &state, u, ema, m, v); err != nil {
+			return st, err
+		}
 	}
 	st.ResumedFrom = state.Step
 	swap := func() {
@@ -142,6 +146,9 @@ func FitCovariance(ctx context.Context, d Denoiser, h *CovHead, data Dataset, op
 		}
 	}
 	save := func(final bool) error {
+		if opt.OutPath == "" {
+			return nil
+		}
 		prov := Provenance{Data: opt.DataDescription, DataHash: hash, Images: data.Len(), Steps: state.Step, Seed: opt.Seed,
 			Crops: fmt.Sprintf("%d×%d", cr, cc)}
 		var extra []ckptTensor
@@ -190,7 +197,7 @@ func FitCovariance(ctx context.Context, d Denoiser, h *CovHead, data Dataset, op
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		if opt.MaxDuration > 0 && time.Since(start) > opt.MaxDuration {
+		if (opt.MaxDuration > 0 && time.Since(start) > opt.MaxDuration) || (opt.stopAt > 0 && state.Step >= opt.stopAt) {
 			st.TimedOut = true
 			break
 		}
