@@ -39,6 +39,7 @@ func (s *sampler) mmpsEstimate(sigma float64) error {
 	if err != nil {
 		return err
 	}
+	s.countCG()
 	s2 := s.s2
 	for k, xh := range s.xhat {
 		s.e[k] = float32(float64(xh) + s2*float64(s.bufW[k]))
@@ -66,6 +67,7 @@ func (s *sampler) mmpsDiagEstimate() error {
 	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
 		return err
 	}
+	s.countCG()
 	for k, xh := range s.xhat {
 		s.e[k] = xh + s.bufW[k]
 	}
@@ -153,5 +155,11 @@ func (s *sampler) newDiagMMPS() {
 				wj[k] += float32(alpha * float64(q))
 			}
 		},
+	}
+}
+
+func (s *sampler) countCG() {
+	for _, it := range s.cg.Iters {
+		s.cgIters += it
 	}
 }

@@ -91,6 +91,12 @@ func TestDiagonalMMPSCostAndRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if p.CGIterations < 1 || p.CGIterations > 50 {
+		t.Errorf("diagonal covariance: %.1f CG iterations per step reported, want 1 to the default cap 50", p.CGIterations)
+	}
+	if q, err := SamplePosterior(context.Background(), g, A, y, SampleOptions{Steps: 4, CGIter: 3, Samples: 2, NoiseVar: 0.01}); err != nil || q.CGIterations != 3 {
+		t.Errorf("jacobian CG 3: %v CG iterations per step reported (%v), want 3", q.CGIterations, err)
+	}
 	if c.diags != 7 || c.evals != 0 || c.vjps != 0 || p.VJPs != 0 || p.DenoiserEvals != 7 {
 		t.Errorf("%d diagonal calls, %d other evaluations, %d VJPs (reported %d evaluations, %d VJPs); want 7, 0, 0", c.diags, c.evals, c.vjps, p.DenoiserEvals, p.VJPs)
 	}

@@ -87,6 +87,8 @@ type Posterior struct {
 	// DenoiserEvals and VJPs count, per sample, the denoiser evaluations and
 	// vector–Jacobian products the run made (a batched call counts once).
 	DenoiserEvals, VJPs int
+	// CGIterations is MMPS's mean number of CG iterations per step and sample.
+	CGIterations float64
 	// Scale is the prior-to-image scale the run used.
 	Scale float64
 }
@@ -150,6 +152,7 @@ type sampler struct {
 	rng        *rand.Rand
 	evals      int
 	vjps       int
+	cgIters    int // summed over steps and samples
 }
 
 func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*sampler, error) {
@@ -425,6 +428,9 @@ func (s *sampler) summarise() *Posterior {
 		Mean:    make([]complex64, hw), Std: make([]float32, hw),
 		MagMean: make([]float32, hw), MagStd: make([]float32, hw),
 		DenoiserEvals: s.evals, VJPs: s.vjps, Scale: sc,
+	}
+	if s.mmps {
+		p.CGIterations = float64(s.cgIters) / float64(s.opt.Steps*nb)
 	}
 	fromChannels(p.Samples, s.e, hw)
 	for i := range p.Samples {

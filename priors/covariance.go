@@ -113,10 +113,26 @@ type CovHead struct {
 // record it and readers refuse others.
 const CovHeadParameterisation = "log c = log(s^2/(s^2+1)) + F(x_t/sqrt(s^2+1), log s)"
 
+// CovHeadNetworks name the head architectures NewCovHead builds besides
+// the denoisers' (Networks). "head" sees 4×4 pixel blocks (a 4× unshuffle
+// stem, widths 32/64, no attention): about a tenth of a small-unshuffle
+// denoiser pass at 128², where "tiny" (full resolution) costs more than
+// the denoiser itself.
+var CovHeadNetworks = []string{"head"}
+
 // NewCovHead builds a freshly initialised head of the named architecture
-// (Networks) for channels×rows×cols images; seeded.
+// (CovHeadNetworks or Networks) for channels×rows×cols images; seeded.
 func NewCovHead(network string, channels, rows, cols int, seed uint64) (*CovHead, error) {
-	cfg, err := Network(network, rows, cols)
+	var cfg UNetConfig
+	var err error
+	switch network {
+	case "head":
+		cfg = UNetConfig{Channels: channels, Rows: rows, Cols: cols, Widths: []int{32, 64}, Blocks: 1, Heads: 1,
+			EmbedDim: 32, EmbedMaxPeriod: 1000, Unshuffle: 4, Groups: 8}
+		err = cfg.Validate()
+	default:
+		cfg, err = Network(network, rows, cols)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("covariance head: %w", err)
 	}

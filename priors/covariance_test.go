@@ -278,7 +278,7 @@ func TestCovHeadCheckpoint(t *testing.T) {
 	if _, err := DiagCovariance(d); !errors.Is(err, ErrNoCovariance) || info.Covariance != nil {
 		t.Fatalf("prior without a head: %v, info %+v", err, info.Covariance)
 	}
-	head, err := NewCovHead("tiny", 2, 16, 16, 4)
+	head, err := NewCovHead("head", 2, 16, 16, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestCovHeadCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info2.Covariance == nil || info2.Covariance.Network != "tiny" || info2.Covariance.Provenance.Data != "probe test" {
+	if info2.Covariance == nil || info2.Covariance.Network != "head" || info2.Covariance.Provenance.Data != "probe test" {
 		t.Fatalf("head metadata %+v", info2.Covariance)
 	}
 	dd, err := DiagCovariance(d2)

@@ -78,7 +78,7 @@ early resumes from CKPT2.`,
 	f.StringVar(&data, "data", "", "folder of .npy complex images (not recursive)")
 	f.Bool("truth", false, "also use *_truth.npy files (measurement runs only: a deployed prior learns from corrupted data)")
 	f.StringVar(&out, "out", "", "checkpoint to write: the prior with the head")
-	f.StringVar(&network, "network", "tiny", fmt.Sprintf("head architecture, one of %v", priors.Networks))
+	f.StringVar(&network, "network", "head", fmt.Sprintf("head architecture, one of %v or a denoiser's %v", priors.CovHeadNetworks, priors.Networks))
 	f.IntVar(&steps, "steps", 2000, "optimiser steps")
 	f.IntVar(&batch, "batch", 4, "images per step")
 	f.IntVar(&crop, "crop", 64, "train on random crop×crop windows (0: whole images)")
