@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"syscall"
 	"time"
 
 	"github.com/kspaced/kspaced/mri"
@@ -41,6 +42,7 @@ type SamplingRow struct {
 	// with ||mean| − |truth|| ≤ 1.645·(std of the samples' magnitudes).
 	Coverage float64
 	Seconds  float64 // SamplePosterior's wall time
+	CPU      float64 // the process's CPU seconds meanwhile (steadier under outside load)
 	Evals    int     // denoiser evaluations per sample
 	VJPs     int
 	CGIters  float64 // per step and sample
@@ -65,14 +67,14 @@ func SamplingSteps(ctx context.Context, d priors.Denoiser, obs []retrain.Observa
 		mri.Magnitude(tm, o.Truth)
 		dr := float64(mri.MaxOf(tm))
 		for _, c := range cfgs {
-			start := time.Now()
+			start, cpu := time.Now(), cpuSeconds()
 			p, err := posterior.SamplePosterior(ctx, dd, o.A, o.Y, posterior.SampleOptions{
 				Method: "mmps", Covariance: c.Covariance, Steps: c.Steps, CGIter: c.CGIter, DiagCGIter: c.DiagCGIter,
 				Samples: samples, Seed: seed, NoiseVar: o.NoiseVar, Scale: o.Scale})
 			if err != nil {
 				return nil, fmt.Errorf("%s, %v: %w", o.Name, c, err)
 			}
-			r := SamplingRow{Config: c, Scan: o.Name, Seconds: time.Since(start).Seconds(), Evals: p.DenoiserEvals, VJPs: p.VJPs, CGIters: p.CGIterations}
+			r := SamplingRow{Config: c, Scan: o.Name, Seconds: time.Since(start).Seconds(), CPU: cpuSeconds() - cpu, Evals: p.DenoiserEvals, VJPs: p.VJPs, CGIters: p.CGIterations}
 			xm := make([]float32, hw)
 			mri.Magnitude(xm, p.Mean)
 			if r.PSNR, err = mri.PSNR(tm, xm, dr); err != nil {
@@ -92,7 +94,7 @@ func SamplingSteps(ctx context.Context, d priors.Denoiser, obs []retrain.Observa
 			}
 			r.Coverage = float64(in) / float64(max(fg, 1))
 			if log != nil {
-				fmt.Fprintf(log, "%s | %v | PSNR %.2f dB, SSIM %.4f, coverage %.3f | %.1f s, CG %.1f/step\n", o.Name, c, r.PSNR, r.SSIM, r.Coverage, r.Seconds, r.CGIters)
+				fmt.Fprintf(log, "%s | %v | PSNR %.2f dB, SSIM %.4f, coverage %.3f | %.1f s (CPU %.1f s), CG %.1f/step\n", o.Name, c, r.PSNR, r.SSIM, r.Coverage, r.Seconds, r.CPU, r.CGIters)
 			}
 			out = append(out, r)
 		}
@@ -103,11 +105,11 @@ func SamplingSteps(ctx context.Context, d priors.Denoiser, obs []retrain.Observa
 // SamplingTable averages rows by configuration, in the order of cfgs, as a
 // Markdown table.
 func SamplingTable(w io.Writer, rows []SamplingRow, cfgs []SamplerConfig) {
-	fmt.Fprintln(w, "| configuration | scans | PSNR dB | SSIM | coverage 90 % | sampling s (8 samples) | evals | VJPs | CG iter./step |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| configuration | scans | PSNR dB | SSIM | coverage 90 % | sampling wall s | CPU s | evals | VJPs | CG iter./step |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, c := range cfgs {
 		var n int
-		var ps, ss, cv, sec float64
+		var ps, ss, cv, sec, cpu float64
 		var ev, vj int
 		var cgi float64
 		for _, r := range rows {
@@ -117,6 +119,7 @@ func SamplingTable(w io.Writer, rows []SamplingRow, cfgs []SamplerConfig) {
 				ss += r.SSIM
 				cv += r.Coverage
 				sec += r.Seconds
+				cpu += r.CPU
 				ev, vj = r.Evals, r.VJPs
 				cgi += r.CGIters
 			}
@@ -125,6 +128,15 @@ func SamplingTable(w io.Writer, rows []SamplingRow, cfgs []SamplerConfig) {
 			continue
 		}
 		f := float64(n)
-		fmt.Fprintf(w, "| %v | %d | %.2f | %.4f | %.3f | %.1f | %d | %d | %.1f |\n", c, n, ps/f, ss/f, cv/f, sec/f, ev, vj, cgi/f)
+		fmt.Fprintf(w, "| %v | %d | %.2f | %.4f | %.3f | %.1f | %.1f | %d | %d | %.1f |\n", c, n, ps/f, ss/f, cv/f, sec/f, cpu/f, ev, vj, cgi/f)
 	}
+}
+
+// cpuSeconds is the process's user and system CPU time so far.
+func cpuSeconds() float64 {
+	var r syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &r) != nil {
+		return math.NaN()
+	}
+	return float64(r.Utime.Nano()+r.Stime.Nano()) / 1e9
 }
