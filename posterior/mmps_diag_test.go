@@ -91,8 +91,8 @@ func TestDiagonalMMPSCostAndRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.CGIterations < 1 || p.CGIterations > 50 {
-		t.Errorf("diagonal covariance: %.1f CG iterations per step reported, want 1 to the default cap 50", p.CGIterations)
+	if p.CGIterations < 1 || p.CGIterations > DefaultDiagCGIter {
+		t.Errorf("diagonal covariance: %.1f CG iterations per step reported, want 1 to the default cap %d", p.CGIterations, DefaultDiagCGIter)
 	}
 	if q, err := SamplePosterior(context.Background(), g, A, y, SampleOptions{Steps: 4, CGIter: 3, Samples: 2, NoiseVar: 0.01}); err != nil || q.CGIterations != 3 {
 		t.Errorf("jacobian CG 3: %v CG iterations per step reported (%v), want 3", q.CGIterations, err)

@@ -38,8 +38,8 @@ type SampleOptions struct {
 	// per step, CG without network calls). Default DefaultCovariance.
 	Covariance string
 	// DiagCGIter caps the CG iterations per step with the diagonal
-	// covariance (default 50; CGIter is for the Jacobian one); CG stops
-	// earlier at CGTol (default DiagCGTol).
+	// covariance (default DefaultDiagCGIter; CGIter is for the Jacobian
+	// one); CG stops earlier at CGTol (default DiagCGTol).
 	DiagCGIter int
 	// Samples is the number of posterior samples, drawn as one batch
 	// (default DefaultSamples, as recon.sampler.samples in
@@ -177,7 +177,7 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 				return nil, fmt.Errorf("sample posterior: covariance diagonal: %w", err)
 			}
 			if opt.DiagCGIter == 0 {
-				opt.DiagCGIter = 50
+				opt.DiagCGIter = DefaultDiagCGIter
 			}
 			if opt.CGTol == 0 {
 				opt.CGTol = DiagCGTol
