@@ -60,7 +60,7 @@ early resumes from CKPT2.`,
 			st, err := priors.FitCovariance(cmd.Context(), u, h, ds, priors.CovTrainOptions{
 				Steps: steps, BatchSize: batch, LR: lr, Seed: seed, CropRows: crop, CropCols: crop,
 				PriorPath: prior, OutPath: out, CheckpointEvery: every, MaxDuration: maxDur, DataDescription: desc,
-			}, os.Stderr)
+			}, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
