@@ -54,14 +54,20 @@ type CoilMaps struct {
 	Crop      float64 `yaml:"crop"`
 }
 
+// Covariances are the values of recon.sampler.covariance (posterior's
+// CovJacobian and CovDiagonal).
+var Covariances = []string{"jacobian", "diagonal"}
+
 // Sampler configures diffusion posterior sampling (mmps, dps).
 type Sampler struct {
-	Prior        string  `yaml:"prior"`
-	Steps        int     `yaml:"steps"`
-	CGIterations int     `yaml:"cg_iterations"`
-	Samples      int     `yaml:"samples"`
-	Zeta         float64 `yaml:"zeta"`
-	Seed         uint64  `yaml:"seed"`
+	Prior        string `yaml:"prior"`
+	Steps        int    `yaml:"steps"`
+	CGIterations int    `yaml:"cg_iterations"`
+	// Covariance is MMPS's covariance: jacobian or diagonal (Covariances).
+	Covariance string  `yaml:"covariance"`
+	Samples    int     `yaml:"samples"`
+	Zeta       float64 `yaml:"zeta"`
+	Seed       uint64  `yaml:"seed"`
 }
 
 // Output selects what a reconstruction writes.

@@ -18,7 +18,7 @@ var MethodTable = []Method{
 	{Name: "zero-filled"},
 	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
 	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
-	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "cg_iterations"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "cg_iterations"}},
 	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta"}},
 }
 
@@ -63,6 +63,8 @@ func (r *Recon) Param(name string) any {
 		return s.Samples
 	case "seed":
 		return s.Seed
+	case "covariance":
+		return s.Covariance
 	case "cg_iterations":
 		return s.CGIterations
 	case "zeta":

@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	v.rangeI("recon.sampler.steps", s.Steps, 1, 10000)
 	v.rangeI("recon.sampler.cg_iterations", s.CGIterations, 1, 100)
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
+	v.oneOf("recon.sampler.covariance", s.Covariance, Covariances...)
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
 	sm := c.Simulate
 	v.rangeI("simulate.rows", sm.Rows, 8, maxDim)

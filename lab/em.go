@@ -201,7 +201,7 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 	for _, r := range rt.Laps {
 		emLearn += r.GaussSeconds + r.EStepSeconds + r.MStepSeconds
 	}
-	so := posterior.SampleOptions{Method: "mmps", Steps: opt.EvalSteps, CGIter: rc.CGIterations, Samples: opt.EvalSamples, Seed: opt.Seed}
+	so := posterior.SampleOptions{Method: "mmps", Covariance: posterior.CovJacobian, Steps: opt.EvalSteps, CGIter: rc.CGIterations, Samples: opt.EvalSamples, Seed: opt.Seed}
 	evalPrior := func(method, path string, learn float64, note string) error {
 		d, _, err := priors.LoadPrior(path)
 		if err != nil {

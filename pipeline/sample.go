@@ -91,7 +91,7 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	}
 	sp := rc.Sampler
 	post, err := posterior.SamplePosterior(ctx, d, op, s.KSpace, posterior.SampleOptions{
-		Method: rc.Method, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Method: rc.Method, Covariance: sp.Covariance, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})
 	if derr := pr.dev.Err(); derr != nil {

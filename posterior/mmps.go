@@ -20,6 +20,9 @@ import (
 // spending one more VJP at the end. A sample whose system is not positive
 // along a direction (a network's Jacobian need not be) keeps what it has.
 func (s *sampler) mmpsEstimate(sigma float64) error {
+	if s.dd != nil {
+		return s.mmpsDiagEstimate()
+	}
 	vjp, err := s.d.DenoiseVJP(s.xhat, s.x, s.sig)
 	s.evals++
 	if err != nil {
@@ -36,6 +39,7 @@ func (s *sampler) mmpsEstimate(sigma float64) error {
 	if err != nil {
 		return err
 	}
+	s.countCG()
 	s2 := s.s2
 	for k, xh := range s.xhat {
 		s.e[k] = float32(float64(xh) + s2*float64(s.bufW[k]))
@@ -43,8 +47,36 @@ func (s *sampler) mmpsEstimate(sigma float64) error {
 	return nil
 }
 
+// mmpsDiagEstimate is mmpsEstimate with Cov[x | x_t] = diag(c) from the
+// prior (OCM):
+//
+//	E ≈ x̂ + diag(c) Aᴴ u,  (Σ_y + A diag(c) Aᴴ) u = y − A x̂,
+//
+// one denoiser and head pass per step; CG needs only A and Aᴴ and runs to
+// CGTol (at most DiagCGIter iterations).
+func (s *sampler) mmpsDiagEstimate() error {
+	if err := s.dd.DenoiseDiag(s.xhat, s.cdiag, s.x, s.sig); err != nil {
+		return err
+	}
+	s.evals++
+	n, m := s.n, s.m
+	for j := range s.nb {
+		s.residual(s.res[j*m:(j+1)*m], s.xhat[j*n:(j+1)*n])
+	}
+	clear(s.bufW)
+	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
+		return err
+	}
+	s.countCG()
+	for k, xh := range s.xhat {
+		s.e[k] = xh + s.bufW[k]
+	}
+	return nil
+}
+
 // newMMPS sets up the lockstep CG of mmpsEstimate: u_j is never formed;
-// each step α·p_j adds α·J Aᴴ p_j, the VJP already computed, to bufW.
+// each step α·p_j adds α·J Aᴴ p_j, the VJP already computed, to bufW (with
+// the diagonal covariance α·diag(c) Aᴴ p_j, kept from Apply).
 func (s *sampler) newMMPS() {
 	n, m := s.n, s.m
 	s.bufW = make([]float32, s.nb*n)
@@ -54,6 +86,10 @@ func (s *sampler) newMMPS() {
 		s.resJ[j], s.dirJ[j] = s.res[j*m:(j+1)*m], s.dir[j*m:(j+1)*m]
 	}
 	s.cg = cg.NewSolver[[]complex64](cg.Complex64{}, s.nb)
+	if s.dd != nil {
+		s.newDiagMMPS()
+		return
+	}
 	s.cgProblem = cg.Problem[[]complex64]{
 		// One batched VJP per iteration: bufQ = J Aᴴ p for the running samples.
 		Prepare: func(done []bool) error {
@@ -88,5 +124,42 @@ func (s *sampler) newMMPS() {
 				wj[k] += float32(alpha * float64(q))
 			}
 		},
+	}
+}
+
+// newDiagMMPS is newMMPS's problem for the diagonal covariance: bufQ_j keeps
+// diag(c_j) Aᴴ p_j from Apply for Step.
+func (s *sampler) newDiagMMPS() {
+	n := s.n
+	s.cdiag = make([]float32, s.nb*n)
+	s.cgProblem = cg.Problem[[]complex64]{
+		// q = Σ_y p + A diag(c) Aᴴ p.
+		Apply: func(j int, q, p []complex64) {
+			qj, cj := s.bufQ[j*n:(j+1)*n], s.cdiag[j*n:(j+1)*n]
+			s.A.Adjoint(s.ci, p)
+			toChannels(qj, s.ci, s.hw)
+			for k, c := range cj {
+				qj[k] *= c
+			}
+			fromChannels(s.ci, qj, s.hw)
+			s.A.Forward(q, s.ci)
+			for k, a := range q {
+				d := p[k]
+				q[k] = complex(float32(s.noise[k]*float64(real(d))+float64(real(a))),
+					float32(s.noise[k]*float64(imag(d))+float64(imag(a))))
+			}
+		},
+		Step: func(j int, alpha float64, _ []complex64) {
+			wj := s.bufW[j*n : (j+1)*n]
+			for k, q := range s.bufQ[j*n : (j+1)*n] {
+				wj[k] += float32(alpha * float64(q))
+			}
+		},
+	}
+}
+
+func (s *sampler) countCG() {
+	for _, it := range s.cg.Iters {
+		s.cgIters += it
 	}
 }

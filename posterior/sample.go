@@ -28,10 +28,22 @@ type SampleOptions struct {
 	// cg_iterations in configs/default.yaml).
 	CGIter int
 	// CGTol stops a sample's CG early once its residual norm is below CGTol
-	// times its initial one (0: always run CGIter iterations).
+	// times its initial one (0: always run CGIter iterations with the
+	// Jacobian covariance, DiagCGTol with the diagonal one).
 	CGTol float64
+	// Covariance is MMPS's Cov[x | x_t]: "jacobian" (σ²·∂d/∂x_t through
+	// CGIter VJPs per step, exact for the network) or "diagonal" (the
+	// prior's diagonal covariance, OCM: priors.DiagCovariance, a Gaussian's
+	// exact one or a U-Net's covariance head; one denoiser and one head pass
+	// per step, CG without network calls). Default DefaultCovariance.
+	Covariance string
+	// DiagCGIter caps the CG iterations per step with the diagonal
+	// covariance (default DefaultDiagCGIter; CGIter is for the Jacobian
+	// one); CG stops earlier at CGTol (default DiagCGTol).
+	DiagCGIter int
 	// Samples is the number of posterior samples, drawn as one batch
-	// (default 1).
+	// (default DefaultSamples, as recon.sampler.samples in
+	// configs/default.yaml).
 	Samples int
 	// Zeta is the DPS step size ζ: after each unconditional update x_s moves
 	// by −ζ/‖y − A x̂‖ · ∇_{x_t}‖y − A x̂‖². Unused by MMPS.
@@ -75,6 +87,8 @@ type Posterior struct {
 	// DenoiserEvals and VJPs count, per sample, the denoiser evaluations and
 	// vector–Jacobian products the run made (a batched call counts once).
 	DenoiserEvals, VJPs int
+	// CGIterations is MMPS's mean number of CG iterations per step and sample.
+	CGIterations float64
 	// Scale is the prior-to-image scale the run used.
 	Scale float64
 }
@@ -101,6 +115,8 @@ func SamplePosterior(ctx context.Context, d priors.Denoiser, A mri.Operator, y [
 
 type sampler struct {
 	d      priors.Denoiser
+	dd     priors.DiagDenoiser // the diagonal covariance's prior, nil with the Jacobian one
+	cdiag  []float32           // [nb][n]: diag Cov[x | x_t] (diagonal covariance)
 	A      mri.Operator
 	opt    SampleOptions
 	mmps   bool
@@ -136,6 +152,7 @@ type sampler struct {
 	rng        *rand.Rand
 	evals      int
 	vjps       int
+	cgIters    int // summed over steps and samples
 }
 
 func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*sampler, error) {
@@ -146,6 +163,28 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 	case "", "mmps", "dps":
 	default:
 		return nil, fmt.Errorf("sample posterior: unknown method %q (want mmps or dps)", opt.Method)
+	}
+	if opt.Covariance == "" {
+		opt.Covariance = DefaultCovariance
+	}
+	var dd priors.DiagDenoiser
+	switch opt.Covariance {
+	case CovJacobian:
+	case CovDiagonal:
+		if opt.Method != "dps" {
+			var err error
+			if dd, err = priors.DiagCovariance(d); err != nil {
+				return nil, fmt.Errorf("sample posterior: covariance diagonal: %w", err)
+			}
+			if opt.DiagCGIter == 0 {
+				opt.DiagCGIter = DefaultDiagCGIter
+			}
+			if opt.CGTol == 0 {
+				opt.CGTol = DiagCGTol
+			}
+		}
+	default:
+		return nil, fmt.Errorf("sample posterior: unknown covariance %q (want %s or %s)", opt.Covariance, CovJacobian, CovDiagonal)
 	}
 	switch opt.Sampler {
 	case "", "ddpm", "ddim":
@@ -159,7 +198,7 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 		opt.CGIter = 3
 	}
 	if opt.Samples == 0 {
-		opt.Samples = 1
+		opt.Samples = DefaultSamples
 	}
 	if opt.Scale == 0 {
 		opt.Scale = 1
@@ -167,8 +206,8 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 	switch {
 	case opt.Steps < 2 || opt.Steps > 100000:
 		return nil, fmt.Errorf("sample posterior: %d steps, want 2 to 100000", opt.Steps)
-	case opt.CGIter < 0 || opt.CGIter > 1000:
-		return nil, fmt.Errorf("sample posterior: %d CG iterations, want 1 to 1000", opt.CGIter)
+	case opt.CGIter < 0 || opt.CGIter > 1000 || opt.DiagCGIter < 0 || opt.DiagCGIter > 10000:
+		return nil, fmt.Errorf("sample posterior: %d CG iterations (%d with the diagonal covariance), want 1 to 1000 (10000)", opt.CGIter, opt.DiagCGIter)
 	case !(opt.CGTol >= 0 && opt.CGTol < 1):
 		return nil, fmt.Errorf("sample posterior: CG tolerance %v, want [0, 1)", opt.CGTol)
 	case opt.Samples < 1 || opt.Samples > 65536:
@@ -206,7 +245,7 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 		return nil, fmt.Errorf("sample posterior: a batch of %d samples of %d×%d images and %d measurements is too large", nb, rows, cols, m)
 	}
 	s := &sampler{
-		d: d, A: A, opt: opt,
+		d: d, dd: dd, A: A, opt: opt,
 		mmps: opt.Method != "dps", ddim: opt.Sampler == "ddim",
 		rows: rows, cols: cols, nb: nb, hw: hw, n: n, m: m,
 		yImage: y, y: make([]complex64, m), noise: make([]float64, m),
@@ -389,6 +428,9 @@ func (s *sampler) summarise() *Posterior {
 		Mean:    make([]complex64, hw), Std: make([]float32, hw),
 		MagMean: make([]float32, hw), MagStd: make([]float32, hw),
 		DenoiserEvals: s.evals, VJPs: s.vjps, Scale: sc,
+	}
+	if s.mmps {
+		p.CGIterations = float64(s.cgIters) / float64(s.opt.Steps*nb)
 	}
 	fromChannels(p.Samples, s.e, hw)
 	for i := range p.Samples {

@@ -413,11 +413,20 @@ func unetFromTensors(ts map[string]ckptTensor, md map[string]string) (*UNet, *Ch
 	if err := checkTensors(meta.Architecture, ts); err != nil {
 		return nil, nil, err
 	}
+	h, _, err := covHeadFromTensors(ts, md)
+	if err != nil {
+		return nil, nil, err
+	}
 	u, err := NewUNet(meta.Architecture, 0)
 	if err != nil {
 		return nil, nil, err
 	}
 	u.uploadWeights(ts)
+	if h != nil {
+		if err := u.SetCovariance(h); err != nil {
+			return nil, nil, err
+		}
+	}
 	return u, meta, nil
 }
 
@@ -456,7 +465,7 @@ func unetSameConfig(a, b UNetConfig) bool {
 }
 
 // checkTensors reports whether ts holds every parameter of cfg with its
-// shape, and nothing else but "train." tensors.
+// shape, and nothing else but "train." and "cov." (covariance head) tensors.
 func checkTensors(cfg UNetConfig, ts map[string]ckptTensor) error {
 	var err error
 	names := map[string]bool{}
@@ -477,7 +486,7 @@ func checkTensors(cfg UNetConfig, ts map[string]ckptTensor) error {
 		return err
 	}
 	for name := range ts {
-		if !names[name] && !strings.HasPrefix(name, "train.") {
+		if !names[name] && !strings.HasPrefix(name, "train.") && !strings.HasPrefix(name, covPrefix) {
 			return fmt.Errorf("unexpected tensor %q", name)
 		}
 	}

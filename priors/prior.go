@@ -35,9 +35,11 @@ type PriorInfo struct {
 	Channels, Rows, Cols int
 	Rank                 int         // Gaussian: columns of the low-rank factor
 	Architecture         *UNetConfig // U-Net only
-	Normalisation        Normalisation
-	Provenance           Provenance
-	CodeVersion          string
+	// Covariance describes the U-Net's diagonal covariance head, nil if none.
+	Covariance    *CovHeadMeta
+	Normalisation Normalisation
+	Provenance    Provenance
+	CodeVersion   string
 }
 
 // SaveGaussian writes g with meta to path atomically (temporary file and
@@ -180,8 +182,12 @@ func decodePrior(path string, ts map[string]ckptTensor, md map[string]string) (D
 			return nil, nil, fmt.Errorf("read prior %s: %w", path, err)
 		}
 		a := meta.Architecture
-		return u, &PriorInfo{Name: filepath.Base(path), Kind: KindUNet, Channels: a.Channels, Rows: a.Rows, Cols: a.Cols,
-			Architecture: &a, Normalisation: meta.Normalisation, Provenance: meta.Provenance, CodeVersion: meta.CodeVersion}, nil
+		info := &PriorInfo{Name: filepath.Base(path), Kind: KindUNet, Channels: a.Channels, Rows: a.Rows, Cols: a.Cols,
+			Architecture: &a, Normalisation: meta.Normalisation, Provenance: meta.Provenance, CodeVersion: meta.CodeVersion}
+		if u.cov != nil {
+			info.Covariance = u.cov.meta
+		}
+		return u, info, nil
 	default:
 		return nil, nil, fmt.Errorf("read prior %s: format %q is neither %q nor %q", path, f, CheckpointFormat, GaussianFormat)
 	}

@@ -209,6 +209,7 @@ type UNet struct {
 	graphs       map[int]*unetGraph
 	gen          uint64           // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
 	views        map[[2]int]*UNet // AtSize: this network's weights at other padded sizes
+	cov          *CovHead         // diagonal covariance head (OCM), nil if none
 }
 
 // unetGraph is the network unrolled for one batch size, with host staging.

@@ -30,5 +30,10 @@ func (u *UNet) To(be nn.Backend) (*UNet, error) {
 		u.be.Download(v, p.Value)
 		be.Upload(c.params[i].Value, v)
 	}
+	if u.cov != nil {
+		if c.cov, err = u.cov.to(be); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }

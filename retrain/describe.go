@@ -95,6 +95,15 @@ func (d *Description) Write(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "seed:           %d\n", p.Seed)
 	fmt.Fprintf(&b, "code version:   %s\n", orNone(firstNonEmpty(p.CodeVersion, i.CodeVersion)))
+	switch c := i.Covariance; {
+	case c != nil:
+		fmt.Fprintf(&b, "covariance:     diagonal head %q (widths %v, unshuffle %d), %d steps on %s (%s)\n",
+			c.Network, c.Architecture.Widths, c.Architecture.Unshuffle, c.Provenance.Steps, orNone(c.Provenance.Data), orNone(c.Provenance.Crops))
+	case i.Kind == priors.KindGaussian:
+		fmt.Fprintf(&b, "covariance:     diagonal exact (Gaussian)\n")
+	default:
+		fmt.Fprintf(&b, "covariance:     jacobian only (no diagonal head: kspaced prior fit-covariance)\n")
+	}
 	if len(d.Laps) > 0 {
 		fmt.Fprintf(&b, "laps (%s):\n", filepath.Join(filepath.Dir(d.Path), "laps.json"))
 		for _, r := range d.Laps {

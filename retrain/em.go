@@ -127,6 +127,7 @@ func eStepOf(ctx context.Context, d priors.Denoiser, obs []Observation, which []
 			o := &obs[i]
 			so := opt
 			so.Samples, so.NoiseVar, so.Scale, so.Seed = 1, o.NoiseVar, o.Scale, obsSeed(opt.Seed, i)
+			so.Covariance = posterior.CovJacobian // EM keeps the exact covariance (seed 000: cheaper ones hurt EM)
 			so.NoiseVarDiag, so.Progress = nil, nil
 			p, err := posterior.SamplePosterior(ctx, w.d, o.A, o.Y, so)
 			if err != nil {

@@ -113,7 +113,7 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		Dir: opt.Out, Laps: rc.Laps,
 		Gaussian: GaussianEMOptions{Rank: rc.Rank, Laps: rc.GaussianLaps, Samples: rc.GaussianSamples},
 		Network:  cfg,
-		Sampler:  posterior.SampleOptions{Method: "mmps", Steps: rc.Steps, CGIter: rc.CGIterations},
+		Sampler:  posterior.SampleOptions{Method: "mmps", Covariance: posterior.CovJacobian, Steps: rc.Steps, CGIter: rc.CGIterations},
 		Train: priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
 			WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales},
 		Guard:       GuardOptions{Disabled: rc.GuardRetries == 0, Retries: rc.GuardRetries, LRFactor: rc.GuardLRFactor},

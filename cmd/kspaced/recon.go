@@ -17,6 +17,7 @@ import (
 func newReconCmd() *cobra.Command {
 	var (
 		cfgPath, method, out, prior string
+		covariance                  string
 		deviceName                  string
 		npy, dicom, previews        bool
 		steps, cg, samples          int
@@ -41,6 +42,9 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			}
 			if changed(cmd, "steps") {
 				cfg.Recon.Sampler.Steps = steps
+			}
+			if changed(cmd, "covariance") {
+				cfg.Recon.Sampler.Covariance = covariance
 			}
 			if changed(cmd, "cg") {
 				cfg.Recon.Sampler.CGIterations = cg
@@ -103,7 +107,8 @@ searched recursively; DICOM files in it name the study the output joins.`,
 	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
 	f.StringVar(&deviceName, "device", d.Device, "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
 	f.IntVar(&steps, "steps", d.Sampler.Steps, "sampler steps (mmps, dps)")
-	f.IntVar(&cg, "cg", d.Sampler.CGIterations, "conjugate-gradient iterations per step (mmps)")
+	f.IntVar(&cg, "cg", d.Sampler.CGIterations, "conjugate-gradient iterations per step (mmps, jacobian covariance)")
+	f.StringVar(&covariance, "covariance", d.Sampler.Covariance, "jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance)")
 	f.IntVar(&samples, "samples", d.Sampler.Samples, "posterior samples (mmps, dps)")
 	return cmd
 }

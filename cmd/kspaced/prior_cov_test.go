@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/priors"
+)
+
+func runFitCovariance(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newFitCovarianceCmd()
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+// fit-covariance refuses what it cannot use, and on a small U-Net prior
+// and a folder of .npy images writes the prior with a head that loads.
+func TestFitCovarianceCommand(t *testing.T) {
+	dir := t.TempDir()
+	gauss := filepath.Join(dir, "gauss.safetensors")
+	g, err := priors.NewGaussian(make([]float32, 2*16*16), make([]float32, 2*16*16), nil, 2, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := priors.SaveGaussian(gauss, g, priors.GaussianMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := priors.Network("tiny", 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := priors.NewUNet(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prior := filepath.Join(dir, "unet.safetensors")
+	if err := u.Save(prior, priors.CheckpointMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, name := range []string{"a.npy", "b.npy", "c_truth.npy"} {
+		img := make([]complex64, 16*16)
+		for i := range img {
+			img[i] = complex(float32(rng.NormFloat64()), float32(rng.NormFloat64()))
+		}
+		if err := kspaceio.WriteNPYComplex64(filepath.Join(data, name), []int{16, 16}, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "with-head.safetensors")
+	for name, args := range map[string][]string{
+		"no prior":       {"--data", data, "--out", out},
+		"gaussian prior": {"--prior", gauss, "--data", data, "--out", out},
+		"bad network":    {"--prior", prior, "--data", data, "--out", out, "--network", "huge"},
+	} {
+		if _, err := runFitCovariance(t, args...); err == nil || !isUsage(err) {
+			t.Errorf("%s: error %v is not a usage error", name, err)
+		}
+	}
+	msg, err := runFitCovariance(t, "--prior", prior, "--data", data, "--out", out, "--steps", "3", "--batch", "2", "--crop", "8", "--network", "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "step 3 of 3") {
+		t.Errorf("output %q", msg)
+	}
+	_, info, err := priors.LoadPrior(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := info.Covariance; c == nil || c.Network != "tiny" || c.Provenance.Images != 2 || c.Provenance.Steps != 3 {
+		t.Errorf("head metadata %+v (want tiny, 2 images without the truth, 3 steps)", info.Covariance)
+	}
+}

@@ -1,0 +1,127 @@
+package posterior
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kspaced/kspaced/mri"
+	"github.com/kspaced/kspaced/priors"
+)
+
+// With a diagonal Gaussian prior the posterior covariance of x given x_t is
+// diagonal, so MMPS with the prior's exact diagonal (and converged CG) is
+// the exact posterior mean E[x | x_t, y] (dense float64 reference); with a
+// low-rank part the diagonal is only an approximation, and the same check
+// must fail there.
+func TestDiagonalMMPSIsExactForDiagonalGaussian(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 20))
+	const h, w = 4, 5
+	coilOp := smpNewSENSE(rng, 3, h, w, smpRandomMask(rng, h, w, 0.3))
+	maskF := make([]float32, h*w)
+	for i, m := range coilOp.mask {
+		if m {
+			maskF[i] = 1
+		}
+	}
+	sense := mri.NewSENSE(coilOp.maps, 3, h, w, maskF)
+	for _, tc := range []struct {
+		name  string
+		A     mri.Operator
+		rank  int
+		exact bool
+	}{
+		{"dense", smpNewDense(rng, 12, h*w, 0.4), 0, true},
+		{"mri.SENSE", sense, 0, true},
+		{"dense, low-rank prior", smpNewDense(rng, 12, h*w, 0.4), 3, false},
+	} {
+		g := smpPrior(t, rng, h, w, tc.rank, 1)
+		m := tc.A.OutLen()
+		opt := SampleOptions{Steps: 2, Covariance: CovDiagonal, DiagCGIter: 8 * m, CGTol: 1e-7, Samples: 3, NoiseVar: 0.02}
+		noise := make([]float64, 2*m)
+		for k := range noise {
+			noise[k] = opt.NoiseVar / 2
+		}
+		_, y := smpMeasure(t, rng, g, tc.A, 0.02)
+		ar := smpProbe(tc.A)
+		s, err := newSampler(g, tc.A, y, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for _, sigma := range []float64{1e-3, 0.05, 0.5, 3, 100} {
+			for j := range s.sig {
+				s.sig[j] = float32(sigma)
+			}
+			for k := range s.x {
+				s.x[k] = float32(g.Mean()[k%s.n] + (sigma+0.3)*rng.NormFloat64())
+			}
+			if err := s.mmpsEstimate(sigma); err != nil {
+				t.Fatal(err)
+			}
+			for j := range s.nb {
+				xt := make([]float64, s.n)
+				for k := range xt {
+					xt[k] = float64(s.x[j*s.n+k])
+				}
+				want, _ := smpGaussPost(t, g, ar, noise, smpRealVec(y), sigma, xt)
+				worst = max(worst, smpRelErr(s.e[j*s.n:(j+1)*s.n], want.RawVector().Data))
+			}
+		}
+		if tc.exact && worst > 2e-4 {
+			t.Errorf("%s: relative error up to %.2e against the dense posterior mean", tc.name, worst)
+		}
+		if !tc.exact && worst < 1e-2 {
+			t.Errorf("%s: relative error only %.2e: the diagonal approximation should show", tc.name, worst)
+		}
+	}
+}
+
+// The diagonal covariance makes no VJP and one denoiser call per step for
+// the whole batch; a prior without a diagonal is refused up front.
+func TestDiagonalMMPSCostAndRefusal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 21))
+	const h, w = 4, 4
+	g := smpPrior(t, rng, h, w, 2, 1)
+	A := smpNewDense(rng, 8, h*w, 0.4)
+	_, y := smpMeasure(t, rng, g, A, 0.01)
+	c := &smpCountingDiag{smpCounting: smpCounting{Denoiser: g}, g: g}
+	p, err := SamplePosterior(context.Background(), c, A, y, SampleOptions{Steps: 7, Covariance: CovDiagonal, Samples: 5, NoiseVar: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CGIterations < 1 || p.CGIterations > DefaultDiagCGIter {
+		t.Errorf("diagonal covariance: %.1f CG iterations per step reported, want 1 to the default cap %d", p.CGIterations, DefaultDiagCGIter)
+	}
+	if q, err := SamplePosterior(context.Background(), g, A, y, SampleOptions{Steps: 4, CGIter: 3, Samples: 2, NoiseVar: 0.01}); err != nil || q.CGIterations != 3 {
+		t.Errorf("jacobian CG 3: %v CG iterations per step reported (%v), want 3", q.CGIterations, err)
+	}
+	if c.diags != 7 || c.evals != 0 || c.vjps != 0 || p.VJPs != 0 || p.DenoiserEvals != 7 {
+		t.Errorf("%d diagonal calls, %d other evaluations, %d VJPs (reported %d evaluations, %d VJPs); want 7, 0, 0", c.diags, c.evals, c.vjps, p.DenoiserEvals, p.VJPs)
+	}
+	for _, b := range c.batch {
+		if b != 5 {
+			t.Fatalf("denoiser called with a batch of %d, want 5", b)
+		}
+	}
+	_, err = SamplePosterior(context.Background(), &smpCounting{Denoiser: g}, A, y, SampleOptions{Steps: 3, Covariance: CovDiagonal, NoiseVar: 0.01})
+	if !errors.Is(err, priors.ErrNoCovariance) {
+		t.Errorf("a denoiser without a diagonal: %v, want ErrNoCovariance", err)
+	}
+	if _, err := SamplePosterior(context.Background(), g, A, y, SampleOptions{Steps: 3, Covariance: "full", NoiseVar: 0.01}); err == nil {
+		t.Error("unknown covariance accepted")
+	}
+}
+
+type smpCountingDiag struct {
+	smpCounting
+	g     *priors.Gaussian
+	diags int
+}
+
+func (c *smpCountingDiag) DenoiseDiag(dst, diag, xt, sigma []float32) error {
+	c.diags++
+	c.batch = append(c.batch, len(sigma))
+	return c.g.DenoiseDiag(dst, diag, xt, sigma)
+}
