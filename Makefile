@@ -29,15 +29,12 @@ prior:
 	@scripts/deps.sh demo
 	RUN=train/default-prior scripts/train-prior.sh out/prior
 
-# Embed lap LAP of the default-prior run (a network lap: the built-in prior
-# must serve any matrix) as the built-in prior, with the run's lap records.
+# Embed network lap LAP of the default-prior run as the built-in prior, with
+# a diagonal covariance head fitted to it and its QC calibration
+# (scripts/ship-prior.sh; resumable).
 ship-prior:
 	@test -n "$(LAP)" || { echo "usage: make ship-prior LAP=NN (a network lap of train/default-prior)" >&2; exit 2; }
-	$(GO) run ./cmd/kspaced prior show train/default-prior/lap-$(LAP).safetensors | grep -q '^kind: *unet' || { echo "ship-prior: lap $(LAP) is not a network prior" >&2; exit 1; }
-	cp train/default-prior/lap-$(LAP).safetensors priors/builtin/default.safetensors
-	cp train/default-prior/laps.json priors/builtin/laps.json
-	cp train/default-prior/lap-$(LAP).safetensors.qc.json priors/builtin/default.safetensors.qc.json  # written by lab.QCEvidence (docs/bench/qc.md)
-	$(GO) test ./priors/builtin/
+	scripts/ship-prior.sh $(LAP)
 
 # gofmt, go mod tidy, and vet of both builds (the CUDA build compiles without
 # CUDA headers: internal/gpu/cuda_decls.h).

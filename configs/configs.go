@@ -54,16 +54,27 @@ type CoilMaps struct {
 	Crop      float64 `yaml:"crop"`
 }
 
-// Covariances are the values of recon.sampler.covariance (posterior's
-// CovJacobian and CovDiagonal).
-var Covariances = []string{"jacobian", "diagonal"}
+// Covariances are the values of recon.sampler.covariance: posterior's
+// CovJacobian and CovDiagonal, or auto (the diagonal one when the prior is a
+// network with a covariance head, else the Jacobian one).
+var Covariances = []string{"auto", "jacobian", "diagonal"}
+
+// Default sampler steps when recon.sampler.steps is 0: the diagonal
+// covariance holds its quality at 32 steps where the Jacobian one needs 64
+// (docs/bench/sampling.md).
+const (
+	DefaultSteps         = 64
+	DefaultDiagonalSteps = 32
+)
 
 // Sampler configures diffusion posterior sampling (mmps, dps).
 type Sampler struct {
 	Prior        string `yaml:"prior"`
 	Steps        int    `yaml:"steps"`
 	CGIterations int    `yaml:"cg_iterations"`
-	// Covariance is MMPS's covariance: jacobian or diagonal (Covariances).
+	// Steps is the sampler's number of steps; 0: DefaultDiagonalSteps with
+	// the diagonal covariance, DefaultSteps otherwise.
+	// Covariance is MMPS's covariance: auto, jacobian or diagonal (Covariances).
 	Covariance string  `yaml:"covariance"`
 	Samples    int     `yaml:"samples"`
 	Zeta       float64 `yaml:"zeta"`

@@ -18,6 +18,16 @@ func TestDefaultsValid(t *testing.T) {
 	}
 }
 
+// The sampling methods need no prior path: empty means the built-in prior.
+func TestSamplingWithoutPriorPath(t *testing.T) {
+	for _, m := range []string{"mmps", "dps"} {
+		c, err := Parse([]byte("recon:\n  method: "+m+"\n"), "test.yaml")
+		if err != nil || c.Recon.Sampler.Prior != "" {
+			t.Errorf("%s without a prior: %v (prior %q)", m, err, c.Recon.Sampler.Prior)
+		}
+	}
+}
+
 func TestExampleProfiles(t *testing.T) {
 	files, _ := filepath.Glob("*.yaml")
 	if len(files) < 3 {
@@ -58,7 +68,8 @@ func TestValidationMessages(t *testing.T) {
 	cases := map[string]string{
 		"recon:\n  method: magic\n":                  "recon.method",
 		"recon:\n  iterations: 0\n":                  "recon.iterations",
-		"recon:\n  method: mmps\n":                   "recon.sampler.prior",
+		"recon:\n  sampler:\n    covariance: full\n": "recon.sampler.covariance",
+		"recon:\n  sampler:\n    steps: -1\n":        "recon.sampler.steps",
 		"recon:\n  sampler:\n    cg_iterations: 0\n": "recon.sampler.cg_iterations",
 		"recon:\n  coil_maps:\n    kernel: 30\n":     "recon.coil_maps.kernel",
 		"simulate:\n  rows: 100000\n":                "simulate.rows",

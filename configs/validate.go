@@ -32,7 +32,7 @@ func (c *Config) Validate() error {
 	v.check(m.Threshold > 0 && m.Threshold < 1, "recon.coil_maps.threshold = %g, want in (0, 1)", m.Threshold)
 	v.rangeF("recon.coil_maps.crop", m.Crop, 0, 1)
 	s := r.Sampler
-	v.rangeI("recon.sampler.steps", s.Steps, 1, 10000)
+	v.rangeI("recon.sampler.steps", s.Steps, 0, 10000)
 	v.rangeI("recon.sampler.cg_iterations", s.CGIterations, 1, 100)
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
 	v.oneOf("recon.sampler.covariance", s.Covariance, Covariances...)

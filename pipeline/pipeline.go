@@ -144,4 +144,7 @@ type Progress func(done, total int)
 type Cost struct {
 	DenoiserEvalsPerSample int `json:"denoiser_evaluations_per_sample"`
 	VJPsPerSample          int `json:"vjps_per_sample"`
+	// Covariance is MMPS's covariance as used (recon.sampler.covariance
+	// auto resolved for the prior).
+	Covariance string `json:"covariance,omitempty"`
 }

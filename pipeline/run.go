@@ -117,7 +117,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		rep.Slices++
 		rep.Residual = append(rep.Residual, r.Residual)
 		if pr != nil {
-			rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs}
+			rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs, Covariance: r.Covariance}
 		}
 		for _, w := range r.Warnings {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", name, i, w))

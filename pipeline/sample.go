@@ -90,8 +90,9 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 		op = dop
 	}
 	sp := rc.Sampler
+	cov, steps := samplerSettings(pr.d, rc)
 	post, err := posterior.SamplePosterior(ctx, d, op, s.KSpace, posterior.SampleOptions{
-		Method: rc.Method, Covariance: sp.Covariance, Steps: sp.Steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Method: rc.Method, Covariance: cov, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
 	})
 	if derr := pr.dev.Err(); derr != nil {
@@ -102,5 +103,29 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	}
 	res.Image, res.Std, res.Residual = post.Mean, post.MagStd, post.Residual
 	res.DenoiserEvals, res.VJPs = post.DenoiserEvals, post.VJPs
+	if rc.Method == "mmps" {
+		res.Covariance = cov
+	}
 	return nil
+}
+
+// samplerSettings resolves recon.sampler's automatic choices for prior d:
+// covariance auto is the diagonal one for a network that carries a
+// covariance head (a Gaussian's exact Jacobian is cheap and exact), else the
+// Jacobian one; steps 0 depend on the covariance.
+func samplerSettings(d priors.Denoiser, rc *configs.Recon) (covariance string, steps int) {
+	covariance, steps = rc.Sampler.Covariance, rc.Sampler.Steps
+	if covariance == "auto" {
+		covariance = posterior.CovJacobian
+		if u, ok := d.(*priors.UNet); ok && u.Covariance() != nil {
+			covariance = posterior.CovDiagonal
+		}
+	}
+	if steps == 0 {
+		steps = configs.DefaultSteps
+		if covariance == posterior.CovDiagonal && rc.Method == "mmps" {
+			steps = configs.DefaultDiagonalSteps
+		}
+	}
+	return covariance, steps
 }

@@ -20,6 +20,7 @@ type sliceResult struct {
 	Iterations int
 	// Denoiser evaluations and VJPs per posterior sample (sampling methods).
 	DenoiserEvals, VJPs int
+	Covariance          string  // MMPS's covariance as resolved (samplerSettings)
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
 	Warnings            []string
 	QC                  *qc.Result // nil when it could not be measured

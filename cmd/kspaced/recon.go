@@ -106,9 +106,9 @@ searched recursively; DICOM files in it name the study the output joins.`,
 	f.BoolVar(&previews, "previews", true, "write PNG previews")
 	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
 	f.StringVar(&deviceName, "device", d.Device, "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
-	f.IntVar(&steps, "steps", d.Sampler.Steps, "sampler steps (mmps, dps)")
+	f.IntVar(&steps, "steps", d.Sampler.Steps, "sampler steps (mmps, dps); 0: 32 with the diagonal covariance, 64 otherwise")
 	f.IntVar(&cg, "cg", d.Sampler.CGIterations, "conjugate-gradient iterations per step (mmps, jacobian covariance)")
-	f.StringVar(&covariance, "covariance", d.Sampler.Covariance, "jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance)")
+	f.StringVar(&covariance, "covariance", d.Sampler.Covariance, "auto | jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance; auto uses it when the prior has one)")
 	f.IntVar(&samples, "samples", d.Sampler.Samples, "posterior samples (mmps, dps)")
 	return cmd
 }

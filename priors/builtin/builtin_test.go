@@ -1,12 +1,11 @@
 package builtin
 
 import (
-	"bytes"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,8 +64,9 @@ func rms(a, b []float32) float64 {
 	return math.Sqrt(s / float64(len(a)))
 }
 
-// SHA256 agrees with coreutils, and the embedded files are the ones of the
-// EM run they came from (`make ship-prior` copies them from train/).
+// SHA256 agrees with coreutils, the embedded network is the lap of the EM
+// run it names (train/default-prior; `make ship-prior` adds a covariance
+// head to it), and the QC calibration is that lap's.
 func TestBuiltinProvenance(t *testing.T) {
 	out, err := exec.Command("sha256sum", "default.safetensors").Output()
 	if err != nil {
@@ -75,18 +75,41 @@ func TestBuiltinProvenance(t *testing.T) {
 	if got := strings.Fields(string(out))[0]; got != SHA256() {
 		t.Errorf("SHA256 %s, sha256sum %s", SHA256(), got)
 	}
-	_, info, err := Load()
+	d, info, err := Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	u, ok := d.(*priors.UNet)
+	if !ok || u.Covariance() == nil {
+		t.Fatalf("the built-in prior (%T) has no covariance head: MMPS's auto covariance would fall back to VJPs", d)
+	}
 	lap := info.Provenance.EMLap
 	src := filepath.Join("..", "..", "train", "default-prior", fmt.Sprintf("lap-%02d.safetensors", lap))
-	raw, err := os.ReadFile(src)
+	ref, _, err := priors.LoadPrior(src)
 	if err != nil {
-		t.Fatalf("the built-in prior says EM lap %d, but %s is missing: %v", lap, src, err)
+		t.Fatalf("the built-in prior says EM lap %d: %v", lap, err)
 	}
-	if !bytes.Equal(raw, Checkpoint()) {
-		t.Errorf("the built-in prior differs from %s, the lap it names", src)
+	x := make([]float32, 2*64*64)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	a, b := make([]float32, len(x)), make([]float32, len(x))
+	da, err := priors.ForSize(d, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := priors.ForSize(ref, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := da.Denoise(a, x, []float32{0.3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Denoise(b, x, []float32{0.3}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Errorf("the built-in network denoises differently from %s, the lap it names", src)
 	}
 	cal, err := qc.ParseCalibration(QCCalibration())
 	if err != nil {
