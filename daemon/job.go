@@ -241,6 +241,23 @@ func parseOptions(base *configs.Config, raw []byte, name string) (*configs.Confi
 
 var errPanic = errors.New("internal error")
 
+// progressLog records a job's progress for /status and logs it at every
+// tenth of the work, so a long job (minutes of posterior sampling) shows it
+// is moving.
+func (d *Daemon) progressLog(id string, rec *record) pipeline.Progress {
+	last := 0
+	return func(done, total int) {
+		rec.progress(done, total)
+		if total <= 1 {
+			return
+		}
+		if tenth := 10 * done / total; tenth > last && done < total {
+			last = tenth
+			d.log.Info("job progress", "job", id, "percent", 10*tenth, "done", done, "total", total)
+		}
+	}
+}
+
 // attempt runs the processor once into a fresh private folder and publishes
 // it with report.json as outbox/<job> in one rename.
 func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, inputs []string, st *jobState, warnings []string, rec *record) (rep *pipeline.Report, timedOut bool, err error) {
@@ -255,7 +272,7 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 	defer cancel()
 	started := time.Now()
 	job := pipeline.Job{ID: c.id, Inputs: inputs, Config: cfg}
-	rep, err = d.call(ctx, job, tmp, rec.progress)
+	rep, err = d.call(ctx, job, tmp, d.progressLog(c.id, rec))
 	if err != nil {
 		return nil, ctx.Err() != nil && hard.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded), err
 	}

@@ -164,7 +164,7 @@ func TestStatusPage(t *testing.T) {
 	for _, want := range []string{
 		"Taking jobs.", "Waiting: 2 in the queue", "queued<b>.npy", "ready, waiting for a worker",
 		"arriving.cfl", "still arriving (not complete yet)",
-		"In progress: 2", "slow_a", "2 of 5 slices done", "so far",
+		"In progress: 2", "slow_a", "40% done", "so far",
 		"knee_8x", "3 slices", "knee_8x, slice 2 of 3. Left to right: zero-filled, reconstruction, uncertainty",
 		"main: delivered, 2 of 2 images", "backup: NOT delivered after 9 attempts. The results of job knee_8x were NOT delivered to backup. Check that backup is reachable.",
 		"web: pending, 2 attempts so far", "connection refused", "QC: check before reading.", "knee_8x.npy: motion suspected (slice 1)",

@@ -136,8 +136,9 @@ func ReadReport(dir string) (*Report, error) {
 	return &r, nil
 }
 
-// Progress receives (done, total) slices of the file being reconstructed; it
-// may be nil.
+// Progress receives (done, total) units of work of the file being
+// reconstructed: slices for the classical methods, sampler steps of all
+// slices for mmps and dps. It may be nil.
 type Progress func(done, total int)
 
 // Cost counts the network work of the sampling methods, per posterior sample.

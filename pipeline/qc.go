@@ -147,7 +147,7 @@ func MeasureFile(ctx context.Context, path string, cfg *configs.Config) (*QCSeri
 	rep := &Report{}
 	results := make([]*sliceResult, len(v.Slices))
 	for i := range v.Slices {
-		r, err := reconstructSlice(ctx, &v.Slices[i], &rc, nil, env, map[string]float64{})
+		r, err := reconstructSlice(ctx, &v.Slices[i], &rc, nil, env, map[string]float64{}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s slice %d: %w", filepath.Base(path), i, err)
 		}

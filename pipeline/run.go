@@ -109,7 +109,11 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, env, rep.Seconds)
+		var steps func(step, total int) // sampling reports its steps: minutes per slice on a CPU
+		if progress != nil && pr != nil {
+			steps = func(step, total int) { progress(i*total+step, len(v.Slices)*total) }
+		}
+		r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, env, rep.Seconds, steps)
 		if err != nil {
 			return nil, fmt.Errorf("%s slice %d: %w", name, i, err)
 		}
@@ -122,7 +126,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		for _, w := range r.Warnings {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", name, i, w))
 		}
-		if progress != nil {
+		if progress != nil && pr == nil {
 			progress(i+1, len(v.Slices))
 		}
 	}

@@ -67,7 +67,7 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 
 // samplePosterior draws rc.Sampler.Samples posterior samples of a prepared
 // slice and fills res with their mean, magnitude std and residual.
-func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult) error {
+func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult, progress func(step, total int)) error {
 	s := p.Scan
 	if !(p.NoiseVar > 0) {
 		return fmt.Errorf("%w: the noise level of this slice is unknown (no noise scan, and none could be estimated from the data); %s needs it for the likelihood and will not assume 0", ErrBadInput, rc.Method)
@@ -93,7 +93,7 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	cov, steps := samplerSettings(pr.d, rc)
 	post, err := posterior.SamplePosterior(ctx, d, op, s.KSpace, posterior.SampleOptions{
 		Method: rc.Method, Covariance: cov, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
-		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale,
+		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale, Progress: progress,
 	})
 	if derr := pr.dev.Err(); derr != nil {
 		return fmt.Errorf("device: %w", derr)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,12 +67,20 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(context.Background(), Job{ID: "p", Inputs: []string{in}, Config: cfg}, out, nil)
+	var ticks [][2]int
+	rep, err := Run(context.Background(), Job{ID: "p", Inputs: []string{in}, Config: cfg}, out, func(done, total int) {
+		ticks = append(ticks, [2]int{done, total})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Prior != ckpt || rep.Cost == nil || rep.Cost.DenoiserEvalsPerSample != 4 || rep.Cost.VJPsPerSample < 4 {
+	if rep.Prior != ckpt || rep.Cost == nil || rep.Cost.DenoiserEvalsPerSample != 4 || rep.Cost.VJPsPerSample < 4 ||
+		rep.Cost.Covariance != "jacobian" { // auto: this prior has no covariance head
 		t.Fatalf("report prior %q cost %+v", rep.Prior, rep.Cost)
+	}
+	// Progress counts the sampler's steps: 1, 2, 3, 4 of 4 for one slice.
+	if want := [][2]int{{1, 4}, {2, 4}, {3, 4}, {4, 4}}; !slices.Equal(ticks, want) {
+		t.Errorf("progress %v, want %v", ticks, want)
 	}
 	mean, err := kspaceio.ReadNPY(filepath.Join(out, "phantom.npy"))
 	if err != nil {

@@ -28,7 +28,7 @@ type sliceResult struct {
 
 // reconstructSlice prepares s (whitening it in place) and reconstructs it
 // with rc.Method.
-func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64) (*sliceResult, error) {
+func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64, steps func(step, total int)) (*sliceResult, error) {
 	stop := timer(timings, "prepare")
 	p, err := Prepare(ctx, s, rc.CoilMaps)
 	stop()
@@ -38,7 +38,7 @@ func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *p
 	res := &sliceResult{ZeroFilled: p.ZeroFilled, NoiseVar: p.NoiseVar, Warnings: p.Warnings}
 	if pr != nil {
 		stop := timer(timings, "sampling")
-		err := samplePosterior(ctx, p, pr, rc, res)
+		err := samplePosterior(ctx, p, pr, rc, res, steps)
 		stop()
 		if err != nil {
 			return nil, err

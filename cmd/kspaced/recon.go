@@ -83,7 +83,7 @@ searched recursively; DICOM files in it name the study the output joins.`,
 				return err
 			}
 			rep, err := pipeline.Run(cmd.Context(), pipeline.Job{ID: filepath.Base(args[0]), Inputs: args, Config: cfg, Device: dev},
-				out, stderrProgress("reconstructing slices"))
+				out, stderrProgress("reconstructing"))
 			if err != nil {
 				return err
 			}
