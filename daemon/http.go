@@ -28,6 +28,7 @@ type metrics struct {
 	overflows prometheus.Counter
 	rescans   prometheus.Counter
 	reloads   *prometheus.CounterVec
+	readers   *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -57,14 +58,22 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Periodic full rescans of the spool."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_config_reloads_total",
 			Help: "Configuration reloads by result (ok, failed)."}, []string{"result"}),
+		readers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_reader_children_total",
+			Help: "Reader child processes (one per untrusted file read) by how they ended."}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.jobs, m.retries, m.queue, m.pending, m.inflight, m.duration, m.latency,
-		m.paused, m.free, m.overflows, m.rescans, m.reloads,
+		m.paused, m.free, m.overflows, m.rescans, m.reloads, m.readers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeDone, OutcomeBadInput, OutcomeTimeout, OutcomeError, OutcomeInterrupted} {
 		m.jobs.WithLabelValues(o)
 	}
 	return m
+}
+
+// CountReaderChild counts one reader child process that ended with outcome
+// (the processor's reader reports it; internal/isolate names the outcomes).
+func (d *Daemon) CountReaderChild(outcome string) {
+	d.m.readers.WithLabelValues(outcome).Inc()
 }
 
 // record is one job as /status shows it.

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// faultEnv names a simulated parser failure for tests: "KIND" or
-// "KIND:NAME" (only for reads of a file named NAME), KIND one of segv,
-// hang, spin, hog. Only test binaries and binaries built with the
+// faultEnv names simulated parser failures for tests: "KIND" or
+// "KIND:NAME" (only for reads of a file named NAME), several separated by
+// commas, KIND one of segv, hang, spin, hog. Only test binaries and binaries built with the
 // kspaced_readerfaults tag install envFault; kspaced itself ignores it.
 const faultEnv = "KSPACED_TEST_READER_FAULT"
 
@@ -21,10 +21,15 @@ var hogged [][]byte
 
 // envFault misbehaves as faultEnv asks, in the child, after its limits.
 func envFault(paths []string) {
-	kind, name, _ := strings.Cut(os.Getenv(faultEnv), ":")
-	if name != "" && (len(paths) == 0 || filepath.Base(paths[0]) != name) {
-		return
+	for _, f := range strings.Split(os.Getenv(faultEnv), ",") {
+		kind, name, _ := strings.Cut(f, ":")
+		if name == "" || (len(paths) > 0 && filepath.Base(paths[0]) == name) {
+			fault(kind)
+		}
 	}
+}
+
+func fault(kind string) {
 	switch kind {
 	case "segv":
 		// A fault, as in C code: through a nil pointer, past Go's checks.

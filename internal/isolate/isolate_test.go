@@ -90,15 +90,16 @@ func TestFaultsStayInTheChild(t *testing.T) {
 	dir := t.TempDir()
 	p, want := writeScan(t, dir)
 	cases := []struct {
-		fault  string
-		limits Limits
-		want   string
+		fault   string
+		limits  Limits
+		want    string
+		outcome string
 	}{
-		{"segv", Limits{}, "the reader crashed"},
-		{"hang", Limits{Wall: 2 * time.Second}, "took longer than 2s"},
-		{"spin", Limits{CPU: time.Second, Wall: 20 * time.Second}, "more than 1s of CPU time"},
-		{"hog", Limits{Memory: 512 << 20}, "more memory than the 512 MiB"},
-		{"", Limits{}, ""},
+		{"segv", Limits{}, "the reader crashed", OutcomeCrash},
+		{"hang", Limits{Wall: 2 * time.Second}, "took longer than 2s", OutcomeTimeout},
+		{"spin", Limits{CPU: time.Second, Wall: 20 * time.Second}, "more than 1s of CPU time", OutcomeCPU},
+		{"hog", Limits{Memory: 512 << 20}, "more memory than the 512 MiB", OutcomeMemory},
+		{"", Limits{}, "", OutcomeOK},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(cases))
@@ -115,6 +116,9 @@ func TestFaultsStayInTheChild(t *testing.T) {
 	}
 	wg.Wait()
 	for i, c := range cases {
+		if use[i].Outcome != c.outcome {
+			t.Errorf("%q: outcome %q, want %q", c.fault, use[i].Outcome, c.outcome)
+		}
 		if c.want == "" {
 			if errs[i] != nil || !reflect.DeepEqual(vols[i], want) {
 				t.Errorf("good read beside the bad ones: %v", errs[i])
@@ -147,9 +151,27 @@ func TestCancelStopsChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := (&Reader{Env: []string{faultEnv + "=hang"}}).KSpace(ctx, p)
+	var u Usage
+	_, err := (&Reader{Env: []string{faultEnv + "=hang"}, Observe: func(x Usage) { u = x }}).KSpace(ctx, p)
 	if err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	if u.Outcome != OutcomeCanceled {
+		t.Errorf("outcome %q, want %q", u.Outcome, OutcomeCanceled)
+	}
+}
+
+// TestReadErrorOutcome: a file the reader refuses on its own is a read
+// error, not a crash, in the error and in the outcome.
+func TestReadErrorOutcome(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "junk.npy")
+	if err := os.WriteFile(p, []byte("\x93NUMPY\x01\x00junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var u Usage
+	_, err := (&Reader{Observe: func(x Usage) { u = x }}).KSpace(context.Background(), p)
+	if err == nil || errors.Is(err, ErrUnsafe) || u.Outcome != OutcomeReadError {
+		t.Fatalf("err %v, outcome %q", err, u.Outcome)
 	}
 }
 
