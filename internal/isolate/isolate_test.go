@@ -350,3 +350,68 @@ func TestChildDiesWithParent(t *testing.T) {
 		t.Fatalf("reader children %v outlived their parent", pids)
 	}
 }
+
+// phiScript writes, from pydicom's MR_small.dcm, copies whose patient
+// attributes are distinctive markers: plain, with the markers also where a
+// code string or UIDs belong, and a same-UID pair.
+const phiScript = `
+import sys, pydicom
+src, out = sys.argv[1], sys.argv[2]
+def base():
+    d = pydicom.dcmread(src)
+    d.PatientName = 'Qzvbex^Wyrmhold'; d.PatientID = 'PIDQ7730215XK'; d.PatientBirthDate = '19230417'
+    d.ReferringPhysicianName = 'Drq^Fennimore'; d.AccessionNumber = 'ACCQ88213'; d.OtherPatientIDs = 'OPIDZZ5519'
+    return d
+base().save_as(out + '/plain.dcm')
+d = base(); d.PhotometricInterpretation = 'Qzvbex^Wyrmhold'; d.save_as(out + '/photometric.dcm')
+d = base(); d.SOPInstanceUID = 'PIDQ7730215XK'; d.save_as(out + '/sop1.dcm'); d.save_as(out + '/sop2.dcm')
+d = base(); d.StudyInstanceUID = 'Qzvbex^Wyrmhold'; d.SeriesInstanceUID = 'OPIDZZ5519'; d.save_as(out + '/uids.dcm')
+print('ok')
+`
+
+// TestStudyErrorsCarryNoPatientData reads, through the child, DICOM files
+// with patient data where it belongs and where it does not, a copy whose
+// transfer syntax UID is replaced by a patient ID, and truncated copies:
+// neither the per-file errors nor the error quote the patient data.
+func TestStudyErrorsCarryNoPatientData(t *testing.T) {
+	src := testutil.File(t, "/usr/lib/python3/dist-packages/pydicom/data/test_files/MR_small.dcm")
+	py := testutil.PythonWith(t, "pydicom")
+	dir := t.TempDir()
+	if out, err := exec.Command(py, "-c", phiScript, src, dir).CombinedOutput(); err != nil {
+		t.Fatalf("pydicom: %v\n%s", err, out)
+	}
+	plain, err := os.ReadFile(filepath.Join(dir, "plain.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const le = "1.2.840.10008.1.2.1\x00"
+	if !bytes.Contains(plain, []byte(le)) {
+		t.Fatal("no Explicit VR Little Endian UID to replace")
+	}
+	os.WriteFile(filepath.Join(dir, "syntax.dcm"), bytes.Replace(plain, []byte(le), []byte("PIDQ7730215XK\x00\x00\x00\x00\x00\x00\x00"), 1), 0o644)
+	name := bytes.Index(plain, []byte("Qzvbex"))
+	for i, cut := range []int{200, 400, name - 2, name + 3, name + 9, len(plain) / 2, len(plain) - 7} {
+		os.WriteFile(filepath.Join(dir, "cut"+strconv.Itoa(i)+".dcm"), plain[:cut], 0o644)
+	}
+	studies, fe, err := (&Reader{}).Study(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	markers := []string{"Qzvbex", "Wyrmhold", "PIDQ7730", "19230417", "Fennimore", "OPIDZZ", "ACCQ88"}
+	for _, e := range fe {
+		for _, m := range markers {
+			if strings.Contains(e.Err.Error(), m) {
+				t.Errorf("%s: error quotes %q: %v", filepath.Base(e.Path), m, e.Err)
+			}
+		}
+	}
+	// plain, sop1 and uids read; photometric, sop2, syntax and at least the
+	// cuts inside the header fail.
+	if len(studies) == 0 || len(fe) < 6 {
+		t.Fatalf("%d studies, %d file errors: the hostile files were not hostile", len(studies), len(fe))
+	}
+	if studies[0].Study.Patient.Name != "Qzvbex^Wyrmhold" {
+		t.Errorf("patient name %q: the data must still be read", studies[0].Study.Patient.Name)
+	}
+	t.Logf("%d studies, %d file errors", len(studies), len(fe))
+}
