@@ -78,7 +78,9 @@ func TestServeReaderCrashFailsOnlyItsJob(t *testing.T) {
 
 // TestServeReaderLimitsAndMetrics: daemon.reader's keys reach the reader
 // children (a hanging child is stopped after wall_seconds: 2, not the
-// default 180 s) and /metrics counts how each child ended.
+// default 180 s), a Go runtime fatal error in a child (stack overflow, exit
+// status 2) fails its job with that reason, and /metrics counts how each
+// child ended.
 func TestServeReaderLimitsAndMetrics(t *testing.T) {
 	makeFixtures(t)
 	bin := faultsBinary(t)
@@ -88,7 +90,7 @@ func TestServeReaderLimitsAndMetrics(t *testing.T) {
 	if err := os.WriteFile(cfg, append(mustRead(t, cfg), "  reader:\n    wall_seconds: 2\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServerWith(t, bin, []string{"KSPACED_TEST_READER_FAULT=segv:crash.h5,hang:slow.h5"},
+	srv := startServerWith(t, bin, []string{"KSPACED_TEST_READER_FAULT=segv:crash.h5,hang:slow.h5,stack:fatal.h5"},
 		"--config", cfg, "--spool", spool, "--http", "127.0.0.1:0", "--workers", "2")
 	m := regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`).FindStringSubmatch(srv.logs.String())
 	if m == nil {
@@ -107,11 +109,11 @@ func TestServeReaderLimitsAndMetrics(t *testing.T) {
 		t.Errorf("outcomes not declared at zero:\n%s", metrics())
 	}
 	start := time.Now()
-	for _, n := range []string{"crash.h5", "slow.h5", "good.h5"} {
+	for _, n := range []string{"crash.h5", "slow.h5", "fatal.h5", "good.h5"} {
 		put(t, spool, n, fixtures.h5)
 	}
-	waitUntil(t, 60*time.Second, "three jobs filed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 3
+	waitUntil(t, 60*time.Second, "four jobs filed", func() bool {
+		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 4
 	})
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("jobs took %s: the wall limit of 2 s did not apply", d)
@@ -121,8 +123,13 @@ func TestServeReaderLimitsAndMetrics(t *testing.T) {
 	if err != nil || json.Unmarshal(raw, &f) != nil || !strings.Contains(f.Detail, "took longer than 2s") {
 		t.Errorf("slow: error.json %s (%v)", raw, err)
 	}
+	raw, err = os.ReadFile(filepath.Join(spool, daemon.FailedDir, "fatal", "error.json"))
+	if err != nil || json.Unmarshal(raw, &f) != nil || f.Outcome != daemon.OutcomeBadInput ||
+		!strings.Contains(f.Detail, "fatal error of the Go runtime (stack overflow)") {
+		t.Errorf("fatal: error.json %s (%v)", raw, err)
+	}
 	wants := []string{`kspaced_reader_children_total{outcome="crash"} 1`, `kspaced_reader_children_total{outcome="timeout"} 1`,
-		`kspaced_reader_children_total{outcome="ok"} 1`}
+		`kspaced_reader_children_total{outcome="ok"} 1`, `kspaced_reader_children_total{outcome="runtime_fatal"} 1`}
 	var body string
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		body = metrics()

@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,11 +119,15 @@ const (
 	OutcomeTimeout   = "timeout"      // it ran past its wall limit and was killed
 	OutcomeMalformed = "malformed"    // its answer was too large or garbled
 	OutcomeCanceled  = "canceled"     // the job was cancelled (job_timeout, shutdown)
+	// Go's own fatal errors exit with status 2 like any failed child; the
+	// crash report's first lines tell them apart.
+	OutcomeRuntimeFatal = "runtime_fatal" // a fatal error of the Go runtime (stack overflow, concurrent map writes, …)
+	OutcomePanic        = "panic"         // an unrecovered panic: a bug in the reader
 )
 
 // Outcomes lists every Usage.Outcome.
 var Outcomes = []string{OutcomeOK, OutcomeReadError, OutcomeCrash, OutcomeMemory, OutcomeCPU,
-	OutcomeTimeout, OutcomeMalformed, OutcomeCanceled}
+	OutcomeTimeout, OutcomeMalformed, OutcomeCanceled, OutcomeRuntimeFatal, OutcomePanic}
 
 // request is what the parent asks; it travels as the child's argument.
 type request struct {
@@ -335,7 +341,42 @@ func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (st
 			return OutcomeCrash, fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, s)
 		}
 	}
+	if m := fatalLine.FindStringSubmatch(text); m != nil {
+		// Named only when it is one of the runtime's fixed texts: the
+		// stderr of a child may quote the file.
+		what := ""
+		if slices.Contains(runtimeFatals, m[1]) {
+			what = " (" + m[1] + ")"
+		}
+		return OutcomeRuntimeFatal, fmt.Errorf("%w: the reader stopped on a fatal error of the Go runtime%s", ErrUnsafe, what)
+	}
+	if panicLine.MatchString(text) {
+		// The panic's value may hold file content: not shown.
+		return OutcomePanic, fmt.Errorf("%w: the reader panicked (an internal error of kspaced's reader; please report it with the file)", ErrUnsafe)
+	}
 	return OutcomeCrash, fmt.Errorf("%w: the reader crashed (exit status %d)", ErrUnsafe, ws.ExitStatus())
+}
+
+var (
+	fatalLine = regexp.MustCompile(`(?m)^fatal error: (.*)$`)
+	panicLine = regexp.MustCompile(`(?m)^panic: `)
+)
+
+// runtimeFatals are fatal errors of the Go runtime (runtime.throw and
+// fatal texts) worth naming; out-of-memory ones are classified earlier.
+var runtimeFatals = []string{
+	"stack overflow",
+	"concurrent map writes",
+	"concurrent map read and map write",
+	"concurrent map iteration and map write",
+	"all goroutines are asleep - deadlock!",
+	"sync: unlock of unlocked mutex",
+	"sync: RUnlock of unlocked RWMutex",
+	"sync: Unlock of unlocked RWMutex",
+	"morestack on g0",
+	"runtime: split stack overflow",
+	"found bad pointer in Go heap",
+	"cgo argument has Go pointer to unpinned Go pointer",
 }
 
 // childError is an ordinary read error the child reported (the file is

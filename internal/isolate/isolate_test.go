@@ -415,3 +415,26 @@ func TestStudyErrorsCarryNoPatientData(t *testing.T) {
 	}
 	t.Logf("%d studies, %d file errors", len(studies), len(fe))
 }
+
+// TestRuntimeFatalErrors: the Go runtime's own fatal errors in the child
+// (stack overflow, concurrent map writes, an allocation beyond the limit,
+// an unrecovered panic) all exit with status 2; each is told apart and
+// named, not reported as a bare exit status.
+func TestRuntimeFatalErrors(t *testing.T) {
+	p, _ := writeScan(t, t.TempDir())
+	for _, c := range []struct{ fault, want, outcome string }{
+		{"stack", "fatal error of the Go runtime (stack overflow)", OutcomeRuntimeFatal},
+		{"mapwrite", "fatal error of the Go runtime (concurrent map writes)", OutcomeRuntimeFatal},
+		{"bigalloc", "more memory than the 512 MiB", OutcomeMemory},
+		{"panic", "the reader panicked", OutcomePanic},
+	} {
+		var u Usage
+		r := &Reader{Limits: Limits{Memory: 512 << 20, Wall: 30 * time.Second}, Env: []string{faultEnv + "=" + c.fault}, Observe: func(x Usage) { u = x }}
+		_, err := r.KSpace(context.Background(), p)
+		if err == nil || !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), c.want) || u.Outcome != c.outcome {
+			t.Errorf("%s: error %v, outcome %q; want ErrUnsafe saying %q, outcome %q", c.fault, err, u.Outcome, c.want, c.outcome)
+		} else {
+			t.Logf("%s: %v", c.fault, err)
+		}
+	}
+}
