@@ -283,7 +283,7 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(out, 1<<20))
 	werr := cmd.Wait()
-	outcome, err := r.outcome(ctx, cctx, wall, reported, derr, werr, cmd.ProcessState, &tail, lim)
+	outcome, err := outcomeOf(ctx, cctx, wall, reported, derr, werr, cmd.ProcessState, &tail, lim)
 	if ps := cmd.ProcessState; ps != nil && r.Observe != nil {
 		u := Usage{Outcome: outcome, CPU: ps.UserTime() + ps.SystemTime(), Wall: time.Since(started)}
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
@@ -294,8 +294,8 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	return err
 }
 
-// outcome says how a finished child ended, and the error its read returns.
-func (r *Reader) outcome(ctx, cctx context.Context, wall time.Duration, reported bool, derr, werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (string, error) {
+// outcomeOf says how a finished child ended, and the error its read returns.
+func outcomeOf(ctx, cctx context.Context, wall time.Duration, reported bool, derr, werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (string, error) {
 	if cctx.Err() != nil && ctx.Err() == nil {
 		return OutcomeTimeout, fmt.Errorf("%w: the reader took longer than %s and was stopped", ErrUnsafe, roundDur(wall))
 	}
