@@ -146,6 +146,7 @@ func sampledRows(c genCase, rep int) []bool {
 // equal NumPy's FFT of the stored coil images, and the coil images
 // reconstructed from the interleaved repetitions must match coil_images.
 func TestISMRMRDGenerator(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cases := []genCase{
 		{matrix: 64, coils: 4, os: 2, accel: 1, reps: 1},
@@ -249,6 +250,7 @@ func TestISMRMRDGenerator(t *testing.T) {
 // np.cov of the same noise acquisition, and bounds its change from the
 // reader's earlier estimator, E[x xᴴ] (no mean removal, 1/n).
 func TestISMRMRDNoiseCovariance(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	c := genCase{matrix: 64, coils: 6, os: 2, accel: 1, reps: 1, noiseCal: true, noise: 0.05}
 	p := generate(t, dir, c)
@@ -353,6 +355,7 @@ func edits(t testing.TB, src string, modes ...string) map[string]string {
 }
 
 func TestISMRMRDVariants(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	c := genCase{matrix: 32, coils: 3, os: 2, accel: 2, calib: 8, reps: 1}
 	src := generate(t, dir, c)
@@ -447,6 +450,7 @@ func TestISMRMRDVariants(t *testing.T) {
 // TestISMRMRDBadInput: each broken file gives an error naming the file and
 // the problem, never a panic.
 func TestISMRMRDBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := generate(t, dir, genCase{matrix: 32, coils: 2, os: 2, accel: 1, reps: 1})
 	big := generate(t, dir, genCase{matrix: 256, coils: 1, os: 2, accel: 1, reps: 1})
@@ -514,6 +518,7 @@ func zeroMiddle(t testing.TB, src string) string {
 // several goroutines at once: results must equal sequential reads and every
 // error must stay with its own file (HDF5 error stacks are per thread).
 func TestConcurrentReads(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := generate(t, dir, genCase{matrix: 32, coils: 2, os: 2, accel: 2, calib: 8, reps: 1})
 	b := generate(t, dir, genCase{matrix: 48, coils: 3, os: 2, accel: 1, reps: 2, noiseCal: true, noise: 0.01})

@@ -36,6 +36,7 @@ func relErr(got, want []complex128) float64 {
 }
 
 func TestOversamplingRemovalMatchesNaiveDFT(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewSource(3))
 	for _, nm := range [][2]int{{8, 4}, {128, 64}, {30, 15}, {20, 12}, {9, 5}, {640, 320}} {
 		n, m := nm[0], nm[1]
@@ -100,6 +101,7 @@ func line(nc, ns int, f func(c, s int) complex64) []float32 {
 }
 
 func TestAssemblePlacement(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 8, 1}, ReconMatrix: [3]int{16, 8, 1}, LimitsE1: Limit{0, 5, 3, true}}
 	val := func(c, x int) complex64 { return complex(float32(100*c+x+1), float32(-c)) }
 	heads := []acqHead{
@@ -204,6 +206,7 @@ func naiveCovariance(x [][]complex128) []complex128 {
 // lengths and discards, a receiver offset and a noise dwell time twice the
 // imaging one, against the naive float64 covariance of the kept samples.
 func TestNoiseAcquisitionsCovariance(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewSource(7))
 	const nc = 3
 	m := Meta{EncodedMatrix: [3]int{16, 4, 1}, ReconMatrix: [3]int{16, 4, 1}}
@@ -261,6 +264,7 @@ func TestNoiseAcquisitionsCovariance(t *testing.T) {
 
 // TestSingleNoiseSampleRefused: one noise sample per coil has no covariance.
 func TestSingleNoiseSampleRefused(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 4, 1}, ReconMatrix: [3]int{16, 4, 1}}
 	heads := []acqHead{
 		{Samples: 1, Channels: 2, Flags: flagNoise},
@@ -274,6 +278,7 @@ func TestSingleNoiseSampleRefused(t *testing.T) {
 }
 
 func TestAssembleReversedLine(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 4, 1}, ReconMatrix: [3]int{16, 4, 1}}
 	val := func(c, x int) complex64 { return complex(float32(x+1), float32(c)) }
 	// 14 stored samples, 1 discarded at each end of the stored order; the
@@ -302,6 +307,7 @@ func TestAssembleReversedLine(t *testing.T) {
 }
 
 func TestPlanRejects(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 8, 1}, ReconMatrix: [3]int{8, 8, 1}, Trajectory: "cartesian"}
 	ok := acqHead{Samples: 16, Channels: 2, CenterSample: 8}
 	cases := map[string]struct {
@@ -338,6 +344,7 @@ func TestPlanRejects(t *testing.T) {
 }
 
 func TestPlanGroupsAndSeparateCalibration(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{8, 8, 1}, ReconMatrix: [3]int{8, 8, 1}, CalibrationMode: "separate"}
 	h := func(slice, rep, e1 uint16, flags uint64) acqHead {
 		return acqHead{Samples: 8, Channels: 1, CenterSample: 4, Slice: slice, Repetition: rep, E1: e1, Flags: flags}
