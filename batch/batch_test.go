@@ -18,6 +18,7 @@ import (
 )
 
 func TestShardsPartitionJobs(t *testing.T) {
+	t.Parallel()
 	for n := 1; n <= 7; n++ {
 		counts := make([]int, n)
 		for k := 0; k < 2000; k++ {
@@ -43,6 +44,7 @@ func TestShardsPartitionJobs(t *testing.T) {
 }
 
 func TestParseShard(t *testing.T) {
+	t.Parallel()
 	if s, err := ParseShard("2/5"); err != nil || s != (Shard{2, 5}) {
 		t.Fatalf("2/5 → %v, %v", s, err)
 	}
@@ -54,6 +56,7 @@ func TestParseShard(t *testing.T) {
 }
 
 func TestShardFromEnv(t *testing.T) {
+	t.Parallel()
 	env := func(kv ...string) func(string) string {
 		m := map[string]string{}
 		for i := 0; i < len(kv); i += 2 {
@@ -124,6 +127,7 @@ func options(in, out string, s Shard) Options {
 }
 
 func TestRunShardsIdempotentResumable(t *testing.T) {
+	t.Parallel()
 	in, out := t.TempDir(), t.TempDir()
 	rels := archive(t, in, 7)
 	jobs, err := Discover(in)
@@ -178,6 +182,7 @@ func TestRunShardsIdempotentResumable(t *testing.T) {
 }
 
 func TestRunRecordsFailureAndGoesOn(t *testing.T) {
+	t.Parallel()
 	in, out := t.TempDir(), t.TempDir()
 	rels := archive(t, in, 3)
 	// A truncated .npy: its job fails, the others are done.
@@ -234,6 +239,7 @@ func TestSameShardTwiceIsRefused(t *testing.T) {
 }
 
 func TestSlurmScript(t *testing.T) {
+	t.Parallel()
 	s := Slurm{Name: "kspaced-batch", Tasks: 4, Partition: "gpu", Time: "2:00:00", GPUsPerTask: 1,
 		LogDir: "/out/.batch/logs", Command: []string{"/usr/bin/kspaced", "batch", "--in", "/data/my archive", "--out", "/out"}}
 	got, err := s.Script()

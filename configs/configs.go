@@ -117,6 +117,16 @@ type Daemon struct {
 	// PriorDirs are the folders a job's options file may take
 	// recon.sampler.prior from; the service's own prior is always allowed.
 	PriorDirs []string `yaml:"prior_dirs"`
+	Reader    Reader   `yaml:"reader"`
+}
+
+// Reader bounds the child process that parses each untrusted file
+// (internal/isolate) for `kspaced serve` and `kspaced batch`.
+type Reader struct {
+	MemoryMB    int64 `yaml:"memory_mb"`
+	CPUSeconds  int64 `yaml:"cpu_seconds"`
+	WallSeconds int64 `yaml:"wall_seconds"`
+	MaxOutputMB int64 `yaml:"max_output_mb"`
 }
 
 // Default returns the embedded defaults.
@@ -183,7 +193,7 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 
 var sectionOf = map[string]string{
 	"Config": "top level", "Recon": "recon", "CoilMaps": "recon.coil_maps", "Sampler": "recon.sampler",
-	"Output": "output", "Simulate": "simulate", "Daemon": "daemon", "Retrain": "retrain",
+	"Output": "output", "Simulate": "simulate", "Daemon": "daemon", "Reader": "daemon.reader", "Retrain": "retrain",
 	"PACS": "pacs", "Destination": "pacs.destinations", "Listen": "pacs.listen",
 }
 

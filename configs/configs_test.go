@@ -160,3 +160,27 @@ func TestPriorDirsMustBeAbsolute(t *testing.T) {
 		t.Errorf("empty prior_dirs: %v", err)
 	}
 }
+
+// daemon.reader: every key validated, named in its error.
+func TestReaderLimits(t *testing.T) {
+	if r := Default().Daemon.Reader; r != (Reader{MemoryMB: 4096, CPUSeconds: 120, WallSeconds: 180, MaxOutputMB: 2048}) {
+		t.Errorf("default daemon.reader = %+v", r)
+	}
+	c, err := Parse([]byte("daemon:\n  reader:\n    memory_mb: 512\n    wall_seconds: 20\n"), "t.yaml")
+	if err != nil || c.Daemon.Reader != (Reader{MemoryMB: 512, CPUSeconds: 120, WallSeconds: 20, MaxOutputMB: 2048}) {
+		t.Fatalf("%+v, %v", c.Daemon.Reader, err)
+	}
+	for in, want := range map[string]string{
+		"memory_mb: 100":      "daemon.reader.memory_mb = 100",
+		"cpu_seconds: 0":      "daemon.reader.cpu_seconds = 0",
+		"wall_seconds: -1":    "daemon.reader.wall_seconds = -1",
+		"max_output_mb: 0":    "daemon.reader.max_output_mb = 0",
+		"max_output_mb: 1e99": "cannot unmarshal",
+		"memory: 512":         `unknown key "memory" in daemon.reader`,
+	} {
+		_, err := Parse([]byte("daemon:\n  reader:\n    "+in+"\n"), "t.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want mention of %q", in, err, want)
+		}
+	}
+}

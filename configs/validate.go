@@ -60,6 +60,11 @@ func (c *Config) Validate() error {
 	for _, p := range d.PriorDirs {
 		v.check(filepath.IsAbs(p), "daemon.prior_dirs: %q is not an absolute path", p)
 	}
+	rd := d.Reader
+	v.rangeI64("daemon.reader.memory_mb", rd.MemoryMB, 256, 1<<20)
+	v.rangeI64("daemon.reader.cpu_seconds", rd.CPUSeconds, 1, 86400)
+	v.rangeI64("daemon.reader.wall_seconds", rd.WallSeconds, 1, 86400)
+	v.rangeI64("daemon.reader.max_output_mb", rd.MaxOutputMB, 1, 1<<20)
 	c.Retrain.validate(&v)
 	c.PACS.validate(&v)
 	return errors.Join(v.errs...)
@@ -78,6 +83,10 @@ func (v *validator) oneOf(key, val string, allowed ...string) {
 }
 
 func (v *validator) rangeI(key string, val, lo, hi int) {
+	v.check(val >= lo && val <= hi, "%s = %d, want in [%d, %d]", key, val, lo, hi)
+}
+
+func (v *validator) rangeI64(key string, val, lo, hi int64) {
 	v.check(val >= lo && val <= hi, "%s = %d, want in [%d, %d]", key, val, lo, hi)
 }
 

@@ -51,6 +51,9 @@ type Options struct {
 	Published func(job, dir string) error
 	// Collectors are served on /metrics beside the daemon's own.
 	Collectors []prometheus.Collector
+	// ReaderOutcomes are the outcome labels of kspaced_reader_children_total
+	// shown at zero before any child ends that way (CountReaderChild).
+	ReaderOutcomes []string
 	// BeforeJob, if set, is called as a job starts reading its input, after
 	// its crash counter is saved. The end-to-end tests use it to make a job
 	// that kills the process.
@@ -177,6 +180,9 @@ func New(o Options) (*Daemon, error) {
 	c.Daemon.Spool = spool
 	d.cfg.Store(&c)
 	d.m = newMetrics(d.reg)
+	for _, o := range o.ReaderOutcomes {
+		d.m.readers.WithLabelValues(o)
+	}
 	d.published = o.Published
 	for _, c := range o.Collectors {
 		if err := d.reg.Register(c); err != nil {

@@ -82,6 +82,7 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 		"backoff":   `{"daemon": {"retry_backoff": "1h"}}`,
 		"spool":     `{"daemon": {"spool": "/tmp"}}`,
 		"dirs":      `{"daemon": {"prior_dirs": ["/"]}}`,
+		"reader":    `{"daemon": {"reader": {"memory_mb": 65536}}}`,
 		"prior":     `{"recon": {"method": "mmps", "sampler": {"prior": "` + outside + `"}}}`,
 		"priorlink": `{"recon": {"method": "mmps", "sampler": {"prior": "` + filepath.Join(priors, "link.safetensors") + `"}}}`,
 		"priorrel":  `{"recon": {"method": "mmps", "sampler": {"prior": "p.safetensors"}}}`,
@@ -112,7 +113,7 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 		t.Errorf("lowered limits not applied: %+v", low)
 	}
 	for id, key := range map[string]string{"timeout": "daemon.job_timeout", "retries": "daemon.retries", "backoff": "daemon.retry_backoff",
-		"spool": "daemon.spool", "dirs": "daemon.prior_dirs", "prior": "outside daemon.prior_dirs", "priorlink": "outside daemon.prior_dirs",
+		"spool": "daemon.spool", "dirs": "daemon.prior_dirs", "reader": "daemon.reader", "prior": "outside daemon.prior_dirs", "priorlink": "outside daemon.prior_dirs",
 		"priorrel": "not an absolute path"} {
 		f := readFailure(t, spool, id)
 		if f.Outcome != OutcomeBadInput || !strings.Contains(f.Detail, key) {

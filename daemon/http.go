@@ -31,6 +31,7 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	qcJobs    *prometheus.CounterVec
 	qcFlagged *prometheus.CounterVec
+	readers   *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -64,9 +65,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Published jobs by QC status (ok, check: some slice flagged, none: not measured)."}, []string{"status"}),
 		qcFlagged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_qc_flagged_jobs_total",
 			Help: "Published jobs with at least one slice flagged, by flag code (data_mismatch, motion, noise, atypical, uncertain)."}, []string{"code"}),
+		readers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kspaced_reader_children_total",
+			Help: "Reader child processes (one per untrusted file read) by how they ended."}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.jobs, m.retries, m.queue, m.pending, m.inflight, m.duration, m.latency,
-		m.paused, m.free, m.overflows, m.rescans, m.reloads, m.qcJobs, m.qcFlagged,
+		m.paused, m.free, m.overflows, m.rescans, m.reloads, m.qcJobs, m.qcFlagged, m.readers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{OutcomeDone, OutcomeBadInput, OutcomeTimeout, OutcomeError, OutcomeInterrupted} {
 		m.jobs.WithLabelValues(o)
@@ -91,6 +94,12 @@ func (m *metrics) countQC(rep *pipeline.Report) {
 			m.qcFlagged.WithLabelValues(f.Code).Inc()
 		}
 	}
+}
+
+// CountReaderChild counts one reader child process that ended with outcome
+// (the processor's reader reports it; internal/isolate names the outcomes).
+func (d *Daemon) CountReaderChild(outcome string) {
+	d.m.readers.WithLabelValues(outcome).Inc()
 }
 
 // record is one job as /status shows it.

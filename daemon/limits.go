@@ -39,6 +39,7 @@ func limitJob(base, job *configs.Config) error {
 	fixed("daemon.http_addr", j.HTTPAddr == b.HTTPAddr)
 	fixed("daemon.log_format", j.LogFormat == b.LogFormat)
 	fixed("daemon.prior_dirs", slices.Equal(j.PriorDirs, b.PriorDirs))
+	fixed("daemon.reader", j.Reader == b.Reader)
 	if p := job.Recon.Sampler.Prior; p != base.Recon.Sampler.Prior && p != "" { // "": the built-in prior
 		if err := priorAllowed(p, b.PriorDirs); err != nil {
 			errs = append(errs, fmt.Errorf("recon.sampler.prior: %w", err))

@@ -84,7 +84,7 @@ func pixelFormatOf(es elems, pixelLen int) (pixelFormat, error) {
 			return pf, fmt.Errorf("%w: %s with %d samples per pixel", ErrUnsupportedPixels, pi, pf.samples)
 		}
 	default:
-		return pf, fmt.Errorf("%w: photometric interpretation %q", ErrUnsupportedPixels, pi)
+		return pf, fmt.Errorf("%w: photometric interpretation %s", ErrUnsupportedPixels, quoteCS(pi))
 	}
 	// Multiply in 128 bits: a header can claim 2^31 frames of 65535² pixels,
 	// and a product truncated to 32 bits (as the library computes it) can

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -222,7 +223,7 @@ func (o ReadOptions) ReadStudies(paths ...string) ([]*StudyData, []FileError) {
 		}
 		in := r.sd.Series[0].Instances[0]
 		if first, dup := seen[in.SOPInstanceUID]; dup {
-			errs = append(errs, FileError{files[i], fmt.Errorf("%w %s (first read from %s)", ErrDuplicate, in.SOPInstanceUID, first)})
+			errs = append(errs, FileError{files[i], fmt.Errorf("%w %s (first read from %s)", ErrDuplicate, quoteUID(in.SOPInstanceUID), filepath.Base(first))})
 			continue
 		}
 		seen[in.SOPInstanceUID] = files[i]
@@ -359,14 +360,44 @@ var errLibraryPanic = errors.New("internal error: DICOM parser panicked")
 func parseChecked(raw []byte) (ds dicom.Dataset, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", errLibraryPanic, r)
+			// A runtime error's text holds no file content; any other
+			// panic value might.
+			if re, ok := r.(runtime.Error); ok {
+				err = fmt.Errorf("%w: %v", errLibraryPanic, re)
+			} else {
+				err = errLibraryPanic
+			}
 		}
 	}()
-	return dicom.Parse(bytes.NewReader(raw), int64(len(raw)), nil,
+	ds, err = dicom.Parse(bytes.NewReader(raw), int64(len(raw)), nil,
 		dicom.SkipPixelData(),
 		dicom.AllowMissingMetaElementGroupLength(),
 		dicom.AllowUnknownSpecificCharacterSet())
+	return ds, libraryError(err)
 }
+
+// libraryError rewrites a DICOM library error without the library's text,
+// which can print an element with its value: the first tag it names and
+// the library's fixed sentinel, if one matches, are kept.
+func libraryError(err error) error {
+	if err == nil {
+		return nil
+	}
+	where := ""
+	if m := tagInText.FindString(err.Error()); m != "" {
+		where = " at element " + m
+	}
+	for _, s := range []error{dicom.ErrorOWRequiresEvenVL, dicom.ErrorUnsupportedVR, dicom.ErrorUnsupportedBitsAllocated,
+		dicom.ErrorExpectedEvenLength, dicom.ErrorExpectedDefinedLength, dicom.ErrorExpectedSequenceDelimitation,
+		dicom.ErrorMismatchPixelDataLength, dicom.ErrorMagicWord, dicom.ErrorMetaElementGroupLength, io.ErrUnexpectedEOF, io.EOF} {
+		if errors.Is(err, s) {
+			return fmt.Errorf("%w%s: %w", ErrMalformed, where, s)
+		}
+	}
+	return fmt.Errorf("%w%s: the parser could not read it", ErrMalformed, where)
+}
+
+var tagInText = regexp.MustCompile(`\([0-9a-fA-F]{4},[0-9a-fA-F]{4}\)`)
 
 // decode turns the bytes of one file into a single-instance StudyData.
 func decode(raw []byte, opt ReadOptions) (*StudyData, error) {
@@ -564,17 +595,17 @@ func frameInfo(es elems, n int) []frame {
 // sample per pixel.
 func (s *Series) Volume() (vol []float32, slices, rows, cols int, err error) {
 	if len(s.Instances) == 0 {
-		return nil, 0, 0, 0, fmt.Errorf("series %s has no instances", s.InstanceUID)
+		return nil, 0, 0, 0, fmt.Errorf("series %s has no instances", quoteUID(s.InstanceUID))
 	}
 	rows, cols = s.Instances[0].Rows, s.Instances[0].Cols
 	for _, in := range s.Instances {
 		switch {
 		case in.Rows != rows || in.Cols != cols:
-			return nil, 0, 0, 0, fmt.Errorf("series %s mixes %d×%d and %d×%d images", s.InstanceUID, rows, cols, in.Rows, in.Cols)
+			return nil, 0, 0, 0, fmt.Errorf("series %s mixes %d×%d and %d×%d images", quoteUID(s.InstanceUID), rows, cols, in.Rows, in.Cols)
 		case in.Samples != 1:
-			return nil, 0, 0, 0, fmt.Errorf("series %s: %s has %d samples per pixel", s.InstanceUID, in.Path, in.Samples)
+			return nil, 0, 0, 0, fmt.Errorf("series %s: %s has %d samples per pixel", quoteUID(s.InstanceUID), in.Path, in.Samples)
 		case in.Pixels == nil:
-			return nil, 0, 0, 0, fmt.Errorf("series %s: %s was read without pixels", s.InstanceUID, in.Path)
+			return nil, 0, 0, 0, fmt.Errorf("series %s: %s was read without pixels", quoteUID(s.InstanceUID), in.Path)
 		}
 		slices += in.Frames
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -50,23 +51,47 @@ func NewUID(root string) (string, error) {
 }
 
 // validUID checks the UI syntax: dot-separated decimal components without
-// leading zeros, at most 64 characters.
+// leading zeros, at most 64 characters. Its errors describe the value and
+// never quote it: it may come from a hostile file's header.
 func validUID(u string) error {
 	if u == "" || len(u) > 64 {
-		return fmt.Errorf("%q: length %d not in [1, 64]", u, len(u))
+		return fmt.Errorf("length %d not in [1, 64]", len(u))
 	}
-	for _, c := range strings.Split(u, ".") {
+	for i, c := range strings.Split(u, ".") {
 		if c == "" {
-			return fmt.Errorf("%q: empty component", u)
+			return fmt.Errorf("component %d is empty", i+1)
 		}
 		if len(c) > 1 && c[0] == '0' {
-			return fmt.Errorf("%q: component %q has a leading zero", u, c)
+			return fmt.Errorf("component %d has a leading zero", i+1)
 		}
 		for _, r := range c {
 			if r < '0' || r > '9' {
-				return fmt.Errorf("%q: component %q is not decimal", u, c)
+				return fmt.Errorf("component %d is not decimal", i+1)
 			}
 		}
 	}
 	return nil
+}
+
+// quoteUID is u quoted for an error message when it is a valid UID, else a
+// description: a value in a UID's place may be anything, patient data too.
+func quoteUID(u string) string {
+	if validUID(u) != nil {
+		return "(not a valid UID)"
+	}
+	return strconv.Quote(u)
+}
+
+// quoteCS is s quoted when it has the form of a code string (upper case,
+// digits, space, underscore; at most 16 characters), else a description.
+func quoteCS(s string) string {
+	if s == "" || len(s) > 16 {
+		return "(not a code string)"
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '_') {
+			return "(not a code string)"
+		}
+	}
+	return strconv.Quote(s)
 }

@@ -60,7 +60,7 @@ func lookupTransferSyntax(u string) (transferSyntax, error) {
 	default:
 		info, err := uid.Lookup(u)
 		if err != nil || info.Type != uid.TypeTransferSyntax {
-			return ts, fmt.Errorf("%w: unknown transfer syntax %q", ErrUnsupportedTransferSyntax, u)
+			return ts, fmt.Errorf("%w: unknown transfer syntax %s", ErrUnsupportedTransferSyntax, quoteUID(u))
 		}
 		// The library reads every other known syntax as explicit little
 		// endian with encapsulated pixel data; so does the walker.

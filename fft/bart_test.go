@@ -19,6 +19,7 @@ import (
 // array is the BART array [cols rows batch], and flag 3 (bits 0 and 1)
 // transforms cols and rows.
 func TestAgainstBART(t *testing.T) {
+	t.Parallel()
 	bart := testutil.Tool(t, "bart")
 	dir := t.TempDir()
 	for _, sz := range []size{{320, 320, 2}, {368, 640, 1}, {13, 17, 3}, {97, 101, 1}, {1, 7, 2}} {

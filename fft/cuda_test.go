@@ -35,6 +35,7 @@ func naiveDFT2(x []complex128, rows, cols int, sign float64) []complex128 {
 // float64 DFT and compares with the CPU package's centred transform: the
 // plan-selection maths checked without any GPU code.
 func TestCentringForMatchesCPU(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(8, 9))
 	for _, sz := range [][2]int{{4, 6}, {6, 6}, {2, 8}, {8, 4}, {5, 6}, {6, 5}, {7, 9}, {1, 4}} {
 		rows, cols := sz[0], sz[1]
@@ -89,6 +90,7 @@ func TestCentringForMatchesCPU(t *testing.T) {
 // TestDevicePlan compares the device transform with the CPU one for even,
 // mixed and odd sizes, in and out of place, both directions.
 func TestDevicePlan(t *testing.T) {
+	t.Parallel()
 	gputest.Each(t, func(t *testing.T, ctx *gpu.Context) {
 		r := rand.New(rand.NewPCG(10, 11))
 		for _, sz := range [][3]int{{8, 6, 3}, {6, 7, 2}, {9, 5, 2}, {16, 16, 1}} {

@@ -27,6 +27,7 @@ var sizes = []size{
 }
 
 func TestAgainstNaive(t *testing.T) {
+	t.Parallel()
 	for _, sz := range sizes {
 		for _, inv := range []bool{false, true} {
 			x := random(sz.rows*sz.cols*sz.batch, uint64(sz.rows*1000+sz.cols))
@@ -47,6 +48,7 @@ func TestAgainstNaive(t *testing.T) {
 // Every 1-D length up to 300 (as 1×n and n×1 images) against the naive DFT,
 // so each factorisation and radix ordering is exercised.
 func TestAllLengths(t *testing.T) {
+	t.Parallel()
 	for n := 1; n <= 300; n++ {
 		x := random(2*n, uint64(n))
 		for _, shape := range [][2]int{{1, n}, {n, 1}} {
@@ -61,6 +63,7 @@ func TestAllLengths(t *testing.T) {
 }
 
 func TestParsevalAndRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, sz := range sizes {
 		x := random(sz.rows*sz.cols*sz.batch, 7)
 		y := make([]complex64, len(x))
@@ -78,6 +81,7 @@ func TestParsevalAndRoundTrip(t *testing.T) {
 
 // ⟨Fx, y⟩ = ⟨x, Fᴴy⟩ with Fᴴ = Inverse.
 func TestAdjoint(t *testing.T) {
+	t.Parallel()
 	for _, sz := range []size{{13, 17, 1}, {64, 48, 2}, {53, 1, 1}} {
 		n := sz.rows * sz.cols * sz.batch
 		x, y := random(n, 1), random(n, 2)
@@ -135,6 +139,7 @@ func TestAliasingAndBatching(t *testing.T) {
 
 // Concurrent callers with different sizes share the helpers and plan cache.
 func TestConcurrentCallers(t *testing.T) {
+	t.Parallel()
 	szs := []size{{64, 64, 3}, {97, 101, 1}, {40, 30, 7}, {128, 96, 2}}
 	want := make([][]complex64, len(szs))
 	for i, sz := range szs {
@@ -185,6 +190,7 @@ func TestNoAllocations(t *testing.T) {
 }
 
 func TestBadShapes(t *testing.T) {
+	t.Parallel()
 	for _, rc := range [][2]int{{0, 4}, {4, 0}, {-1, 3}, {fft.MaxLen + 1, 2}, {1, 1 << 40}} {
 		if _, err := fft.NewPlan(rc[0], rc[1]); err == nil {
 			t.Errorf("NewPlan(%d, %d): no error", rc[0], rc[1])

@@ -160,6 +160,7 @@ const (
 var reconL1Lambdas = []float64{0.002, 0.005, 0.01}
 
 func TestReconstructionAgainstBART(t *testing.T) {
+	t.Parallel()
 	f := newReconFixture(t, reconAccel)
 	f.addNoise(t, reconNoise, 1)
 	ctx := context.Background()
@@ -230,6 +231,7 @@ func (f *reconFixture) addNoise(t testing.TB, sigma float64, seed uint64) {
 }
 
 func TestPoissonDiscLikeBART(t *testing.T) {
+	t.Parallel()
 	bart := testutil.Tool(t, "bart")
 	dir := t.TempDir()
 	reconRun(t, dir, bart, "poisson", "-Y", "128", "-Z", "128", "-y", "1.6", "-z", "1.6", "-C", "24", "-v", "-s", "5", "pat")

@@ -95,6 +95,7 @@ func bartTotalTime(b *testing.B, out string) time.Duration {
 // the documented claim: at each noise level, our best-λ PSNR is within
 // 0.5 dB of BART's best-λ PSNR. About a minute with BART; skipped by -short.
 func TestL1QualitySweep(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("quality sweep: about a minute of BART runs")
 	}

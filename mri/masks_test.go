@@ -31,6 +31,7 @@ func columnsOf(t *testing.T, m []float32, rows, cols int) []bool {
 }
 
 func TestMasksReproducibleAndOneDimensional(t *testing.T) {
+	t.Parallel()
 	for _, mk := range []struct {
 		name string
 		f    func(rows, cols int, cf, acc float64, seed uint64) ([]float32, error)
@@ -61,6 +62,7 @@ func TestMasksReproducibleAndOneDimensional(t *testing.T) {
 }
 
 func TestMaskBadInput(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		rows, cols int
 		cf, acc    float64
@@ -116,6 +118,7 @@ json.dump(out, open("out.json", "w"))
 `
 
 func TestOneDMasksMatchFastMRIReference(t *testing.T) {
+	t.Parallel()
 	py := testutil.PythonWith(t, "numpy")
 	type tc struct {
 		Kind   string    `json:"kind"`
@@ -189,6 +192,7 @@ func TestOneDMasksMatchFastMRIReference(t *testing.T) {
 }
 
 func TestMaskCentrePlacement(t *testing.T) {
+	t.Parallel()
 	// Hand-checked: the centre run covers the DC index cols/2 and is
 	// placed as fastMRI's pad = (cols − nlow + 1)//2.
 	for _, c := range []struct{ cols, nlow, start int }{
@@ -215,6 +219,7 @@ func TestMaskCentrePlacement(t *testing.T) {
 }
 
 func TestOneDMaskAcceleration(t *testing.T) {
+	t.Parallel()
 	// Statistics over seeds: fastMRI's random mask keeps cols/acc columns
 	// on average, the equispaced one about cols/acc every time.
 	for _, p := range []struct {
@@ -287,6 +292,7 @@ func countMask(m []float32) int {
 }
 
 func TestPoissonDiscMask(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		rows, cols, calib int
 		acc               float64

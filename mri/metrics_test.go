@@ -27,6 +27,7 @@ json.dump(out, open("out.json", "w"))
 `
 
 func TestMetricsAgainstSkimage(t *testing.T) {
+	t.Parallel()
 	py := testutil.PythonWith(t, "skimage.metrics", "numpy")
 	type tc struct {
 		Rows   int       `json:"rows"`
@@ -82,6 +83,7 @@ func TestMetricsAgainstSkimage(t *testing.T) {
 }
 
 func TestMetricsEdgeCases(t *testing.T) {
+	t.Parallel()
 	a := []float32{1, 2, 3, 4}
 	if p, _ := PSNR(a, a, 4); !math.IsInf(p, 1) {
 		t.Errorf("PSNR of identical images %v", p)

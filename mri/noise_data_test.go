@@ -61,6 +61,7 @@ func noiseTestScan(t *testing.T, vol *simulate.Volume, axis int, v simulate.View
 // orientation; KSPACED_NOISE_TABLE=1 runs all three and prints the markdown
 // table of docs/bench/noise.md.
 func TestEstimateNoiseOnAnatomy(t *testing.T) {
+	t.Parallel()
 	vols := map[string]string{"ch2": "/usr/share/mricron/templates/ch2.nii.gz", "ch2better": "/usr/share/mricron/templates/ch2better.nii.gz"}
 	type view struct {
 		name string
@@ -125,6 +126,7 @@ func TestEstimateNoiseOnAnatomy(t *testing.T) {
 // comes out right for correlated coil noise (a peer: the sample covariance
 // of a noise-only scan of the same coils).
 func TestEstimateNoiseCorrelatedCoils(t *testing.T) {
+	t.Parallel()
 	const coils, rows, cols = 6, 160, 128
 	rng := rand.New(rand.NewPCG(3, 4))
 	// Σ = L Lᴴ for a random lower-triangular L.
@@ -187,6 +189,7 @@ func complexConj(v complex128) complex128 { return complex(real(v), -imag(v)) }
 // TestEstimateNoiseRefuses: noise-free data, or data with no noise-only
 // region to measure, is refused with ErrNoNoiseEstimate, never a level of 0.
 func TestEstimateNoiseRefuses(t *testing.T) {
+	t.Parallel()
 	// A noise-free scan of a phantom with exact air around it: every
 	// noise-only region holds only float32 rounding.
 	img := simulate.SheppLogan(96)

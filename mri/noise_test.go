@@ -76,6 +76,7 @@ func maxCovErr(a []complex64, b []complex128, coils int) float64 {
 }
 
 func TestNoiseCovarianceAndWhitening(t *testing.T) {
+	t.Parallel()
 	rng := testRand(71)
 	coils, n := 8, 100000
 	cov := randomCov(rng, coils)
@@ -147,6 +148,7 @@ func TestNoiseCovarianceAndWhitening(t *testing.T) {
 }
 
 func TestNoiseErrors(t *testing.T) {
+	t.Parallel()
 	if _, err := NoiseCovariance(make([]complex64, 7), 2); err == nil {
 		t.Error("7 samples for 2 coils accepted")
 	}
@@ -212,6 +214,7 @@ func smoothScan(rng *rand.Rand, cov []complex128, coils, rows, cols int, mask []
 }
 
 func TestNoiseFromCorners(t *testing.T) {
+	t.Parallel()
 	rng := testRand(81)
 	coils, rows, cols := 6, 256, 192
 	cov := randomCov(rng, coils)
@@ -251,6 +254,7 @@ func TestNoiseFromCorners(t *testing.T) {
 }
 
 func TestPrewhitenKeepsModelConsistent(t *testing.T) {
+	t.Parallel()
 	// Whitening k-space and maps with the same L⁻¹ must give k-space that
 	// the whitened operator reproduces: y' − A'x = L⁻¹(y − Ax), and the
 	// whitened residual (pure noise) must have identity covariance.

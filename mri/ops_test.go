@@ -36,6 +36,7 @@ func adjointGap(op Operator, seed uint64) float64 {
 }
 
 func TestOperatorsAdjoint(t *testing.T) {
+	t.Parallel()
 	for _, sz := range [][3]int{{1, 8, 8}, {4, 16, 12}, {3, 9, 7}, {8, 32, 32}} {
 		c := newSenseCase(uint64(sz[1]), sz[0], sz[1], sz[2])
 		chain, err := NewChain(NewCoilOp(c.maps, c.coils, c.rows, c.cols), NewFFTOp(c.coils, c.rows, c.cols), NewMaskOp(c.mask, c.coils))
@@ -60,6 +61,7 @@ func TestOperatorsAdjoint(t *testing.T) {
 }
 
 func TestSENSEMatchesDefinition(t *testing.T) {
+	t.Parallel()
 	// Forward against the centred DFT by its definition in float64; Adjoint
 	// and Normal against the composition of the unfused building blocks.
 	c := newSenseCase(5, 3, 6, 5)
@@ -138,6 +140,7 @@ func TestSENSEMatchesDefinition(t *testing.T) {
 }
 
 func TestSingleCoilSENSEIsMaskedFFT(t *testing.T) {
+	t.Parallel()
 	rows, cols := 16, 10
 	ones := make([]complex64, rows*cols)
 	for i := range ones {
@@ -158,6 +161,7 @@ func TestSingleCoilSENSEIsMaskedFFT(t *testing.T) {
 }
 
 func TestOperatorShapes(t *testing.T) {
+	t.Parallel()
 	c := newSenseCase(1, 2, 8, 8)
 	if _, err := NewChain(NewCoilOp(c.maps, 2, 8, 8), NewFFTOp(1, 8, 8)); err == nil {
 		t.Error("chain with mismatched lengths: no error")
@@ -217,6 +221,7 @@ func TestSENSEAllocatesOnlyInFFT(t *testing.T) {
 }
 
 func TestMaxEigen(t *testing.T) {
+	t.Parallel()
 	// Diagonal operator with known spectrum.
 	n := 200
 	d := make([]float64, n)
@@ -261,6 +266,7 @@ func normaliseMaps(maps []complex64, coils, n int) {
 }
 
 func TestSENSEConcurrentOperators(t *testing.T) {
+	t.Parallel()
 	// Separate operators (sharing maps, mask and the worker pool) may run
 	// in parallel goroutines and give the same bits as run alone.
 	c := newSenseCase(12, 6, 32, 24)

@@ -59,6 +59,7 @@ func denseSENSE(c senseCase) []complex128 {
 }
 
 func TestCGAgainstDenseSolve(t *testing.T) {
+	t.Parallel()
 	rng := testRand(11)
 	n := 30
 	b := make([]complex128, n*n)
@@ -162,6 +163,7 @@ func TestCGCancelAndProgress(t *testing.T) {
 }
 
 func TestCGSENSEAgainstDenseSolve(t *testing.T) {
+	t.Parallel()
 	c := newSenseCase(21, 3, 6, 7)
 	n := c.rows * c.cols
 	a := denseSENSE(c)
@@ -224,6 +226,7 @@ func mustChain(t *testing.T, ops ...Operator) *Chain {
 }
 
 func TestZeroFilledAndRSS(t *testing.T) {
+	t.Parallel()
 	c := newSenseCase(31, 4, 8, 6)
 	n := c.rows * c.cols
 	rng := testRand(32)

@@ -15,6 +15,7 @@ import (
 // against BART and a float64 DFT) through both its host and device-pointer
 // paths, and checks adjointness directly.
 func TestDeviceSENSE(t *testing.T) {
+	t.Parallel()
 	gputest.Each(t, func(t *testing.T, ctx *gpu.Context) {
 		for i, sz := range [][3]int{{3, 8, 6}, {1, 6, 6}, {2, 7, 6}, {4, 9, 5}, {8, 16, 12}} {
 			coils, rows, cols := sz[0], sz[1], sz[2]
@@ -86,6 +87,7 @@ func TestDeviceSENSE(t *testing.T) {
 }
 
 func TestDeviceSENSERejectsBadShapes(t *testing.T) {
+	t.Parallel()
 	ctx := gputest.Emulator(t, false)
 	ok, err := NewDeviceSENSE(ctx, make([]complex64, 8), 2, 2, 2, make([]float32, 4))
 	if err != nil {

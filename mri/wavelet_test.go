@@ -8,6 +8,7 @@ import (
 )
 
 func TestWaveletFilters(t *testing.T) {
+	t.Parallel()
 	for _, k := range []WaveletKind{Haar, Daubechies2} {
 		h, err := waveletFilter(k)
 		if err != nil {
@@ -50,6 +51,7 @@ func TestWaveletFilters(t *testing.T) {
 }
 
 func TestWaveletOrthogonalAnySize(t *testing.T) {
+	t.Parallel()
 	rng := testRand(41)
 	for _, sz := range [][2]int{{16, 16}, {64, 48}, {37, 53}, {128, 128}, {20, 100}, {17, 17}, {8, 8}, {1, 1}, {320, 368}, {33, 16}} {
 		for _, k := range []WaveletKind{Haar, Daubechies2} {
@@ -92,6 +94,7 @@ func TestWaveletOrthogonalAnySize(t *testing.T) {
 }
 
 func TestWaveletLayout(t *testing.T) {
+	t.Parallel()
 	// One Haar level by hand: the coarse band holds 2×2 block sums / 2.
 	rng := testRand(42)
 	w, _ := NewWavelet(Haar, 16, 16, 1)
@@ -136,6 +139,7 @@ func TestWaveletLayout(t *testing.T) {
 }
 
 func TestL1WaveletKKT(t *testing.T) {
+	t.Parallel()
 	// FISTA's answer must satisfy the optimality conditions of
 	// min ½‖Ax−y‖² + λ‖Ψx‖₁: with g = Ψ Aᴴ(Ax−y) and w = Ψx,
 	// g_i = −λ w_i/|w_i| where w_i ≠ 0 and |g_i| ≤ λ where w_i = 0.

@@ -12,7 +12,6 @@ import (
 	"github.com/kspaced/kspaced/batch"
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/device"
-	"github.com/kspaced/kspaced/internal/isolate"
 )
 
 // batchFlags are shared by `batch` and `slurm batch`.
@@ -84,7 +83,7 @@ Indexed Job (JOB_COMPLETION_INDEX, with --shards N), else the whole archive.`,
 				return err
 			}
 			sum, err := batch.Run(cmd.Context(), batch.Options{In: bf.in, Out: bf.out, Config: cfg, Shard: sh, Device: dev,
-				Reader: &isolate.Reader{}, Log: os.Stderr, LockWait: lockWait})
+				Reader: reader(cfg, nil), Log: os.Stderr, LockWait: lockWait})
 			if err != nil {
 				return err
 			}

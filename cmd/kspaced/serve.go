@@ -83,21 +83,24 @@ See docs/pacs.md.`,
 			}
 			var devs device.Set
 			defer devs.Close()
+			var d *daemon.Daemon // set before any job runs
+			countChild := func(u isolate.Usage) { d.CountReaderChild(u.Outcome) }
 			proc := daemon.Processor(func(ctx context.Context, job pipeline.Job, out string, p pipeline.Progress) (*pipeline.Report, error) {
 				dev, err := jobDevice(&devs, job.Config)
 				if err != nil {
 					return nil, err
 				}
 				job.Device = dev
-				// Untrusted files are parsed in a child process (internal/isolate).
-				job.Reader = &isolate.Reader{}
+				// Untrusted files are parsed in a child process (internal/isolate)
+				// under daemon.reader's limits, which a job cannot change.
+				job.Reader = reader(job.Config, countChild)
 				return pipeline.Run(ctx, job, out, p)
 			})
 			if testDelay > 0 {
 				proc = delayed(proc, testDelay)
 				log.Warn("--testing-job-delay is set: every job waits before processing (for tests only)", "delay", testDelay.String())
 			}
-			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once}
+			opts := daemon.Options{Config: cfg, Processor: proc, Logger: log, Once: once, ReaderOutcomes: isolate.Outcomes}
 			if testCrashOn != "" {
 				log.Warn("--testing-crash-on is set: the process kills itself when that input starts (for tests only)", "input", testCrashOn)
 				opts.BeforeJob = func(_, entry string) {
@@ -113,8 +116,7 @@ See docs/pacs.md.`,
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(opts)
-			if err != nil {
+			if d, err = daemon.New(opts); err != nil {
 				return err
 			}
 			if once {

@@ -159,8 +159,17 @@ daemon:
 
 func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
+	return startServerWith(t, kspacedBin, nil, args...)
+}
+
+// startServerWith runs `bin serve args` with env added to this process's.
+func startServerWith(t testing.TB, bin string, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{logs: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(kspacedBin, append([]string{"serve"}, args...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
+	if env != nil {
+		s.cmd.Env = append(os.Environ(), env...)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestRule(t *testing.T) {
+	t.Parallel()
 	for _, n := range []string{"k.h5.json", "k.h5.ready", "k.hdr", "k_mask.npy", "k_truth.npy"} {
 		if !Is(n) || !Skip(n) {
 			t.Errorf("%s is not a companion", n)

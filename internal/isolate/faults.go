@@ -3,13 +3,16 @@ package isolate
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 )
 
-// faultEnv names a simulated parser failure for tests: "KIND" or
-// "KIND:NAME" (only for reads of a file named NAME), KIND one of segv,
-// hang, spin, hog. Only test binaries and binaries built with the
+// faultEnv names simulated parser failures for tests: "KIND" or
+// "KIND:NAME" (only for reads of a file named NAME), several separated by
+// commas, KIND one of segv, hang, spin, hog, or one of the Go runtime's
+// fatal errors: stack (unbounded recursion), mapwrite (concurrent map
+// writes), bigalloc (one allocation beyond the memory limit), panic. Only test binaries and binaries built with the
 // kspaced_readerfaults tag install envFault; kspaced itself ignores it.
 const faultEnv = "KSPACED_TEST_READER_FAULT"
 
@@ -17,14 +20,31 @@ const faultEnv = "KSPACED_TEST_READER_FAULT"
 // fixed minimal environment (faults_tag.go adds faultEnv).
 var passEnv []string
 
-var hogged [][]byte
+var (
+	hogged [][]byte
+	big    []byte
+	depth  int
+)
+
+// recurse never returns: each frame holds a buffer the compiler cannot drop.
+func recurse(n int) int {
+	var pad [256]byte
+	pad[n%256] = byte(n)
+	depth = n
+	return recurse(n+1) + int(pad[(n+1)%256])
+}
 
 // envFault misbehaves as faultEnv asks, in the child, after its limits.
 func envFault(paths []string) {
-	kind, name, _ := strings.Cut(os.Getenv(faultEnv), ":")
-	if name != "" && (len(paths) == 0 || filepath.Base(paths[0]) != name) {
-		return
+	for _, f := range strings.Split(os.Getenv(faultEnv), ",") {
+		kind, name, _ := strings.Cut(f, ":")
+		if name == "" || (len(paths) > 0 && filepath.Base(paths[0]) == name) {
+			fault(kind)
+		}
 	}
+}
+
+func fault(kind string) {
 	switch kind {
 	case "segv":
 		// A fault, as in C code: through a nil pointer, past Go's checks.
@@ -38,6 +58,25 @@ func envFault(paths []string) {
 		for i := 0; ; i++ {
 			_ = i * i
 		}
+	case "stack":
+		debug.SetMaxStack(8 << 20) // reached in milliseconds, not at the 1 GB default
+		recurse(0)
+	case "mapwrite":
+		m := map[int]int{}
+		for g := 0; g < 4; g++ {
+			go func() {
+				for i := 0; ; i++ {
+					m[i%1024] = g
+				}
+			}()
+		}
+		for i := 0; ; i++ {
+			m[i%1024] = i
+		}
+	case "bigalloc":
+		big = make([]byte, 1<<40)
+	case "panic":
+		panic("a reader bug")
 	case "hog":
 		for {
 			b := make([]byte, 64<<20)

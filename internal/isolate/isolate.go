@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,17 +96,38 @@ type Reader struct {
 	Exe string
 	// Env is added to the child's (otherwise minimal) environment.
 	Env []string
-	// Observe, when set, receives each child's resource use (for metrics
-	// and tests); it may be called from several goroutines.
+	// Observe, when set, receives each child's outcome and resource use
+	// (for metrics and tests); it may be called from several goroutines.
 	Observe func(Usage)
 }
 
-// Usage is what one child used.
+// Usage is how one child ended and what it used.
 type Usage struct {
-	MaxRSS int64 // peak resident memory, bytes
-	CPU    time.Duration
-	Wall   time.Duration
+	Outcome string // one of Outcomes
+	MaxRSS  int64  // peak resident memory, bytes
+	CPU     time.Duration
+	Wall    time.Duration
 }
+
+// How a child ended, as Usage.Outcome says.
+const (
+	OutcomeOK        = "ok"           // it answered: a volume, or a study with per-file errors
+	OutcomeReadError = "read_error"   // it refused the file with a read error of its own
+	OutcomeCrash     = "crash"        // it died of a signal or exited without an answer
+	OutcomeMemory    = "memory_limit" // it ran out of the memory it may use
+	OutcomeCPU       = "cpu_limit"    // it used up its CPU time
+	OutcomeTimeout   = "timeout"      // it ran past its wall limit and was killed
+	OutcomeMalformed = "malformed"    // its answer was too large or garbled
+	OutcomeCanceled  = "canceled"     // the job was cancelled (job_timeout, shutdown)
+	// Go's own fatal errors exit with status 2 like any failed child; the
+	// crash report's first lines tell them apart.
+	OutcomeRuntimeFatal = "runtime_fatal" // a fatal error of the Go runtime (stack overflow, concurrent map writes, …)
+	OutcomePanic        = "panic"         // an unrecovered panic: a bug in the reader
+)
+
+// Outcomes lists every Usage.Outcome.
+var Outcomes = []string{OutcomeOK, OutcomeReadError, OutcomeCrash, OutcomeMemory, OutcomeCPU,
+	OutcomeTimeout, OutcomeMalformed, OutcomeCanceled, OutcomeRuntimeFatal, OutcomePanic}
 
 // request is what the parent asks; it travels as the child's argument.
 type request struct {
@@ -260,28 +283,34 @@ func (r *Reader) run(ctx context.Context, req request, decode func(io.Reader, Li
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(out, 1<<20))
 	werr := cmd.Wait()
+	outcome, err := outcomeOf(ctx, cctx, wall, reported, derr, werr, cmd.ProcessState, &tail, lim)
 	if ps := cmd.ProcessState; ps != nil && r.Observe != nil {
-		u := Usage{CPU: ps.UserTime() + ps.SystemTime(), Wall: time.Since(started)}
+		u := Usage{Outcome: outcome, CPU: ps.UserTime() + ps.SystemTime(), Wall: time.Since(started)}
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 			u.MaxRSS = ru.Maxrss << 10 // KiB on Linux
 		}
 		r.Observe(u)
 	}
+	return err
+}
+
+// outcomeOf says how a finished child ended, and the error its read returns.
+func outcomeOf(ctx, cctx context.Context, wall time.Duration, reported bool, derr, werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (string, error) {
 	if cctx.Err() != nil && ctx.Err() == nil {
-		return fmt.Errorf("%w: the reader took longer than %s and was stopped", ErrUnsafe, roundDur(wall))
+		return OutcomeTimeout, fmt.Errorf("%w: the reader took longer than %s and was stopped", ErrUnsafe, roundDur(wall))
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return OutcomeCanceled, ctx.Err()
 	}
 	switch {
 	case reported:
-		return derr
+		return OutcomeReadError, derr
 	case werr != nil:
-		return classify(werr, cmd.ProcessState, &tail, lim)
+		return classify(werr, ps, tail, lim)
 	case derr != nil:
-		return fmt.Errorf("%w: the reader's answer was malformed: %v", ErrUnsafe, derr)
+		return OutcomeMalformed, fmt.Errorf("%w: the reader's answer was malformed: %v", ErrUnsafe, derr)
 	}
-	return nil
+	return OutcomeOK, nil
 }
 
 func roundDur(d time.Duration) time.Duration {
@@ -291,28 +320,63 @@ func roundDur(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-// classify turns a failed child into a reason in plain words.
-func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) error {
+// classify turns a failed child into an outcome and a reason in plain words.
+func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (string, error) {
 	if ps == nil {
-		return fmt.Errorf("%w: the reader failed: %v", ErrUnsafe, werr)
+		return OutcomeCrash, fmt.Errorf("%w: the reader failed: %v", ErrUnsafe, werr)
 	}
 	cpu := ps.UserTime() + ps.SystemTime()
 	ws, _ := ps.Sys().(syscall.WaitStatus)
 	text := tail.String()
 	switch {
 	case cpu >= lim.CPU-time.Second/2 && (ws.Signaled() && (ws.Signal() == syscall.SIGKILL || ws.Signal() == syscall.SIGXCPU)):
-		return fmt.Errorf("%w: the reader used more than %s of CPU time and was stopped", ErrUnsafe, roundDur(lim.CPU))
+		return OutcomeCPU, fmt.Errorf("%w: the reader used more than %s of CPU time and was stopped", ErrUnsafe, roundDur(lim.CPU))
 	case strings.Contains(text, "out of memory") || strings.Contains(text, "cannot allocate memory") || strings.Contains(text, "failed to reserve"):
-		return fmt.Errorf("%w: the reader needed more memory than the %d MiB it may use", ErrUnsafe, lim.Memory>>20)
+		return OutcomeMemory, fmt.Errorf("%w: the reader needed more memory than the %d MiB it may use", ErrUnsafe, lim.Memory>>20)
 	case ws.Signaled():
-		return fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, ws.Signal())
+		return OutcomeCrash, fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, ws.Signal())
 	}
 	for _, s := range []string{"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"} {
 		if strings.Contains(text, s) {
-			return fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, s)
+			return OutcomeCrash, fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, s)
 		}
 	}
-	return fmt.Errorf("%w: the reader crashed (exit status %d)", ErrUnsafe, ws.ExitStatus())
+	if m := fatalLine.FindStringSubmatch(text); m != nil {
+		// Named only when it is one of the runtime's fixed texts: the
+		// stderr of a child may quote the file.
+		what := ""
+		if slices.Contains(runtimeFatals, m[1]) {
+			what = " (" + m[1] + ")"
+		}
+		return OutcomeRuntimeFatal, fmt.Errorf("%w: the reader stopped on a fatal error of the Go runtime%s", ErrUnsafe, what)
+	}
+	if panicLine.MatchString(text) {
+		// The panic's value may hold file content: not shown.
+		return OutcomePanic, fmt.Errorf("%w: the reader panicked (an internal error of kspaced's reader; please report it with the file)", ErrUnsafe)
+	}
+	return OutcomeCrash, fmt.Errorf("%w: the reader crashed (exit status %d)", ErrUnsafe, ws.ExitStatus())
+}
+
+var (
+	fatalLine = regexp.MustCompile(`(?m)^fatal error: (.*)$`)
+	panicLine = regexp.MustCompile(`(?m)^panic: `)
+)
+
+// runtimeFatals are fatal errors of the Go runtime (runtime.throw and
+// fatal texts) worth naming; out-of-memory ones are classified earlier.
+var runtimeFatals = []string{
+	"stack overflow",
+	"concurrent map writes",
+	"concurrent map read and map write",
+	"concurrent map iteration and map write",
+	"all goroutines are asleep - deadlock!",
+	"sync: unlock of unlocked mutex",
+	"sync: RUnlock of unlocked RWMutex",
+	"sync: Unlock of unlocked RWMutex",
+	"morestack on g0",
+	"runtime: split stack overflow",
+	"found bad pointer in Go heap",
+	"cgo argument has Go pointer to unpinned Go pointer",
 }
 
 // childError is an ordinary read error the child reported (the file is

@@ -90,15 +90,16 @@ func TestFaultsStayInTheChild(t *testing.T) {
 	dir := t.TempDir()
 	p, want := writeScan(t, dir)
 	cases := []struct {
-		fault  string
-		limits Limits
-		want   string
+		fault   string
+		limits  Limits
+		want    string
+		outcome string
 	}{
-		{"segv", Limits{}, "the reader crashed"},
-		{"hang", Limits{Wall: 2 * time.Second}, "took longer than 2s"},
-		{"spin", Limits{CPU: time.Second, Wall: 20 * time.Second}, "more than 1s of CPU time"},
-		{"hog", Limits{Memory: 512 << 20}, "more memory than the 512 MiB"},
-		{"", Limits{}, ""},
+		{"segv", Limits{}, "the reader crashed", OutcomeCrash},
+		{"hang", Limits{Wall: 2 * time.Second}, "took longer than 2s", OutcomeTimeout},
+		{"spin", Limits{CPU: time.Second, Wall: 20 * time.Second}, "more than 1s of CPU time", OutcomeCPU},
+		{"hog", Limits{Memory: 512 << 20}, "more memory than the 512 MiB", OutcomeMemory},
+		{"", Limits{}, "", OutcomeOK},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(cases))
@@ -115,6 +116,9 @@ func TestFaultsStayInTheChild(t *testing.T) {
 	}
 	wg.Wait()
 	for i, c := range cases {
+		if use[i].Outcome != c.outcome {
+			t.Errorf("%q: outcome %q, want %q", c.fault, use[i].Outcome, c.outcome)
+		}
 		if c.want == "" {
 			if errs[i] != nil || !reflect.DeepEqual(vols[i], want) {
 				t.Errorf("good read beside the bad ones: %v", errs[i])
@@ -147,9 +151,27 @@ func TestCancelStopsChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := (&Reader{Env: []string{faultEnv + "=hang"}}).KSpace(ctx, p)
+	var u Usage
+	_, err := (&Reader{Env: []string{faultEnv + "=hang"}, Observe: func(x Usage) { u = x }}).KSpace(ctx, p)
 	if err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	if u.Outcome != OutcomeCanceled {
+		t.Errorf("outcome %q, want %q", u.Outcome, OutcomeCanceled)
+	}
+}
+
+// TestReadErrorOutcome: a file the reader refuses on its own is a read
+// error, not a crash, in the error and in the outcome.
+func TestReadErrorOutcome(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "junk.npy")
+	if err := os.WriteFile(p, []byte("\x93NUMPY\x01\x00junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var u Usage
+	_, err := (&Reader{Observe: func(x Usage) { u = x }}).KSpace(context.Background(), p)
+	if err == nil || errors.Is(err, ErrUnsafe) || u.Outcome != OutcomeReadError {
+		t.Fatalf("err %v, outcome %q", err, u.Outcome)
 	}
 }
 
@@ -326,5 +348,123 @@ func TestChildDiesWithParent(t *testing.T) {
 	}
 	if pids := readers(p); len(pids) > 0 {
 		t.Fatalf("reader children %v outlived their parent", pids)
+	}
+}
+
+// phiScript writes, from pydicom's MR_small.dcm, copies whose patient
+// attributes are distinctive markers: plain, with the markers also where a
+// code string or UIDs belong, and a same-UID pair.
+const phiScript = `
+import sys, pydicom
+src, out = sys.argv[1], sys.argv[2]
+def base():
+    d = pydicom.dcmread(src)
+    d.PatientName = 'Qzvbex^Wyrmhold'; d.PatientID = 'PIDQ7730215XK'; d.PatientBirthDate = '19230417'
+    d.ReferringPhysicianName = 'Drq^Fennimore'; d.AccessionNumber = 'ACCQ88213'; d.OtherPatientIDs = 'OPIDZZ5519'
+    return d
+base().save_as(out + '/plain.dcm')
+d = base(); d.PhotometricInterpretation = 'Qzvbex^Wyrmhold'; d.save_as(out + '/photometric.dcm')
+d = base(); d.SOPInstanceUID = 'PIDQ7730215XK'; d.save_as(out + '/sop1.dcm'); d.save_as(out + '/sop2.dcm')
+d = base(); d.StudyInstanceUID = 'Qzvbex^Wyrmhold'; d.SeriesInstanceUID = 'OPIDZZ5519'; d.save_as(out + '/uids.dcm')
+print('ok')
+`
+
+// TestStudyErrorsCarryNoPatientData reads, through the child, DICOM files
+// with patient data where it belongs and where it does not, a copy whose
+// transfer syntax UID is replaced by a patient ID, and truncated copies:
+// neither the per-file errors nor the error quote the patient data.
+func TestStudyErrorsCarryNoPatientData(t *testing.T) {
+	src := testutil.File(t, "/usr/lib/python3/dist-packages/pydicom/data/test_files/MR_small.dcm")
+	py := testutil.PythonWith(t, "pydicom")
+	dir := t.TempDir()
+	if out, err := exec.Command(py, "-c", phiScript, src, dir).CombinedOutput(); err != nil {
+		t.Fatalf("pydicom: %v\n%s", err, out)
+	}
+	plain, err := os.ReadFile(filepath.Join(dir, "plain.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const le = "1.2.840.10008.1.2.1\x00"
+	if !bytes.Contains(plain, []byte(le)) {
+		t.Fatal("no Explicit VR Little Endian UID to replace")
+	}
+	os.WriteFile(filepath.Join(dir, "syntax.dcm"), bytes.Replace(plain, []byte(le), []byte("PIDQ7730215XK\x00\x00\x00\x00\x00\x00\x00"), 1), 0o644)
+	name := bytes.Index(plain, []byte("Qzvbex"))
+	for i, cut := range []int{200, 400, name - 2, name + 3, name + 9, len(plain) / 2, len(plain) - 7} {
+		os.WriteFile(filepath.Join(dir, "cut"+strconv.Itoa(i)+".dcm"), plain[:cut], 0o644)
+	}
+	studies, fe, err := (&Reader{}).Study(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	markers := []string{"Qzvbex", "Wyrmhold", "PIDQ7730", "19230417", "Fennimore", "OPIDZZ", "ACCQ88"}
+	for _, e := range fe {
+		for _, m := range markers {
+			if strings.Contains(e.Err.Error(), m) {
+				t.Errorf("%s: error quotes %q: %v", filepath.Base(e.Path), m, e.Err)
+			}
+		}
+	}
+	// plain, sop1 and uids read; photometric, sop2, syntax and at least the
+	// cuts inside the header fail.
+	if len(studies) == 0 || len(fe) < 6 {
+		t.Fatalf("%d studies, %d file errors: the hostile files were not hostile", len(studies), len(fe))
+	}
+	if studies[0].Study.Patient.Name != "Qzvbex^Wyrmhold" {
+		t.Errorf("patient name %q: the data must still be read", studies[0].Study.Patient.Name)
+	}
+	t.Logf("%d studies, %d file errors", len(studies), len(fe))
+}
+
+// TestRuntimeFatalErrors: the Go runtime's own fatal errors in the child
+// (stack overflow, concurrent map writes, an allocation beyond the limit,
+// an unrecovered panic) all exit with status 2; each is told apart and
+// named, not reported as a bare exit status.
+func TestRuntimeFatalErrors(t *testing.T) {
+	p, _ := writeScan(t, t.TempDir())
+	for _, c := range []struct{ fault, want, outcome string }{
+		{"stack", "fatal error of the Go runtime (stack overflow)", OutcomeRuntimeFatal},
+		{"mapwrite", "fatal error of the Go runtime (concurrent map writes)", OutcomeRuntimeFatal},
+		{"bigalloc", "more memory than the 512 MiB", OutcomeMemory},
+		{"panic", "the reader panicked", OutcomePanic},
+	} {
+		var u Usage
+		r := &Reader{Limits: Limits{Memory: 512 << 20, Wall: 30 * time.Second}, Env: []string{faultEnv + "=" + c.fault}, Observe: func(x Usage) { u = x }}
+		_, err := r.KSpace(context.Background(), p)
+		if err == nil || !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), c.want) || u.Outcome != c.outcome {
+			t.Errorf("%s: error %v, outcome %q; want ErrUnsafe saying %q, outcome %q", c.fault, err, u.Outcome, c.want, c.outcome)
+		} else {
+			t.Logf("%s: %v", c.fault, err)
+		}
+	}
+}
+
+// TestHDF5HeapCrashStaysInChild reads an ISMRMRD file (FuzzISMRMRD found
+// it: 12 bytes changed from the generator's) whose global heap makes
+// libhdf5 1.10 copy past its buffer in H5HG_read while reading the XML
+// header: a bug of the C library that kspaced cannot check for first. The
+// child dies, the read fails as unsafe, and this process lives on. (Kept out
+// of the fuzz corpus, where it would fail the target until HDF5 is fixed.)
+func TestHDF5HeapCrashStaysInChild(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "crash", "ismrmrd-global-heap.h5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "k.h5")
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var u Usage
+	_, err = (&Reader{Observe: func(x Usage) { u = x }}).KSpace(context.Background(), p)
+	switch {
+	case err == nil:
+		t.Fatal("the damaged file was read")
+	case errors.Is(err, ErrUnsafe):
+		if u.Outcome != OutcomeCrash {
+			t.Errorf("outcome %q, want %q (%v)", u.Outcome, OutcomeCrash, err)
+		}
+		t.Logf("contained: %v", err)
+	default:
+		t.Logf("refused as a read error (a fixed HDF5, or a check of ours): %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 )
 
 func TestOpenRefusesWhatIsNotARegularFileInside(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	secret := filepath.Join(t.TempDir(), "secret.txt")
 	must(t, os.WriteFile(secret, []byte("PATIENT^SECRET"), 0o600))
@@ -60,6 +61,7 @@ func TestOpenRefusesWhatIsNotARegularFileInside(t *testing.T) {
 }
 
 func TestReadFileLimit(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	p := filepath.Join(root, "big")
 	must(t, os.WriteFile(p, make([]byte, 101), 0o644))

@@ -42,6 +42,7 @@ func mul(m [][]complex128, dst, src []complex128) {
 // A batch of systems, with and without a (diagonal) preconditioner, solves
 // each system to the tolerance, as solving them one at a time does.
 func TestBatchSolves(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n, nb = 12, 3
 	ms := make([][][]complex128, nb)
@@ -118,6 +119,7 @@ func slicesMax(x []int) int {
 
 // A system that is not positive along p stops with Breakdown set.
 func TestBreakdown(t *testing.T) {
+	t.Parallel()
 	s := NewSolver[[]complex64](Complex64{}, 1)
 	r := [][]complex64{{1, 2}}
 	p := [][]complex64{make([]complex64, 2)}

@@ -52,6 +52,7 @@ func espCorrelation(a, b []complex64, coils, npix int, keep []bool) float64 {
 }
 
 func TestESPIRiTMatchesBART(t *testing.T) {
+	t.Parallel()
 	bart := testutil.Tool(t, "bart")
 	dir := t.TempDir()
 	espRun(t, dir, bart, "phantom", "-k", "-s", "8", "-x", "128", "ksp")

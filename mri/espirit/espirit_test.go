@@ -105,6 +105,7 @@ func espCheckEig(t *testing.T, name string, a []complex128, n int) {
 }
 
 func TestESPIRiTHermitianEigensolver(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 2, 3, 5, 17, 64} {
 		espCheckEig(t, "random", espRandHermitian(rng, n), n)
@@ -210,6 +211,7 @@ func espLineMask(rows, cols, step, acs int) []float32 {
 }
 
 func TestESPIRiTRecoversSyntheticMaps(t *testing.T) {
+	t.Parallel()
 	// The whole 26-line centre (more patches than kernel entries: the
 	// n×n Gram matrix), and a 24×24 region with an 8×8 kernel (fewer
 	// patches: the patch Gram matrix).
@@ -338,6 +340,7 @@ func espCalibForTest(ksp []complex64, coils, rows, cols, h, w int) []complex128 
 }
 
 func TestACSWidth(t *testing.T) {
+	t.Parallel()
 	// 64 ky lines: 20 central ones (22…41) plus every 4th; line 20 is sampled
 	// but 21 is not, so the centred square stops at 20.
 	mask := espLineMask(64, 48, 4, 20)
@@ -369,6 +372,7 @@ func TestACSWidth(t *testing.T) {
 }
 
 func TestESPIRiTRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	const coils, rows, cols = 4, 32, 32
 	_, _, ksp := espSynthetic(coils, rows, cols)
 	ctx := context.Background()
@@ -430,6 +434,7 @@ func BenchmarkESPIRiT(b *testing.B) {
 }
 
 func TestESPIRiTDominantEigenvector(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 3))
 	const n = 12
 	eig := espEigWorkspace(n)

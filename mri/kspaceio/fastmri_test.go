@@ -124,6 +124,7 @@ print('ok')
 `
 
 func TestFastMRIh5py(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	runPython(t, fastmriScript, dir)
 	type want struct {
@@ -271,6 +272,7 @@ print('enc', enc, 'rec', rec, 'pad', left, right, 'cov', None if cov is None els
 `
 
 func TestWriteFastMRIReadByH5py(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, c := range []struct {
 		name                      string
@@ -349,6 +351,7 @@ func metaEqual(a, b Meta) bool { return a == b }
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestWriteReconstructionReadByH5py(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "recon.h5")
 	slices, rows, cols := 3, 5, 4
@@ -428,6 +431,7 @@ print('ok')
 `
 
 func TestFastMRIBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	runPython(t, badFastMRIScript, dir)
 	good := filepath.Join(dir, "good.h5")

@@ -248,10 +248,36 @@ static void ks_unselect(hid_t fs, hid_t ms) {
 	if (ms != H5S_ALL) H5Sclose(ms);
 }
 
+// ks_compound_fits checks that every member of compound t, and of the
+// compounds nested in it, lies inside its parent: HDF5 converts a file type
+// whose member offset or size lies by reading past its buffer (a segfault
+// FuzzISMRMRD and FuzzFastMRI found with a few changed bytes).
+static int ks_compound_fits(hid_t t, int depth) {
+	size_t size = H5Tget_size(t);
+	int n = H5Tget_nmembers(t);
+	if (size == 0 || n < 0 || depth > 4) return 0;
+	for (int i = 0; i < n; i++) {
+		size_t off = H5Tget_member_offset(t, (unsigned)i);
+		hid_t m = H5Tget_member_type(t, (unsigned)i);
+		if (m < 0) return 0;
+		size_t ms = H5Tget_size(m);
+		int ok = ms > 0 && off <= size && ms <= size - off;
+		if (ok && H5Tget_class(m) == H5T_COMPOUND) ok = ks_compound_fits(m, depth + 1);
+		H5Tclose(m);
+		if (!ok) return 0;
+	}
+	return 1;
+}
+
 // ks_read_complex reads a compound of two floats (names re, im) as float32
 // pairs straight into buf.
 static int ks_read_complex(hid_t d, const char *re, const char *im, int rank, const hsize_t *start, const hsize_t *count, void *buf, char *err, size_t cap) {
 	ks_quiet();
+	hid_t ft = H5Dget_type(d);
+	if (ft < 0) return ks_fail(err, cap, "datatype");
+	int fits = H5Tget_class(ft) != H5T_COMPOUND || ks_compound_fits(ft, 0);
+	H5Tclose(ft);
+	if (!fits) { snprintf(err, cap, "complex type has a field outside its record"); return -1; }
 	hid_t mt = H5Tcreate(H5T_COMPOUND, 8);
 	H5Tinsert(mt, re, 0, H5T_NATIVE_FLOAT);
 	H5Tinsert(mt, im, 4, H5T_NATIVE_FLOAT);
@@ -410,7 +436,8 @@ static const char *ks_missing(hid_t t, const char **names) {
 }
 
 // ks_check_acq verifies the file type is an ISMRMRD acquisition: compound
-// with head (carrying every field we read) and a variable-length data field.
+// with head (carrying every field we read) and a variable-length data field,
+// every member inside its compound.
 static int ks_check_acq(hid_t d, char *err, size_t cap) {
 	ks_quiet();
 	static const char *top[] = {"head", "data", NULL};
@@ -424,6 +451,7 @@ static int ks_check_acq(hid_t d, char *err, size_t cap) {
 	const char *miss;
 	hid_t h = -1, x = -1, dt = -1;
 	if (H5Tget_class(t) != H5T_COMPOUND) { snprintf(err, cap, "acquisitions are not a compound type"); rc = -1; goto out; }
+	if (!ks_compound_fits(t, 0)) { snprintf(err, cap, "acquisition type has a field outside its record"); rc = -1; goto out; }
 	if ((miss = ks_missing(t, top))) { snprintf(err, cap, "acquisition type has no field %s", miss); rc = -1; goto out; }
 	h = H5Tget_member_type(t, H5Tget_member_index(t, "head"));
 	dt = H5Tget_member_type(t, H5Tget_member_index(t, "data"));

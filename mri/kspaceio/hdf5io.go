@@ -169,7 +169,10 @@ func readISMRMRD(f h5, fileSize int64, b *byteBudget) (*Volume, error) {
 	if asm.overflow {
 		return nil, fmt.Errorf("/dataset/data: one line repeated more than 65535 times")
 	}
-	scans, cal, dup := asm.finish()
+	scans, cal, dup, err := asm.finish()
+	if err != nil {
+		return nil, fmt.Errorf("/dataset/data: %w", err)
+	}
 	v := &Volume{Slices: scans, Labels: plan.labels, Meta: meta, Attrs: map[string]any{
 		"acquisitions":                 len(heads),
 		"imaging_acquisitions":         plan.counts["imaging"],

@@ -35,6 +35,7 @@ func fullMeta() Meta {
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
+	t.Parallel()
 	m := fullMeta()
 	raw, err := buildHeader(m)
 	if err != nil {
@@ -58,6 +59,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 // serialiser (ismrmrd_test_xml writes processed.xml) and parses its output
 // back: both libraries must agree on every field.
 func TestHeaderLibISMRMRD(t *testing.T) {
+	t.Parallel()
 	tool := testutil.Tool(t, "ismrmrd_test_xml")
 	dir := t.TempDir()
 	m := fullMeta()
@@ -141,6 +143,7 @@ const generatorHeader = `<?xml version="1.0"?>
 `
 
 func TestParseGeneratorHeader(t *testing.T) {
+	t.Parallel()
 	m, err := parseHeader([]byte(generatorHeader + "\x00\x00"))
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +159,7 @@ func TestParseGeneratorHeader(t *testing.T) {
 }
 
 func TestParseHeaderRejects(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"not xml":        "hello",
 		"empty":          "",
@@ -183,6 +187,7 @@ func TestParseHeaderRejects(t *testing.T) {
 }
 
 func TestDateConversion(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"2024-02-29": "20240229", "20240229": "20240229", " 1999-12-31 ": "19991231", "garbage": "garbage"} {
 		if got := dicomDate(in); got != want {
 			t.Errorf("dicomDate(%q) = %q, want %q", in, got, want)
@@ -240,6 +245,7 @@ func FuzzParseHeader(f *testing.F) {
 // its parsing is refused with the element named and the value left out,
 // since errors reach error.json and the log.
 func TestHeaderErrorsCarryNoPatientData(t *testing.T) {
+	t.Parallel()
 	const secret = "Doe^Jane-MRN0042"
 	enc := `<encoding><encodedSpace><matrixSize><x>8</x><y>8</y><z>1</z></matrixSize><fieldOfView_mm><x>1</x><y>1</y><z>1</z></fieldOfView_mm></encodedSpace>` +
 		`<reconSpace><matrixSize><x>8</x><y>8</y><z>1</z></matrixSize><fieldOfView_mm><x>1</x><y>1</y><z>1</z></fieldOfView_mm></reconSpace><trajectory>cartesian</trajectory></encoding>`

@@ -71,6 +71,7 @@ func allocated(f func()) uint64 {
 // is refused; soft links inside the file and MATLAB-style empty user
 // blocks still read.
 func TestHDF5PointingElsewhereRefused(t *testing.T) {
+	t.Parallel()
 	dir := hostileFiles(t)
 	for _, c := range []struct{ file, want string }{
 		{"elink.h5", "external link"},

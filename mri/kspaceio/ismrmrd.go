@@ -219,10 +219,10 @@ func planAcquisitions(m Meta, heads []acqHead) (*acqPlan, error) {
 	return p, nil
 }
 
-// scanBytes is the memory the assembled volume takes.
+// scanBytes is the memory the assembled volume takes, noise samples included.
 func (p *acqPlan) scanBytes() int64 {
 	per := int64(p.coils)*int64(p.encY)*int64(p.reconX)*8 + int64(p.encY)*int64(p.reconX)*4
-	return per * int64(len(p.labels)+len(p.calLabels))
+	return per*int64(len(p.labels)+len(p.calLabels)) + int64(p.coils)*int64(p.noiseSamples)*8
 }
 
 // assembler places acquisitions into per-slice k-space as their data arrive.
@@ -230,10 +230,10 @@ type assembler struct {
 	p        *acqPlan
 	scans    []mri.Scan
 	cal      []mri.Scan
-	hits     [][]uint16 // per scan (then per calibration scan): acquisitions per row
-	noise    []complex128
-	noiseN   int
-	os       *osStage // nil when the readout is kept as encoded
+	hits     [][]uint16  // per scan (then per calibration scan): acquisitions per row
+	noise    []complex64 // [coil][sample], the noise acquisitions' kept samples in order
+	noiseN   int         // samples per coil so far
+	os       *osStage    // nil when the readout is kept as encoded
 	overflow bool
 }
 
@@ -251,7 +251,7 @@ func newAssembler(p *acqPlan) *assembler {
 	a.scans = alloc(len(p.labels))
 	a.cal = alloc(len(p.calLabels))
 	if p.noiseSamples > 0 {
-		a.noise = make([]complex128, p.coils*p.coils)
+		a.noise = make([]complex64, p.coils*p.noiseSamples)
 	}
 	if p.reconX < p.encX {
 		a.os = newOSStage(p.encX, p.reconX, p.coils)
@@ -325,21 +325,21 @@ func (a *assembler) add(i int, h *acqHead, data []float32) error {
 	return nil
 }
 
+// addNoise appends a noise acquisition's kept samples to each coil's row of
+// a.noise, for mri.NoiseCovariance once all have arrived.
 func (a *assembler) addNoise(data []float32, ns, nc, pre, post int) {
-	for s := pre; s < ns-post; s++ {
-		for i := 0; i < nc; i++ {
-			xi := complex(float64(data[2*(i*ns+s)]), float64(data[2*(i*ns+s)+1]))
-			for j := 0; j < nc; j++ {
-				xj := complex(float64(data[2*(j*ns+s)]), -float64(data[2*(j*ns+s)+1]))
-				a.noise[i*nc+j] += xi * xj
-			}
+	n := a.p.noiseSamples
+	for c := 0; c < nc; c++ {
+		row := a.noise[c*n+a.noiseN : c*n+a.noiseN+ns-pre-post]
+		for s := pre; s < ns-post; s++ {
+			row[s-pre] = complex(data[2*(c*ns+s)], data[2*(c*ns+s)+1])
 		}
 	}
 	a.noiseN += ns - pre - post
 }
 
 // finish averages repeated lines and attaches the noise covariance.
-func (a *assembler) finish() (scans, cal []mri.Scan, dup int) {
+func (a *assembler) finish() (scans, cal []mri.Scan, dup int, err error) {
 	if a.os != nil {
 		a.os.flush()
 	}
@@ -361,20 +361,22 @@ func (a *assembler) finish() (scans, cal []mri.Scan, dup int) {
 		}
 	}
 	if a.noiseN > 0 {
-		// Noise variance scales with bandwidth, i.e. inversely with dwell time.
-		scale := 1 / float64(a.noiseN)
-		if a.p.noiseDwell > 0 && a.p.imageDwell > 0 {
-			scale *= float64(a.p.noiseDwell) / float64(a.p.imageDwell)
+		cov, err := mri.NoiseCovariance(a.noise, a.p.coils)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("noise acquisitions: %w", err)
 		}
-		cov := make([]complex64, len(a.noise))
-		for i, v := range a.noise {
-			cov[i] = complex64(v * complex(scale, 0))
+		// Noise variance scales with bandwidth, i.e. inversely with dwell time.
+		if a.p.noiseDwell > 0 && a.p.imageDwell > 0 {
+			r := complex(float64(a.p.noiseDwell)/float64(a.p.imageDwell), 0)
+			for i := range cov {
+				cov[i] = complex64(complex128(cov[i]) * r)
+			}
 		}
 		for g := range a.scans {
 			a.scans[g].NoiseCov = append([]complex64(nil), cov...)
 		}
 	}
-	return a.scans, a.cal, dup
+	return a.scans, a.cal, dup, nil
 }
 
 // osStage removes readout oversampling from batches of lines: centred

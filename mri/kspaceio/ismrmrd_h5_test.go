@@ -50,7 +50,9 @@ func runPython(t testing.TB, script string, args ...string) string {
 // expectScript writes, for each generator file, <file>_img.npy (the stored
 // coil_images cropped to the header's recon x, as complex64 (C, ky, x)),
 // <file>_k.npy (its centred orthonormal 2-D FFT by NumPy) and, when the
-// file has noise measurements, <file>_cov.npy (their E[x xᴴ]).
+// file has noise measurements, <file>_cov.npy (their np.cov: mean removed,
+// 1/(n−1)) and <file>_cov0.npy (E[x xᴴ], what the reader gave before it used
+// mri.NoiseCovariance).
 const expectScript = `
 import sys, h5py, numpy as np
 import xml.etree.ElementTree as ET
@@ -77,7 +79,8 @@ for path in sys.argv[1:]:
             xs.append(d[..., 0] + 1j * d[..., 1])
     if xs:
         x = np.concatenate(xs, axis=1)
-        np.save(path + '_cov.npy', (x @ x.conj().T / x.shape[1]).astype(np.complex64))
+        np.save(path + '_cov.npy', np.cov(x).astype(np.complex64))
+        np.save(path + '_cov0.npy', (x @ x.conj().T / x.shape[1]).astype(np.complex64))
 print('ok')
 `
 
@@ -143,6 +146,7 @@ func sampledRows(c genCase, rep int) []bool {
 // equal NumPy's FFT of the stored coil images, and the coil images
 // reconstructed from the interleaved repetitions must match coil_images.
 func TestISMRMRDGenerator(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cases := []genCase{
 		{matrix: 64, coils: 4, os: 2, accel: 1, reps: 1},
@@ -243,8 +247,10 @@ func TestISMRMRDGenerator(t *testing.T) {
 }
 
 // TestISMRMRDNoiseCovariance compares the noise covariance with NumPy's
-// estimate from the same noise acquisition.
+// np.cov of the same noise acquisition, and bounds its change from the
+// reader's earlier estimator, E[x xᴴ] (no mean removal, 1/n).
 func TestISMRMRDNoiseCovariance(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	c := genCase{matrix: 64, coils: 6, os: 2, accel: 1, reps: 1, noiseCal: true, noise: 0.05}
 	p := generate(t, dir, c)
@@ -257,6 +263,16 @@ func TestISMRMRDNoiseCovariance(t *testing.T) {
 	got := v.Slices[0].NoiseCov
 	if e := rel64(got, want.Data); e > 1e-5 {
 		t.Fatalf("noise covariance relative error %.3g", e)
+	}
+	// The two estimators differ by O(1/n) (the 1/(n−1) and the estimated
+	// mean's |m|² ≈ σ²/n), n = 128 samples here: the file reads the same up
+	// to that.
+	old := loadNPY(t, p+"_cov0.npy")
+	n := float64(c.matrix * c.os)
+	if e := rel64(got, old.Data); e > 4/n {
+		t.Fatalf("relative change from E[x xᴴ] %.3g, beyond 4/n = %.3g", e, 4/n)
+	} else {
+		t.Logf("relative change from E[x xᴴ]: %.3g (n = %v)", e, n)
 	}
 	// Complex noise of σ = 0.05 per component has variance 2σ².
 	for i := 0; i < c.coils; i++ {
@@ -339,6 +355,7 @@ func edits(t testing.TB, src string, modes ...string) map[string]string {
 }
 
 func TestISMRMRDVariants(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	c := genCase{matrix: 32, coils: 3, os: 2, accel: 2, calib: 8, reps: 1}
 	src := generate(t, dir, c)
@@ -433,6 +450,7 @@ func TestISMRMRDVariants(t *testing.T) {
 // TestISMRMRDBadInput: each broken file gives an error naming the file and
 // the problem, never a panic.
 func TestISMRMRDBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := generate(t, dir, genCase{matrix: 32, coils: 2, os: 2, accel: 1, reps: 1})
 	big := generate(t, dir, genCase{matrix: 256, coils: 1, os: 2, accel: 1, reps: 1})
@@ -500,6 +518,7 @@ func zeroMiddle(t testing.TB, src string) string {
 // several goroutines at once: results must equal sequential reads and every
 // error must stay with its own file (HDF5 error stacks are per thread).
 func TestConcurrentReads(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := generate(t, dir, genCase{matrix: 32, coils: 2, os: 2, accel: 2, calib: 8, reps: 1})
 	b := generate(t, dir, genCase{matrix: 48, coils: 3, os: 2, accel: 1, reps: 2, noiseCal: true, noise: 0.01})

@@ -36,6 +36,7 @@ func relErr(got, want []complex128) float64 {
 }
 
 func TestOversamplingRemovalMatchesNaiveDFT(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewSource(3))
 	for _, nm := range [][2]int{{8, 4}, {128, 64}, {30, 15}, {20, 12}, {9, 5}, {640, 320}} {
 		n, m := nm[0], nm[1]
@@ -100,6 +101,7 @@ func line(nc, ns int, f func(c, s int) complex64) []float32 {
 }
 
 func TestAssemblePlacement(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 8, 1}, ReconMatrix: [3]int{16, 8, 1}, LimitsE1: Limit{0, 5, 3, true}}
 	val := func(c, x int) complex64 { return complex(float32(100*c+x+1), float32(-c)) }
 	heads := []acqHead{
@@ -124,7 +126,10 @@ func TestAssemblePlacement(t *testing.T) {
 		line(2, 16, func(c, s int) complex64 { return 4 }),
 	}
 	a := assemble(t, m, heads, data)
-	scans, cal, dup := a.finish()
+	scans, cal, dup, err := a.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(scans) != 1 || len(cal) != 0 || dup != 1 {
 		t.Fatalf("%d scans, %d calibration, %d duplicates", len(scans), len(cal), dup)
 	}
@@ -159,22 +164,121 @@ func TestAssemblePlacement(t *testing.T) {
 			t.Fatalf("mask column %d: rows 0,1,2 = %v %v %v", x, s.Mask[x], s.Mask[16+x], s.Mask[32+x])
 		}
 	}
-	// Noise covariance: E[x_i conj(x_j)] over 4 samples, x_c[s] = (c+1) + i s.
-	for i := 0; i < 2; i++ {
-		for j := 0; j < 2; j++ {
-			var want complex128
-			for k := 0; k < 4; k++ {
-				want += complex(float64(i+1), float64(k)) * complex(float64(j+1), -float64(k))
-			}
-			want /= 4
-			if got := complex128(s.NoiseCov[i*2+j]); cmplx.Abs(got-want) > 1e-6 {
-				t.Fatalf("noise covariance (%d,%d) = %v, want %v", i, j, got, want)
-			}
+	// Noise covariance over 4 samples, x_c[s] = (c+1) + i s.
+	noise := make([][]complex128, 2)
+	for c := range noise {
+		for k := 0; k < 4; k++ {
+			noise[c] = append(noise[c], complex(float64(c+1), float64(k)))
+		}
+	}
+	want := naiveCovariance(noise)
+	for i := range want {
+		if got := complex128(s.NoiseCov[i]); cmplx.Abs(got-want[i]) > 1e-6 {
+			t.Fatalf("noise covariance entry %d = %v, want %v", i, got, want[i])
 		}
 	}
 }
 
+// naiveCovariance is the sample covariance of per-coil noise in float64:
+// per-coil mean removed, 1/(n−1), as NumPy's np.cov(x).
+func naiveCovariance(x [][]complex128) []complex128 {
+	nc, n := len(x), len(x[0])
+	cov := make([]complex128, nc*nc)
+	for i := 0; i < nc; i++ {
+		for j := 0; j < nc; j++ {
+			var mi, mj complex128
+			for k := 0; k < n; k++ {
+				mi += x[i][k]
+				mj += x[j][k]
+			}
+			mi /= complex(float64(n), 0)
+			mj /= complex(float64(n), 0)
+			for k := 0; k < n; k++ {
+				cov[i*nc+j] += (x[i][k] - mi) * cmplx.Conj(x[j][k]-mj)
+			}
+			cov[i*nc+j] /= complex(float64(n-1), 0)
+		}
+	}
+	return cov
+}
+
+// TestNoiseAcquisitionsCovariance: several noise acquisitions of different
+// lengths and discards, a receiver offset and a noise dwell time twice the
+// imaging one, against the naive float64 covariance of the kept samples.
+func TestNoiseAcquisitionsCovariance(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewSource(7))
+	const nc = 3
+	m := Meta{EncodedMatrix: [3]int{16, 4, 1}, ReconMatrix: [3]int{16, 4, 1}}
+	heads := []acqHead{
+		{Samples: 40, Channels: nc, Flags: flagNoise, DwellUs: 10, DiscardPre: 3, DiscardPost: 2},
+		{Samples: 16, Channels: nc, CenterSample: 8, E1: 1, DwellUs: 5},
+		{Samples: 25, Channels: nc, Flags: flagNoise, DwellUs: 10},
+		{Samples: 16, Channels: nc, CenterSample: 8, E1: 2, DwellUs: 5},
+	}
+	noise := make([][]complex128, nc)
+	var data [][]float32
+	for _, h := range heads {
+		d := line(nc, int(h.Samples), func(c, s int) complex64 {
+			// Correlated coils with a DC offset per coil.
+			return complex64(complex(r.NormFloat64()+0.5*float64(c), r.NormFloat64()-1))
+		})
+		if h.Flags&flagNoise != 0 {
+			// Coil 1 picks up coil 0's noise: a correlated pair.
+			for s := 0; s < int(h.Samples); s++ {
+				d[2*(int(h.Samples)+s)] += 0.7 * d[2*s]
+				d[2*(int(h.Samples)+s)+1] += 0.7 * d[2*s+1]
+			}
+			for c := 0; c < nc; c++ {
+				for s := int(h.DiscardPre); s < int(h.Samples-h.DiscardPost); s++ {
+					i := 2 * (c*int(h.Samples) + s)
+					noise[c] = append(noise[c], complex(float64(d[i]), float64(d[i+1])))
+				}
+			}
+		}
+		data = append(data, d)
+	}
+	a := assemble(t, m, heads, data)
+	scans, _, _, err := a.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := naiveCovariance(noise)
+	for i := range want {
+		want[i] *= 2 // noise dwell 10 µs / imaging dwell 5 µs
+	}
+	got := make([]complex128, len(want))
+	for i, v := range scans[0].NoiseCov {
+		got[i] = complex128(v)
+	}
+	if len(noise[0]) != 35+25 {
+		t.Fatalf("test kept %d noise samples", len(noise[0]))
+	}
+	if e := relErr(got, want); e > 1e-6 {
+		t.Fatalf("noise covariance relative error %.3g\ngot  %v\nwant %v", e, got, want)
+	}
+	if real(want[1]) < 0.5 {
+		t.Fatalf("test data not correlated: %v", want[1])
+	}
+}
+
+// TestSingleNoiseSampleRefused: one noise sample per coil has no covariance.
+func TestSingleNoiseSampleRefused(t *testing.T) {
+	t.Parallel()
+	m := Meta{EncodedMatrix: [3]int{16, 4, 1}, ReconMatrix: [3]int{16, 4, 1}}
+	heads := []acqHead{
+		{Samples: 1, Channels: 2, Flags: flagNoise},
+		{Samples: 16, Channels: 2, CenterSample: 8, E1: 1},
+	}
+	data := [][]float32{line(2, 1, func(c, s int) complex64 { return 1 }), line(2, 16, func(c, s int) complex64 { return 1 })}
+	a := assemble(t, m, heads, data)
+	if _, _, _, err := a.finish(); err == nil || !strings.Contains(err.Error(), "at least 2") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestAssembleReversedLine(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 4, 1}, ReconMatrix: [3]int{16, 4, 1}}
 	val := func(c, x int) complex64 { return complex(float32(x+1), float32(c)) }
 	// 14 stored samples, 1 discarded at each end of the stored order; the
@@ -203,6 +307,7 @@ func TestAssembleReversedLine(t *testing.T) {
 }
 
 func TestPlanRejects(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{16, 8, 1}, ReconMatrix: [3]int{8, 8, 1}, Trajectory: "cartesian"}
 	ok := acqHead{Samples: 16, Channels: 2, CenterSample: 8}
 	cases := map[string]struct {
@@ -239,6 +344,7 @@ func TestPlanRejects(t *testing.T) {
 }
 
 func TestPlanGroupsAndSeparateCalibration(t *testing.T) {
+	t.Parallel()
 	m := Meta{EncodedMatrix: [3]int{8, 8, 1}, ReconMatrix: [3]int{8, 8, 1}, CalibrationMode: "separate"}
 	h := func(slice, rep, e1 uint16, flags uint64) acqHead {
 		return acqHead{Samples: 8, Channels: 1, CenterSample: 4, Slice: slice, Repetition: rep, E1: e1, Flags: flags}
@@ -291,7 +397,10 @@ func FuzzPlan(f *testing.F) {
 				t.Fatalf("planned acquisition %d rejected: %v", i, err)
 			}
 		}
-		scans, _, _ := a.finish()
+		scans, _, _, err := a.finish()
+		if err != nil {
+			return // e.g. a single noise sample per coil: refused, not a panic
+		}
 		for _, s := range scans {
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)

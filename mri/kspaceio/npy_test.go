@@ -9,6 +9,7 @@ import (
 )
 
 func TestNPYRoundTrip(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "a.npy")
 	data := []complex64{1 + 2i, -3, 4.5i, 7, 8, 9}
@@ -32,6 +33,7 @@ func TestNPYRoundTrip(t *testing.T) {
 // TestNPYWithNumPy checks files against NumPy itself, both directions,
 // including a Fortran-ordered array.
 func TestNPYWithNumPy(t *testing.T) {
+	t.Parallel()
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
 		t.Skip("Debian python3 not installed")
@@ -68,6 +70,7 @@ print("ok")`
 }
 
 func TestNPYBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "g.npy")
 	if err := WriteNPYComplex64(good, []int{4}, make([]complex64, 4)); err != nil {
@@ -92,6 +95,7 @@ func TestNPYBadInput(t *testing.T) {
 }
 
 func TestCFLRoundTripAndBadHeader(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "x")
 	data := make([]complex64, 4*3*2)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestReadNPYVolume(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// [slices, coils, ky, kx] with a 1-D column mask sibling.
 	slices, coils, rows, cols := 2, 3, 4, 5
@@ -96,6 +97,7 @@ func TestReadNPYVolume(t *testing.T) {
 
 // TestReadCFLFromBART reads k-space written by BART itself.
 func TestReadCFLFromBART(t *testing.T) {
+	t.Parallel()
 	bart := testutil.Tool(t, "bart")
 	dir := t.TempDir()
 	base := filepath.Join(dir, "ph")
@@ -138,6 +140,7 @@ func TestReadCFLFromBART(t *testing.T) {
 }
 
 func TestDetectAndBadPaths(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.h5")
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {

@@ -10,6 +10,7 @@ import (
 // view is the centred crop/pad of the slice; flips and a 90° rotation are
 // the index permutations they should be.
 func TestResampleViewIdentityAndSymmetries(t *testing.T) {
+	t.Parallel()
 	const sr, sc = 9, 12
 	r := rand.New(rand.NewPCG(1, 2))
 	src := make([]float32, sr*sc)

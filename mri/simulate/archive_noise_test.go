@@ -16,6 +16,7 @@ import (
 // archive (KSPACED_ARCHIVE=DIR/train written by `kspaced simulate archive`,
 // whose files record the true σ in their "noise" attribute).
 func TestArchiveNoiseEstimates(t *testing.T) {
+	t.Parallel()
 	dir := os.Getenv("KSPACED_ARCHIVE")
 	if dir == "" {
 		t.Skip("set KSPACED_ARCHIVE to an archive's train folder")

@@ -18,6 +18,7 @@ import (
 // its margins absent from the axial training slices, and test scans of each
 // matrix × acceleration that read back.
 func TestSimulateArchive(t *testing.T) {
+	t.Parallel()
 	testutil.File(t, Volumes["ch2"])
 	a := configs.Archive{Volumes: []string{"ch2"}, Matrix: 32, Stride: 15, PixelMM: [2]float64{5, 7}, RotateDeg: 10,
 		Coils: []int{2, 3, 4}, Masks: []string{"random", "equispaced", "poisson"}, Acceleration: [2]float64{3, 6},

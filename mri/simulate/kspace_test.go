@@ -32,6 +32,7 @@ func naiveKSpace(img, maps []complex64, coils, rows, cols int) []complex128 {
 }
 
 func TestKSpaceMatchesNaiveDFT(t *testing.T) {
+	t.Parallel()
 	const coils, rows, cols = 3, 6, 5 // odd and even sizes
 	rng := rand.New(rand.NewPCG(11, 12))
 	img := make([]complex64, rows*cols)
@@ -70,6 +71,7 @@ func TestKSpaceMatchesNaiveDFT(t *testing.T) {
 }
 
 func TestKSpaceNoiseStatistics(t *testing.T) {
+	t.Parallel()
 	const coils, rows, cols, std = 4, 64, 64, 0.3
 	npix := rows * cols
 	img := make([]complex64, npix)
@@ -139,6 +141,7 @@ func TestKSpaceNoiseStatistics(t *testing.T) {
 }
 
 func TestKSpaceRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	img := make([]complex64, 16)
 	maps := make([]complex64, 32)
 	rng := rand.New(rand.NewPCG(1, 1))

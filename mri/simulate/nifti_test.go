@@ -135,6 +135,7 @@ func writeNii(t *testing.T, name string, s niiSpec) string {
 }
 
 func TestReadNIfTIDatatypes(t *testing.T) {
+	t.Parallel()
 	// 3×2×2 voxels with each type's extremes and some ordinary values.
 	values := map[int16][]float64{
 		2:   {0, 1, 2, 3, 17, 99, 128, 200, 254, 255, 7, 42},
@@ -172,6 +173,7 @@ func TestReadNIfTIDatatypes(t *testing.T) {
 }
 
 func TestReadNIfTIScalingAndExtensions(t *testing.T) {
+	t.Parallel()
 	vals := []float64{0, 1, 2, 100, 200, 255}
 	s := niiSpec{dim: []int16{6}, datatype: 2, pixdim: [8]float32{1, 1, 1, 1}, slope: 0.5, inter: -3, voxOffset: 400, data: encode(2, binary.LittleEndian, vals)}
 	v, err := ReadNIfTI(writeNii(t, "s.nii", s))
@@ -213,6 +215,7 @@ func labelled() []float64 {
 }
 
 func TestReadNIfTIOrientation(t *testing.T) {
+	t.Parallel()
 	base := niiSpec{dim: []int16{4, 3, 2}, datatype: 64, pixdim: [8]float32{1, 1, 2, 3}, data: encode(64, binary.LittleEndian, labelled())}
 	// want(x, y, z) is the label expected at RAS voxel (x, y, z).
 	cases := []struct {
@@ -264,6 +267,7 @@ func TestReadNIfTIOrientation(t *testing.T) {
 }
 
 func TestVolumeSlice(t *testing.T) {
+	t.Parallel()
 	v := &Volume{Dims: [3]int{4, 3, 2}}
 	for _, x := range labelled() {
 		v.Data = append(v.Data, float32(x))
@@ -293,6 +297,7 @@ func TestVolumeSlice(t *testing.T) {
 }
 
 func TestReadNIfTIRejectsCorruptFiles(t *testing.T) {
+	t.Parallel()
 	good := niiSpec{dim: []int16{4, 3, 2}, datatype: 4, pixdim: [8]float32{1, 1, 1, 1}, data: make([]byte, 48)}
 	valid := good.bytes()
 	cases := []struct {
@@ -383,6 +388,7 @@ print(json.dumps({
 `
 
 func TestReadNIfTIMatchesNumpyOnMRIcronTemplates(t *testing.T) {
+	t.Parallel()
 	py := testutil.PythonWith(t, "numpy")
 	for _, name := range []string{"ch2.nii.gz", "ch2better.nii.gz"} {
 		path := testutil.File(t, "/usr/share/mricron/templates/"+name)

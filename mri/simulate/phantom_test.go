@@ -17,6 +17,7 @@ import (
 )
 
 func TestSheppLoganAnalytic(t *testing.T) {
+	t.Parallel()
 	const n = 512
 	img := SheppLogan(n)
 	// The image mean tends to the integral over [−1, 1]² / 4 = Σ A·π·a·b/4.
@@ -57,6 +58,7 @@ func TestSheppLoganAnalytic(t *testing.T) {
 }
 
 func TestRandomEllipses(t *testing.T) {
+	t.Parallel()
 	const n = 128
 	a := RandomEllipses(n, rand.New(rand.NewPCG(7, 1)))
 	b := RandomEllipses(n, rand.New(rand.NewPCG(7, 1)))
@@ -117,6 +119,7 @@ print(json.dumps(resize(a, (%d, %d), order=1, mode='edge', anti_aliasing=False, 
 }
 
 func TestResize(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	img := make([]float32, 7*5)
 	for i := range img {
@@ -176,6 +179,7 @@ func TestResize(t *testing.T) {
 }
 
 func TestSmoothPhase(t *testing.T) {
+	t.Parallel()
 	const rows, cols = 96, 80
 	for seed := uint64(0); seed < 5; seed++ {
 		ph := SmoothPhase(rows, cols, rand.New(rand.NewPCG(seed, 9)))
@@ -209,6 +213,7 @@ func TestSmoothPhase(t *testing.T) {
 }
 
 func TestCoilMaps(t *testing.T) {
+	t.Parallel()
 	const coils, rows, cols = 8, 64, 48
 	maps := CoilMaps(coils, rows, cols)
 	npix := rows * cols
@@ -253,6 +258,7 @@ func TestCoilMaps(t *testing.T) {
 // TestSimulatedScanCalibrates closes the loop: ESPIRiT on simulated
 // undersampled, noisy k-space of a phantom recovers the simulated maps.
 func TestSimulatedScanCalibrates(t *testing.T) {
+	t.Parallel()
 	const coils, n = 8, 128
 	rng := rand.New(rand.NewPCG(5, 6))
 	mag := SheppLogan(n)
