@@ -109,7 +109,8 @@ stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 	f.IntVar(&opt.TuneScans, "tune-scans", 4, "validation scans used from --tune-on, spread over it")
 	f.Float64SliceVar(&grid, "lambdas", quality.DefaultGrid, "l1-wavelet λ grid for --tune-on")
 	f.Float64SliceVar(&bartGrid, "bart-lambdas", quality.DefaultGrid, "bart pics -r λ grid for --tune-on")
-	f.Float64Var(&opt.BartLambda, "bart-lambda", 0.01, "bart pics -r λ without --tune-on (l1-wavelet then uses recon.lambda)")
+	f.Float64Var(&opt.L1Lambda, "l1-lambda", 0, "l1-wavelet λ without --tune-on (0: recon.lambda)")
+	f.Float64Var(&opt.BartLambda, "bart-lambda", 0.01, "bart pics -r λ without --tune-on")
 	f.StringVar(&jsonPath, "json", "", "also write every scan's scores as JSON here")
 	return cmd
 }

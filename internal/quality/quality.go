@@ -46,9 +46,10 @@ type Options struct {
 	// TuneOn is a folder of validation scans (with truth, never the test
 	// scans) on which the l1-wavelet and bart-pics weights are tuned over
 	// Grid and BartGrid (nil: DefaultGrid), using TuneScans of them (spread
-	// evenly; 0: 4). Without it l1-wavelet uses Config.Recon.Lambda and
-	// bart-pics BartLambda.
+	// evenly; 0: 4). Without it l1-wavelet uses L1Lambda (0:
+	// Config.Recon.Lambda) and bart-pics BartLambda.
 	TuneOn          string
+	L1Lambda        float64
 	TuneScans       int
 	Grid, BartGrid  []float64
 	BartLambda      float64
@@ -147,6 +148,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	defer h.close()
 	rep := &Report{Methods: opt.Methods, Sampler: h.cfg.Recon.Sampler, CGLambda: h.cfg.Recon.Lambda,
 		Iterations: h.cfg.Recon.Iterations, L1Lambda: h.cfg.Recon.Lambda, BartLambda: opt.BartLambda}
+	if opt.L1Lambda > 0 {
+		rep.L1Lambda = opt.L1Lambda
+	}
 	if opt.TuneOn != "" {
 		for _, m := range opt.Methods {
 			if m != "l1-wavelet" && m != BartPics {
