@@ -292,7 +292,8 @@ func robustCov(x [][]complex64, method string) (*NoiseEstimate, error) {
 // shrinkage is the Ledoit–Wolf intensity (J. Multivar. Anal. 88, 2004) for
 // shrinking the sample covariance s of samples x (per coil) toward
 // (tr s / coils)·I: the estimated variance of s's elements over their
-// squared distance from the target, clipped to [0, 1].
+// squared distance from the target, clipped to [0, 1]; the diagonal's
+// variance is that of the robust estimate robustCov puts there.
 func shrinkage(x [][]complex64, s []complex64) float64 {
 	coils, m := len(x), len(x[0])
 	var mu float64
@@ -308,10 +309,17 @@ func shrinkage(x [][]complex64, s []complex64) float64 {
 				e -= complex(mu, 0)
 			}
 			d2 += real(e)*real(e) + imag(e)*imag(e)
+			var v float64
 			for k := 0; k < m; k++ {
 				f := complex128(x[i][k])*cmplx.Conj(complex128(x[j][k])) - complex128(s[i*coils+j])
-				b2 += real(f)*real(f) + imag(f)*imag(f)
+				v += real(f)*real(f) + imag(f)*imag(f)
 			}
+			if i == j {
+				// The diagonal used is median(|x|²)/ln 2, whose variance for
+				// Gaussian noise is 1/ln²2 ≈ 2.1 times the sample variance's.
+				v /= math.Ln2 * math.Ln2
+			}
+			b2 += v
 		}
 	}
 	b2 /= float64(m) * float64(m)
