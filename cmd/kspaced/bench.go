@@ -111,6 +111,7 @@ stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 	f.Float64SliceVar(&bartGrid, "bart-lambdas", quality.DefaultGrid, "bart pics -r λ grid for --tune-on")
 	f.Float64Var(&opt.L1Lambda, "l1-lambda", 0, "l1-wavelet λ without --tune-on (0: recon.lambda)")
 	f.Float64Var(&opt.BartLambda, "bart-lambda", 0.01, "bart pics -r λ without --tune-on")
+	f.BoolVar(&opt.MaskSupport, "mask-support", false, "also score sampling methods with image and std zeroed outside the ESPIRiT maps (cells \"METHOD masked\")")
 	f.StringVar(&jsonPath, "json", "", "also write every scan's scores as JSON here")
 	return cmd
 }

@@ -112,3 +112,51 @@ func cropCenter(src []complex64, r, c, rows, cols int) []complex64 {
 	}
 	return dst
 }
+
+// support is 1 where the file's ESPIRiT maps (pipeline.Prepare) have
+// Σ_c |S_c|² > 1/2 and 0 elsewhere, [slice][row][col] cropped as the
+// pipeline crops its outputs.
+func (h *harness) support(ctx context.Context, path string) ([]complex64, error) {
+	v, err := kspaceio.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	rows, cols := v.ImageSize()
+	var out []complex64
+	for si := range v.Slices {
+		p, err := pipeline.Prepare(ctx, &v.Slices[si], h.cfg.Recon.CoilMaps)
+		if err != nil {
+			return nil, fmt.Errorf("slice %d: %w", si, err)
+		}
+		s := p.Scan
+		n := s.Rows * s.Cols
+		m := make([]complex64, n)
+		for i := range m {
+			var e float32
+			for c := 0; c < s.Coils; c++ {
+				q := p.Maps[c*n+i]
+				e += real(q)*real(q) + imag(q)*imag(q)
+			}
+			if e > 0.5 {
+				m[i] = 1
+			}
+		}
+		out = append(out, cropCenter(m, s.Rows, s.Cols, rows, cols)...)
+	}
+	return out, nil
+}
+
+// masked is r with image and std zeroed where support is 0.
+func (r *recon) masked(support []complex64) *recon {
+	m := &recon{img: make([]complex64, len(r.img)), seconds: r.seconds}
+	for i, v := range r.img {
+		m.img[i] = v * support[i]
+	}
+	if r.std != nil {
+		m.std = make([]float32, len(r.std))
+		for i, v := range r.std {
+			m.std[i] = v * real(support[i])
+		}
+	}
+	return m
+}

@@ -202,14 +202,25 @@ func TestSamplingCellHasCoverage(t *testing.T) {
 	cfg := smallConfig()
 	cfg.Recon.Sampler.Prior = ckpt
 	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.CGIterations, cfg.Recon.Sampler.Samples = 3, 1, 2
-	rep, err := Run(context.Background(), Options{Tests: []string{test}, Methods: []string{"mmps"}, Config: cfg})
+	rep, err := Run(context.Background(), Options{Tests: []string{test}, Methods: []string{"zero-filled", "mmps"}, Config: cfg, MaskSupport: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := rep.Cells[0]
+	if len(rep.Cells) != 3 || rep.Cells[2].Method != "mmps"+MaskedSuffix {
+		t.Fatalf("cells %+v", rep.Cells)
+	}
+	c := rep.Cells[1]
 	finiteScores(t, c)
 	if c.Coverage.N != 1 || !(c.Coverage.Mean >= 0 && c.Coverage.Mean <= 1) || rep.Sampler.Samples != 2 {
 		t.Errorf("mmps cell coverage %+v, sampler %+v", c.Coverage, rep.Sampler)
+	}
+	if rep.Cells[0].Coverage.N != 0 {
+		t.Errorf("zero-filled has a coverage: %+v", rep.Cells[0].Coverage)
+	}
+	// The untrained network fills the background outside the maps with
+	// garbage; zeroing it there (the truth is 0 there) must score higher.
+	if m := rep.Cells[2]; m.Coverage.N != 1 || !(m.PSNR.Mean > c.PSNR.Mean) {
+		t.Errorf("masked PSNR %.2f dB, raw %.2f dB", m.PSNR.Mean, c.PSNR.Mean)
 	}
 	if _, err := Run(context.Background(), Options{Tests: []string{test}, Methods: []string{"mmps"}}); err == nil {
 		t.Error("mmps without a prior ran")
