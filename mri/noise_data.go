@@ -32,7 +32,7 @@ import (
 // NoiseEstimate is a noise covariance estimated from a scan's own data.
 type NoiseEstimate struct {
 	Cov     []complex64 // coils×coils, row-major
-	Method  string      // "readout edges" or "outer k-space"
+	Method  string      // "readout edges" or "outer k-space" (+ where the correlations came from)
 	Samples int         // samples per coil behind the estimate
 	// Shrinkage is the weight of (mean variance)·I in Cov, in [0, 1]: 1 when
 	// the samples say nothing about coil correlations (robustCov).
@@ -64,7 +64,7 @@ func EstimateNoise(s *Scan) (*NoiseEstimate, error) {
 		len(s.KSpace) != s.Coils*s.Rows*s.Cols || len(s.Mask) != s.Rows*s.Cols {
 		return nil, errors.New("estimate noise: inconsistent scan shape")
 	}
-	var best *NoiseEstimate
+	var best, edges *NoiseEstimate
 	var why []string
 	for _, cand := range []func(*Scan) (*NoiseEstimate, error){noiseFromReadoutEdges, noiseFromOuterKSpace} {
 		e, err := cand(s)
@@ -72,12 +72,26 @@ func EstimateNoise(s *Scan) (*NoiseEstimate, error) {
 			why = append(why, err.Error())
 			continue
 		}
+		if e.Method == "readout edges" {
+			edges = e
+		}
 		if best == nil || e.Mean() < best.Mean() {
 			best = e
 		}
 	}
 	if best == nil {
 		return nil, fmt.Errorf("estimate noise: %w (%v)", ErrNoNoiseEstimate, why)
+	}
+	if edges != nil && best != edges && edges.Mean() > 0 {
+		// The level is the lower one, but the coil correlations come from the
+		// readout edges, which hold noise only: a few dozen outer k-space
+		// locations carry coil-coherent anatomy into the shape.
+		r := complex(float32(best.Mean()/edges.Mean()), 0)
+		cov := make([]complex64, len(edges.Cov))
+		for i, v := range edges.Cov {
+			cov[i] = v * r
+		}
+		best = &NoiseEstimate{Cov: cov, Method: best.Method + " (coil correlations from readout edges)", Samples: best.Samples, Shrinkage: edges.Shrinkage}
 	}
 	// Float32 rounding of noise-free data leaves |y|² about 1e-14 of the
 	// signal power; anything below 1e-10 of it is not noise.

@@ -110,15 +110,16 @@ func TestEstimateNoiseOnAnatomy(t *testing.T) {
 							t.Errorf("%s %s %s, %d coils, %s %g×, σ %g: estimated/true σ %.3f (%s)", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, ratio, est.Method)
 						}
 						// The noise is white, so the estimate's shape must be too, or
-						// prewhitening rescales the coil combination: within 0.1 from
-						// the hundreds of noise-only samples of 1-D masks, 0.25 from
-						// the 40–160 per coil of 2-D Poisson corners at σ 0.03; not
-						// asserted where those corners hold anatomy.
+						// prewhitening rescales the coil combination: within 0.15 from
+						// the noise-only readout edges of 1-D masks (up to 16 coils
+						// from ~100 samples each), 0.25 from the 40–160 per coil of
+						// 2-D Poisson corners at σ 0.03; not asserted where those
+						// corners hold anatomy.
 						shape := shapeError(est)
 						if asserted {
 							worstShape = math.Max(worstShape, shape)
 						}
-						if bound := map[bool]float64{true: 0.25, false: 0.1}[acq.mask == "poisson"]; asserted && shape > bound {
+						if bound := map[bool]float64{true: 0.25, false: 0.15}[acq.mask == "poisson"]; asserted && shape > bound {
 							t.Errorf("%s %s %s, %d coils, %s %g×, σ %g: ‖Σ/mean − I‖ = %.3f (%s, %d samples)", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, shape, est.Method, est.Samples)
 						}
 						rows = append(rows, fmt.Sprintf("| %s | %s | %s | %d | %s %g× | %g | %.3f | %.3f | %s |", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, ratio, shape, est.Method))
