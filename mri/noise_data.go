@@ -82,16 +82,8 @@ func EstimateNoise(s *Scan) (*NoiseEstimate, error) {
 	if best == nil {
 		return nil, fmt.Errorf("estimate noise: %w (%v)", ErrNoNoiseEstimate, why)
 	}
-	if edges != nil && best != edges && edges.Mean() > 0 {
-		// The level is the lower one, but the coil correlations come from the
-		// readout edges, which hold noise only: a few dozen outer k-space
-		// locations carry coil-coherent anatomy into the shape.
-		r := complex(float32(best.Mean()/edges.Mean()), 0)
-		cov := make([]complex64, len(edges.Cov))
-		for i, v := range edges.Cov {
-			cov[i] = v * r
-		}
-		best = &NoiseEstimate{Cov: cov, Method: best.Method + " (coil correlations from readout edges)", Samples: best.Samples, Shrinkage: edges.Shrinkage}
+	if best != edges {
+		best = outerShape(best, edges)
 	}
 	// Float32 rounding of noise-free data leaves |y|² about 1e-14 of the
 	// signal power; anything below 1e-10 of it is not noise.
@@ -108,6 +100,30 @@ func EstimateNoise(s *Scan) (*NoiseEstimate, error) {
 			ErrNoNoiseEstimate, best.Method, m, p/float64(max(cnt, 1)))
 	}
 	return best, nil
+}
+
+// outerShape gives an outer k-space estimate (the lower level) its coil
+// correlations: a few dozen outer locations carry coil-coherent anatomy into
+// the shape, so they come from the readout edges when those agree on the
+// level within 10 % (noise only there too), and are left out (mean·I, no
+// correlations, equal coils) otherwise: whitening by a shape that is anatomy
+// rescales the coil combination, while equal white noise only forgoes
+// whitening.
+func outerShape(best, edges *NoiseEstimate) *NoiseEstimate {
+	m := best.Mean()
+	c := int(math.Sqrt(float64(len(best.Cov))))
+	cov := make([]complex64, len(best.Cov))
+	if edges != nil && edges.Mean() > 0 && edges.Mean() <= 1.1*m {
+		r := complex(float32(m/edges.Mean()), 0)
+		for i, v := range edges.Cov {
+			cov[i] = v * r
+		}
+		return &NoiseEstimate{Cov: cov, Method: best.Method + " (coil correlations from readout edges)", Samples: best.Samples, Shrinkage: edges.Shrinkage}
+	}
+	for i := 0; i < c; i++ {
+		cov[i*c+i] = complex(float32(m), 0)
+	}
+	return &NoiseEstimate{Cov: cov, Method: best.Method + " (level only)", Samples: best.Samples, Shrinkage: 1}
 }
 
 // noiseFromReadoutEdges uses the fully acquired lines: columns (readout
