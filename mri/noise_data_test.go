@@ -55,9 +55,10 @@ func noiseTestScan(t *testing.T, vol *simulate.Volume, axis int, v simulate.View
 // TestEstimateNoiseOnAnatomy: on simulated scans of real anatomy at 4× and
 // 8× (1-D random and equispaced, 2-D Poisson), several matrices, pixel
 // sizes, coil counts and noise levels, the noise level estimated from the
-// data is within ±20 % of the true σ on every scan with a 1-D mask, and on
-// 2-D Poisson masks at σ 0.03 (at 0.005 and 0.01 they are reported, not
-// asserted). By default one view per
+// data is within ±20 % of the true σ on every scan with a 1-D mask and on
+// 2-D Poisson masks at σ 0.03 (at σ 0.005 and 0.01 only bounded to [0.8, 2]:
+// docs/bench/noise.md says why), and the estimated coil covariance is white
+// within 0.15 (shapeError) on every scan. By default one view per
 // orientation; KSPACED_NOISE_TABLE=1 runs all three and prints the markdown
 // table of docs/bench/noise.md.
 func TestEstimateNoiseOnAnatomy(t *testing.T) {
@@ -74,7 +75,7 @@ func TestEstimateNoiseOnAnatomy(t *testing.T) {
 	}
 	table := os.Getenv("KSPACED_NOISE_TABLE") != ""
 	var rows []string
-	worst := 0.0
+	worst, worstShape := 0.0, 0.0
 	seed := uint64(0)
 	for _, vn := range []string{"ch2", "ch2better"} {
 		vol, err := simulate.ReadNIfTI(vols[vn])
@@ -100,24 +101,32 @@ func TestEstimateNoiseOnAnatomy(t *testing.T) {
 						}
 						ratio := math.Sqrt(est.Mean()) / sigma
 						// 2-D masks have no complete lines; their outer k-space still
-						// holds anatomy at the lower noise levels (docs/bench/noise.md).
+						// holds anatomy at the lower noise levels (docs/bench/noise.md):
+						// there the level is only bounded.
 						asserted := acq.mask != "poisson" || sigma >= 0.03
 						if asserted {
 							worst = math.Max(worst, math.Abs(ratio-1))
 						}
-						if asserted && math.Abs(ratio-1) > 0.2 {
+						if (asserted && math.Abs(ratio-1) > 0.2) || ratio < 0.8 || ratio > 2 {
 							t.Errorf("%s %s %s, %d coils, %s %g×, σ %g: estimated/true σ %.3f (%s)", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, ratio, est.Method)
 						}
-						rows = append(rows, fmt.Sprintf("| %s | %s | %s | %d | %s %g× | %g | %.3f | %s |", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, ratio, est.Method))
+						// The noise is white, so the estimate's shape must be too, on
+						// every mask, or prewhitening rescales the coil combination.
+						shape := shapeError(est)
+						worstShape = math.Max(worstShape, shape)
+						if shape > 0.15 {
+							t.Errorf("%s %s %s, %d coils, %s %g×, σ %g: ‖Σ/mean − I‖ = %.3f (%s, %d samples)", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, shape, est.Method, est.Samples)
+						}
+						rows = append(rows, fmt.Sprintf("| %s | %s | %s | %d | %s %g× | %g | %.3f | %.3f | %s |", vn, an, vw.name, coils, acq.mask, acq.accel, sigma, ratio, shape, est.Method))
 					}
 				}
 			}
 		}
 	}
-	t.Logf("%d scans, worst |estimated/true σ − 1| = %.3f on the asserted ones", len(rows), worst)
+	t.Logf("%d scans, worst |estimated/true σ − 1| = %.3f on the asserted ones, worst ‖Σ/mean − I‖ %.3f (all)", len(rows), worst, worstShape)
 	if table {
-		fmt.Println("| volume | orientation | view | coils | mask | σ | estimated/true σ | from |")
-		fmt.Println("|---|---|---|---:|---|---:|---:|---|")
+		fmt.Println("| volume | orientation | view | coils | mask | σ | estimated/true σ | ‖Σ/mean − I‖ | from |")
+		fmt.Println("|---|---|---|---:|---|---:|---:|---:|---|")
 		fmt.Println(strings.Join(rows, "\n"))
 	}
 }
@@ -182,6 +191,47 @@ func TestEstimateNoiseCorrelatedCoils(t *testing.T) {
 	if rel > 0.2 {
 		t.Fatalf("relative Frobenius error %.3f", rel)
 	}
+}
+
+// shapeError is the spectral norm of Σ/mean − I for an estimate Σ (its
+// largest eigenvalue deviation, by power iteration on the Hermitian
+// difference): how far prewhitening by it is from a uniform rescaling.
+func shapeError(e *mri.NoiseEstimate) float64 {
+	c := int(math.Sqrt(float64(len(e.Cov))))
+	m := e.Mean()
+	d := make([]complex128, c*c)
+	for i := range d {
+		d[i] = complex128(e.Cov[i]) / complex(m, 0)
+		if i%(c+1) == 0 {
+			d[i] -= 1
+		}
+	}
+	v := make([]complex128, c)
+	for i := range v {
+		v[i] = complex(1+0.1*float64(i), 0.05*float64(i))
+	}
+	var lam float64
+	for it := 0; it < 200; it++ {
+		w := make([]complex128, c)
+		for i := 0; i < c; i++ {
+			for j := 0; j < c; j++ {
+				w[i] += d[i*c+j] * v[j]
+			}
+		}
+		var nw float64
+		for _, x := range w {
+			nw += real(x)*real(x) + imag(x)*imag(x)
+		}
+		nw = math.Sqrt(nw)
+		if nw == 0 {
+			return 0
+		}
+		lam = nw
+		for i := range v {
+			v[i] = w[i] / complex(nw, 0)
+		}
+	}
+	return lam
 }
 
 func complexConj(v complex128) complex128 { return complex(real(v), -imag(v)) }
