@@ -130,3 +130,27 @@ func (p *Prepared) QCSlice(img []complex64, std []float32) *qc.Slice {
 	return &qc.Slice{Op: p.Op, Coils: s.Coils, Rows: s.Rows, Cols: s.Cols, KSpace: s.KSpace, Mask: s.Mask,
 		Image: img, NoiseVar: p.NoiseVar, DeclaredNoise: p.NoiseDeclared, Std: std, Scale: p.Scale}
 }
+
+// Support reports, per pixel, whether the coil maps cover it (Σ_c |S_c|² >
+// 1/2: ESPIRiT maps are about 1 inside the object's support and 0 where
+// they were cropped). Single-coil scans without maps cover every pixel.
+func (p *Prepared) Support() []bool {
+	s := p.Scan
+	n := s.Rows * s.Cols
+	in := make([]bool, n)
+	if len(p.Maps) < s.Coils*n {
+		for i := range in {
+			in[i] = true
+		}
+		return in
+	}
+	for i := range in {
+		var e float32
+		for c := 0; c < s.Coils; c++ {
+			q := p.Maps[c*n+i]
+			e += real(q)*real(q) + imag(q)*imag(q)
+		}
+		in[i] = e > 0.5
+	}
+	return in
+}

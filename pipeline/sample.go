@@ -101,6 +101,15 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	if err != nil {
 		return err
 	}
+	// Where the coil maps vanish the data say nothing and the samples are
+	// the prior's own background; the reconstruction is 0 there, as with
+	// the classical methods (and `bart pics`).
+	support := p.Support()
+	for i, in := range support {
+		if !in {
+			post.Mean[i], post.MagStd[i] = 0, 0
+		}
+	}
 	res.Image, res.Std, res.Residual = post.Mean, post.MagStd, post.Residual
 	res.DenoiserEvals, res.VJPs = post.DenoiserEvals, post.VJPs
 	if rc.Method == "mmps" {

@@ -2,8 +2,10 @@
 # make demo: the main job on the embedded default configuration. It simulates
 # an 8-coil, 4×-undersampled axial slice of a real brain MRI volume (Debian
 # mricron-data's ch2), drops it into a spool inbox, and runs the daemon once
-# (`kspaced serve --once`), which reconstructs it and publishes DICOM series,
-# a PNG preview and report.json in the outbox. Prints where everything went.
+# (`kspaced serve --once`) with MMPS posterior sampling under the built-in
+# prior (configs/mmps.yaml), which publishes the posterior mean and std as
+# DICOM series, a PNG preview (zero-filled | mean | std), QC and report.json in
+# the outbox. Prints where everything went.
 set -euo pipefail
 bin=${1:-bin/kspaced}
 out=${2:-out/demo}
@@ -16,7 +18,7 @@ echo "== dropping it into $out/spool/inbox (write elsewhere, then rename in) and
 cp "$out/scan/brain.h5" "$out/spool/inbox/.brain.h5.part"
 mv "$out/spool/inbox/.brain.h5.part" "$out/spool/inbox/brain.h5"
 touch "$out/spool/inbox/brain.h5.ready"
-"$bin" serve --once --spool "$out/spool"
+"$bin" serve --once --spool "$out/spool" --config configs/mmps.yaml
 job="$out/spool/outbox/brain"
 if [ ! -f "$job/report.json" ]; then
   echo "demo: no result in $job; see $out/spool/failed" >&2

@@ -129,15 +129,9 @@ func (h *harness) support(ctx context.Context, path string) ([]complex64, error)
 			return nil, fmt.Errorf("slice %d: %w", si, err)
 		}
 		s := p.Scan
-		n := s.Rows * s.Cols
-		m := make([]complex64, n)
-		for i := range m {
-			var e float32
-			for c := 0; c < s.Coils; c++ {
-				q := p.Maps[c*n+i]
-				e += real(q)*real(q) + imag(q)*imag(q)
-			}
-			if e > 0.5 {
+		m := make([]complex64, s.Rows*s.Cols)
+		for i, in := range p.Support() {
+			if in {
 				m[i] = 1
 			}
 		}
