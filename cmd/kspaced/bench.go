@@ -100,9 +100,9 @@ stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 	f.StringSliceVar(&tests, "test", nil, "test folders (comma-separated or repeated), one cell each")
 	f.StringSliceVar(&methods, "methods", []string{"zero-filled", "cg-sense", "l1-wavelet", "bart-pics", "mmps"}, "methods: zero-filled, cg-sense, l1-wavelet, bart-pics, mmps, dps")
 	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults (coil maps, iterations, cg-sense λ, sampler)")
-	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
+	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps; empty: the built-in prior)")
 	f.IntVar(&samples, "samples", 8, "posterior samples per scan (mmps, dps)")
-	f.IntVar(&steps, "steps", 64, "sampler steps (mmps, dps)")
+	f.IntVar(&steps, "steps", 0, "sampler steps (mmps, dps; 0: 32 with the diagonal covariance, 64 otherwise)")
 	f.IntVar(&cg, "cg", 3, "conjugate-gradient iterations per step (mmps)")
 	f.IntVar(&opt.MaxScans, "max-scans", 0, "at most this many scans per test folder, spread over it (0: all)")
 	f.StringVar(&opt.TuneOn, "tune-on", "", "folder of validation scans with truth to tune the l1-wavelet and bart-pics λ on")
@@ -111,7 +111,6 @@ stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 	f.Float64SliceVar(&bartGrid, "bart-lambdas", quality.DefaultGrid, "bart pics -r λ grid for --tune-on")
 	f.Float64Var(&opt.L1Lambda, "l1-lambda", 0, "l1-wavelet λ without --tune-on (0: recon.lambda)")
 	f.Float64Var(&opt.BartLambda, "bart-lambda", 0.01, "bart pics -r λ without --tune-on")
-	f.BoolVar(&opt.MaskSupport, "mask-support", false, "also score sampling methods with image and std zeroed outside the ESPIRiT maps (cells \"METHOD masked\")")
 	f.StringVar(&jsonPath, "json", "", "also write every scan's scores as JSON here")
 	return cmd
 }

@@ -28,9 +28,6 @@ import (
 // BartPics is the method name of `bart pics -l1` in Options.Methods.
 const BartPics = "bart-pics"
 
-// MaskedSuffix marks the cells of Options.MaskSupport.
-const MaskedSuffix = " masked"
-
 func sampling(m string) bool {
 	meth, _ := configs.LookupMethod(m)
 	return meth.Sampling
@@ -56,18 +53,14 @@ type Options struct {
 	// Grid and BartGrid (nil: DefaultGrid), using TuneScans of them (spread
 	// evenly; 0: 4). Without it l1-wavelet uses L1Lambda (0:
 	// Config.Recon.Lambda) and bart-pics BartLambda.
-	TuneOn         string
-	L1Lambda       float64
-	TuneScans      int
-	Grid, BartGrid []float64
-	BartLambda     float64
-	Bart           string    // the bart executable (BartPics only)
-	Log            io.Writer // progress lines; nil: none
-	// MaskSupport also scores each sampling method's image and std zeroed
-	// where the ESPIRiT maps are (outside the object, where the data say
-	// nothing and the posterior is the prior's), as a cell "METHOD masked".
-	MaskSupport     bool
-	KeepTemporaries bool // for debugging: leave the scratch folder
+	TuneOn          string
+	L1Lambda        float64
+	TuneScans       int
+	Grid, BartGrid  []float64
+	BartLambda      float64
+	Bart            string    // the bart executable (BartPics only)
+	Log             io.Writer // progress lines; nil: none
+	KeepTemporaries bool      // for debugging: leave the scratch folder
 }
 
 // Summary is the mean and sample standard deviation of N values.
@@ -186,53 +179,35 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Cells in method order; with MaskSupport each sampling method gets a
-		// second cell scored on its image zeroed outside the coil maps.
+		// Cells in method order.
 		var cells []Cell
-		col := make([]int, len(opt.Methods))
-		for i, m := range opt.Methods {
-			col[i] = len(cells)
+		for _, m := range opt.Methods {
 			c := Cell{Folder: dir, Method: m}
 			if m == "l1-wavelet" || m == BartPics {
 				c.Lambda = h.lambda[m]
 			}
 			cells = append(cells, c)
-			if opt.MaskSupport && sampling(m) {
-				cells = append(cells, Cell{Folder: dir, Method: m + MaskedSuffix})
-			}
 		}
 		for k, f := range files {
 			truth, err := readTruth(f)
 			if err != nil {
 				return nil, err
 			}
-			var support []complex64
 			for i, m := range opt.Methods {
 				got, err := h.reconstruct(ctx, f, m, h.lambda[m])
 				if err != nil {
 					return nil, fmt.Errorf("%s %s: %w", m, f, err)
 				}
-				recs := []*recon{got}
-				if opt.MaskSupport && sampling(m) {
-					if support == nil {
-						if support, err = h.support(ctx, f); err != nil {
-							return nil, fmt.Errorf("coil-map support of %s: %w", f, err)
-						}
-					}
-					recs = append(recs, got.masked(support))
+				sc, err := scoreAll(filepath.Base(f), truth, got)
+				if err != nil {
+					return nil, fmt.Errorf("%s %s: %w", m, f, err)
 				}
-				for j, r := range recs {
-					sc, err := scoreAll(filepath.Base(f), truth, r)
-					if err != nil {
-						return nil, fmt.Errorf("%s %s: %w", m, f, err)
-					}
-					c := &cells[col[i]+j]
-					c.Rows, c.Cols = truth.rows, truth.cols
-					c.Scores = append(c.Scores, sc...)
-					for _, s := range sc {
-						h.logf("%s [%d/%d] %s %s: PSNR %.2f dB, SSIM %.4f%s, %.1f s\n", filepath.Base(dir), k+1, len(files),
-							s.Scan, c.Method, s.PSNR, s.SSIM, coverageText(s.Coverage), s.Seconds)
-					}
+				c := &cells[i]
+				c.Rows, c.Cols = truth.rows, truth.cols
+				c.Scores = append(c.Scores, sc...)
+				for _, s := range sc {
+					h.logf("%s [%d/%d] %s %s: PSNR %.2f dB, SSIM %.4f%s, %.1f s\n", filepath.Base(dir), k+1, len(files),
+						s.Scan, c.Method, s.PSNR, s.SSIM, coverageText(s.Coverage), s.Seconds)
 				}
 			}
 		}
@@ -279,12 +254,8 @@ func newHarness(opt Options) (*harness, error) {
 			}
 			continue
 		}
-		meth, ok := configs.LookupMethod(m)
-		if !ok {
+		if _, ok := configs.LookupMethod(m); !ok {
 			return nil, fmt.Errorf("quality: unknown method %q (want %s or %s)", m, strings.Join(configs.Methods, ", "), BartPics)
-		}
-		if meth.Sampling && cfg.Recon.Sampler.Prior == "" {
-			return nil, fmt.Errorf("quality: %s needs a prior checkpoint", m)
 		}
 	}
 	// Outputs are NumPy arrays only, read back and deleted.
