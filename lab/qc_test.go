@@ -34,8 +34,9 @@ func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibratio
 // (one held-out slice per volume at 4×, each turned into every failure
 // class; typicality under lap 1) with the shipped calibration, and asserts
 // the flag rates (checkQCClaims). KSPACED_QC_EVIDENCE=1 runs the full one
-// instead: the 16 evaluation slices at 4× and 8× (32 scans per class), both
-// priors, calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
+// instead: the 16 evaluation slices at 4× and 8× (32 scans per class), the
+// priors of train/default-prior named in KSPACED_QC_PRIORS (comma-separated
+// file names, the first flags; default lap-01 and lap-00), calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
 // curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
 // writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_FROM
 // reuses a run saved with KSPACED_QC_SAVE (KSPACED_QC_RECALIBRATE=1 fits the
@@ -50,8 +51,14 @@ func TestQCEvidence(t *testing.T) {
 		t.Skip("a minute or two on two cores")
 	}
 	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	priorNames := []string{"lap-01.safetensors", "lap-00.safetensors"} // the first flags
 	if full {
-		opt.Priors = []string{priorDir + "/lap-01.safetensors", priorDir + "/lap-00.safetensors"}
+		if v := os.Getenv("KSPACED_QC_PRIORS"); v != "" {
+			priorNames = strings.Split(v, ",")
+		}
+		for _, name := range priorNames {
+			opt.Priors = append(opt.Priors, priorDir+"/"+name)
+		}
 	} else {
 		opt.PerVolume, opt.Accelerations = 1, []float64{4}
 		opt.Priors = []string{priorDir + "/lap-01.safetensors"}
@@ -110,7 +117,7 @@ func TestQCEvidence(t *testing.T) {
 		if err := ev.Calibration[""].Save("../qc/classical.qc.json"); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"lap-00.safetensors", "lap-01.safetensors"} {
+		for _, name := range priorNames {
 			if err := ev.Calibration[name].Save(qc.SidecarPath(filepath.Join(priorDir, name))); err != nil {
 				t.Fatal(err)
 			}

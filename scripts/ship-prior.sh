@@ -29,4 +29,5 @@ cp "$head" priors/builtin/default.safetensors
 cp "$run/laps.json" priors/builtin/laps.json
 cp "$src.qc.json" priors/builtin/default.safetensors.qc.json
 go test ./priors/builtin/
+go build -o "$bin" ./cmd/kspaced # embeds the new prior
 "$bin" prior show | head -20
