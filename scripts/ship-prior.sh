@@ -24,7 +24,12 @@ if [[ ! -f out/prior/l1train/.done ]]; then
 	touch out/prior/l1train/.done
 fi
 head="out/prior/lap-$lap-cov.safetensors"
-"$bin" prior fit-covariance --prior "$src" --data out/prior/l1train --out "$head" --steps 1500 --batch 4 --crop 64
+# fit-covariance resumes an unfinished head but refits a finished one: the
+# .done marker keeps a rerun from redoing it.
+if [[ ! -f "$head.done" ]]; then
+	"$bin" prior fit-covariance --prior "$src" --data out/prior/l1train --out "$head" --steps 1500 --batch 4 --crop 64
+	touch "$head.done"
+fi
 cp "$head" priors/builtin/default.safetensors
 cp "$run/laps.json" priors/builtin/laps.json
 cp "$src.qc.json" priors/builtin/default.safetensors.qc.json
