@@ -16,6 +16,7 @@ import (
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/priors/builtin"
 )
 
 // TestRunMMPSPlumbing runs mmps end to end with a tiny untrained U-Net: it
@@ -249,5 +250,38 @@ func TestRunOnDevice(t *testing.T) {
 	dev = &fakeDevice{fail: errors.New("kernel fault")}
 	if _, err := Run(context.Background(), Job{ID: "y", Inputs: []string{in}, Config: cfg, Device: dev}, dir, nil); err == nil || !strings.Contains(err.Error(), "kernel fault") {
 		t.Fatalf("device failure: %v", err)
+	}
+}
+
+// recon.sampler's automatic choices: the built-in prior (a U-Net with a
+// covariance head) samples with the diagonal covariance at 32 steps; a
+// prior without a head, or an explicit jacobian, with VJPs at 64; explicit
+// steps stay.
+func TestSamplerSettings(t *testing.T) {
+	withHead, _, err := builtin.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noHead, err := priors.NewUNet(priors.SmallUNet(16, 16), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		d         priors.Denoiser
+		cov       string
+		steps     int
+		wantCov   string
+		wantSteps int
+	}{
+		{withHead, "auto", 0, "diagonal", 32},
+		{withHead, "jacobian", 0, "jacobian", 64},
+		{withHead, "auto", 12, "diagonal", 12},
+		{noHead, "auto", 0, "jacobian", 64},
+	} {
+		rc := configs.Default().Recon
+		rc.Method, rc.Sampler.Covariance, rc.Sampler.Steps = "mmps", c.cov, c.steps
+		if cov, steps := samplerSettings(c.d, &rc); cov != c.wantCov || steps != c.wantSteps {
+			t.Errorf("%T covariance %s steps %d: got %s, %d; want %s, %d", c.d, c.cov, c.steps, cov, steps, c.wantCov, c.wantSteps)
+		}
 	}
 }
