@@ -96,8 +96,8 @@ type labPrior struct {
 	d    priors.Denoiser
 }
 
-// QCEvidence runs the evaluation.
-func QCEvidence(ctx context.Context, opt QCOptions) (*QCEvaluation, error) {
+// prepare fills opt's defaults and loads its priors.
+func (opt *QCOptions) prepare() ([]labPrior, error) {
 	if len(opt.Accelerations) == 0 {
 		opt.Accelerations = []float64{4, 8}
 	}
@@ -111,6 +111,15 @@ func QCEvidence(ctx context.Context, opt QCOptions) (*QCEvaluation, error) {
 			return nil, err
 		}
 		prs = append(prs, labPrior{filepath.Base(p), d})
+	}
+	return prs, nil
+}
+
+// QCEvidence runs the evaluation.
+func QCEvidence(ctx context.Context, opt QCOptions) (*QCEvaluation, error) {
+	prs, err := opt.prepare()
+	if err != nil {
+		return nil, err
 	}
 	vols := map[string]*simulate.Volume{}
 	for name := range slabs {
@@ -339,19 +348,9 @@ func measureCase(ctx context.Context, opt QCOptions, class, name string, sc *mri
 // and flags the cases of ev again: for a change of the calibration model
 // without re-running the evaluation.
 func (ev *QCEvaluation) Recalibrate(ctx context.Context, opt QCOptions) error {
-	if len(opt.Accelerations) == 0 {
-		opt.Accelerations = []float64{4, 8}
-	}
-	if opt.Log == nil {
-		opt.Log = io.Discard
-	}
-	var prs []labPrior
-	for _, p := range opt.Priors {
-		d, _, err := priors.LoadPrior(p)
-		if err != nil {
-			return err
-		}
-		prs = append(prs, labPrior{filepath.Base(p), d})
+	prs, err := opt.prepare()
+	if err != nil {
+		return err
 	}
 	vols := map[string]*simulate.Volume{}
 	for name := range slabs {
