@@ -65,7 +65,13 @@ type EMOptions struct {
 	Seed                  uint64
 	// DataID identifies the observations (e.g. a hash of their files); a run
 	// folder refuses to continue on other data.
-	DataID          string
+	DataID string
+	// AdoptData lets a run folder made on other observations of the same
+	// shape (same counts, size, network and seed: e.g. the same archive
+	// prewhitened by a newer noise estimate) continue on these: run.json
+	// takes the new DataID and keeps the old one in earlier_data, and each
+	// lap records the data it was fitted on.
+	AdoptData       bool
 	DataDescription string
 	Normalisation   priors.Normalisation
 	Progress        io.Writer // progress bars, e.g. os.Stderr (nil: none)
@@ -78,7 +84,8 @@ type EMOptions struct {
 // LapRecord is one lap's entry in laps.json.
 type LapRecord struct {
 	Lap        int       `json:"lap"`
-	Kind       string    `json:"kind"` // KindGaussian (lap 0) or KindUNet
+	Kind       string    `json:"kind"`              // KindGaussian (lap 0) or KindUNet
+	DataID     string    `json:"data_id,omitempty"` // the observations it was fitted on
 	Checkpoint string    `json:"checkpoint"`
 	Finished   time.Time `json:"finished"`
 	// E-step: posterior samples drawn for this lap's M-step.
@@ -117,6 +124,15 @@ type emRun struct {
 	GaussLap int               `json:"gaussian_laps"`
 	Network  priors.UNetConfig `json:"network"`
 	Seed     uint64            `json:"seed"`
+	// Earlier is the data the folder's earlier laps were fitted on, oldest
+	// first, when a run adopted new data (EMOptions.AdoptData).
+	Earlier []EarlierData `json:"earlier_data,omitempty"`
+}
+
+// EarlierData is data a run adopted away from, and the last lap fitted on it.
+type EarlierData struct {
+	DataID  string `json:"data_id"`
+	LastLap int    `json:"last_lap"`
 }
 
 const (
@@ -176,7 +192,7 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
-	if err := pinRun(opt.Dir, runOf(train, val, opt)); err != nil {
+	if err := pinRun(opt.Dir, runOf(train, val, opt), opt.AdoptData); err != nil {
 		return nil, err
 	}
 	recs, err := readLaps(opt.Dir)
@@ -245,8 +261,10 @@ func lapSummary(r LapRecord, laps int) string {
 		r.Lap, laps, r.EStepSeconds, r.EStepSeconds/float64(max(r.TrainImages, 1)), r.MStepSeconds, r.MStepSteps, r.MStepLoss, r.EvalSeconds, ev)
 }
 
-// pinRun writes run.json, or checks that the folder's matches.
-func pinRun(dir string, run emRun) error {
+// pinRun writes run.json, or checks that the folder's matches. With adopt,
+// a folder that differs only in its data continues on the new data
+// (EMOptions.AdoptData).
+func pinRun(dir string, run emRun, adopt bool) error {
 	path := filepath.Join(dir, "run.json")
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -263,14 +281,38 @@ func pinRun(dir string, run emRun) error {
 		if len(r.Network.Attention) == 0 {
 			r.Network.Attention = nil
 		}
+		r.Earlier = nil
 		return r
 	}
-	if !reflect.DeepEqual(norm(have), norm(run)) {
-		a, _ := json.Marshal(have)
-		b, _ := json.Marshal(run)
-		return fmt.Errorf("em: %s was made for another run (%s; now %s): choose a new output folder or remove it", dir, a, b)
+	want := norm(run)
+	if reflect.DeepEqual(norm(have), want) {
+		return nil
 	}
-	return nil
+	if adopt {
+		other := norm(have)
+		other.DataID = want.DataID
+		if reflect.DeepEqual(other, want) {
+			recs, err := readLaps(dir)
+			if err != nil {
+				return err
+			}
+			run.Earlier = append(have.Earlier, EarlierData{DataID: have.DataID, LastLap: len(recs) - 1})
+			// The next lap's saved E-step samples and M-step state came from the old data.
+			for _, f := range []string{samplesFile(len(recs)), trainFile(len(recs))} {
+				if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("em: %w", err)
+				}
+			}
+			return writeJSONAtomic(path, run)
+		}
+	}
+	a, _ := json.Marshal(have)
+	b, _ := json.Marshal(run)
+	hint := "choose a new output folder or remove it"
+	if have.DataID != run.DataID {
+		hint += " (or, for the same scans read anew, e.g. by a newer noise estimate, continue it on these with --adopt-data)"
+	}
+	return fmt.Errorf("em: %s was made for another run (%s; now %s): %s", dir, a, b, hint)
 }
 
 func readLaps(dir string) ([]LapRecord, error) {
@@ -378,7 +420,7 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 		return LapRecord{}, err
 	}
 	_ = os.Remove(partial + ".json")
-	rec := LapRecord{Lap: 0, Kind: priors.KindGaussian, Checkpoint: LapCheckpoint(0), GaussianLaps: laps, GaussSeconds: gaussSec,
+	rec := LapRecord{Lap: 0, Kind: priors.KindGaussian, Checkpoint: LapCheckpoint(0), DataID: opt.DataID, GaussianLaps: laps, GaussSeconds: gaussSec,
 		TrainImages: len(train), Workers: opt.Workers}
 	if err := evaluateLap(ctx, g, val, opt, &rec); err != nil {
 		return LapRecord{}, err
@@ -413,7 +455,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	cfg := opt.Network
 	rows, cols := cfg.Rows, cfg.Cols
 	n := 2 * rows * cols
-	rec := LapRecord{Lap: k, Kind: priors.KindUNet, Checkpoint: LapCheckpoint(k), TrainImages: len(train), Workers: opt.Workers,
+	rec := LapRecord{Lap: k, Kind: priors.KindUNet, Checkpoint: LapCheckpoint(k), DataID: opt.DataID, TrainImages: len(train), Workers: opt.Workers,
 		EStepSteps: opt.Sampler.Steps, EStepCGIter: opt.Sampler.CGIter, EStepSamples: opt.samplesPerObservation()}
 	prevPath := filepath.Join(opt.Dir, LapCheckpoint(k-1))
 	prior, _, err := priors.LoadPrior(prevPath)

@@ -179,6 +179,34 @@ func TestEMEndToEnd(t *testing.T) {
 	if _, err := RunEM(context.Background(), train, val, other); err == nil || !strings.Contains(err.Error(), "another run") {
 		t.Fatalf("other data accepted: %v", err)
 	}
+	// With AdoptData a copy of the run continues on the other data: lap 3
+	// is fitted on it, laps 0–2 stay as they were, run.json remembers.
+	dirC := t.TempDir()
+	for _, f := range []string{"run.json", "laps.json", LapCheckpoint(0), LapCheckpoint(1), LapCheckpoint(2)} {
+		copyFile(t, filepath.Join(dir, f), filepath.Join(dirC, f))
+	}
+	adopt := other
+	adopt.Dir, adopt.Log, adopt.Laps, adopt.AdoptData = dirC, nil, 3, true
+	adopted, err := RunEM(context.Background(), train, val, adopt)
+	if err != nil {
+		t.Fatalf("adopting other data: %v", err)
+	}
+	if len(adopted) != 4 || adopted[2].Finished != recs[2].Finished || adopted[2].DataID != opt.DataID || adopted[3].DataID != "other" {
+		t.Fatalf("adopted run's laps: %+v", adopted)
+	}
+	var run emRun
+	if raw, err := os.ReadFile(filepath.Join(dirC, "run.json")); err != nil || json.Unmarshal(raw, &run) != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	if run.DataID != "other" || len(run.Earlier) != 1 || run.Earlier[0] != (EarlierData{DataID: opt.DataID, LastLap: 2}) {
+		t.Fatalf("run.json after adopting: %+v", run)
+	}
+	// Adoption is only for the same shape of run.
+	reshaped := adopt
+	reshaped.DataID, reshaped.Seed = "third", opt.Seed+1
+	if _, err := RunEM(context.Background(), train, val, reshaped); err == nil || !strings.Contains(err.Error(), "another run") {
+		t.Fatalf("another seed adopted: %v", err)
+	}
 
 	// Interrupt lap 2 in its M-step in a copy of the run stopped after lap
 	// 1, continue, and get exactly the uninterrupted lap 2.

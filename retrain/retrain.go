@@ -41,6 +41,9 @@ type RetrainOptions struct {
 	// MergeShards, when > 0, merges the E-step shards of the last lap
 	// (retrain.laps) before EM goes on: the M-step job after the array.
 	MergeShards int
+	// AdoptData continues a run folder made on other data of the same shape
+	// on this data (EMOptions.AdoptData).
+	AdoptData bool
 }
 
 // EStepTask is one shard of one lap's E-step.
@@ -120,6 +123,7 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		EvalSamples: rc.EvalSamples, Workers: rc.Workers, Seed: rc.Seed, SamplesPerObservation: rc.SamplesPerScan,
 		FirstLapSteps:   rc.FirstLapSteps,
 		DataID:          data.ID,
+		AdoptData:       opt.AdoptData,
 		DataDescription: fmt.Sprintf("EM from %d undersampled scans (%d files)", len(train), data.Files),
 		Normalisation:   priors.Normalisation{Scheme: pipeline.NormalisationScheme},
 		Progress:        opt.Progress, Log: opt.Log,

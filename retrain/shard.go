@@ -54,7 +54,7 @@ func lapPending(train, val []Observation, opt EMOptions, k int) (done bool, err 
 	if k < 1 {
 		return false, fmt.Errorf("em: E-step shards are for network laps (1 and later), not lap %d", k)
 	}
-	if err := pinRun(opt.Dir, runOf(train, val, opt)); err != nil {
+	if err := pinRun(opt.Dir, runOf(train, val, opt), opt.AdoptData); err != nil {
 		return false, err
 	}
 	recs, err := readLaps(opt.Dir)

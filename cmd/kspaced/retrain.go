@@ -25,6 +25,7 @@ func newRetrainCmd() *cobra.Command {
 		seed                                     uint64
 		estepLap, shards, mergeShards            int
 		shard                                    string
+		adopt                                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "retrain --data DIR --out PRIOR_DIR",
@@ -80,7 +81,7 @@ validation). A rerun of a shard or lap that is done does nothing.`,
 			if out == "" {
 				return usagef("--out PRIOR_DIR is required")
 			}
-			ropt := retrain.RetrainOptions{Data: data, Out: out, Config: cfg, MergeShards: mergeShards}
+			ropt := retrain.RetrainOptions{Data: data, Out: out, Config: cfg, MergeShards: mergeShards, AdoptData: adopt}
 			if changed(cmd, "estep") {
 				sh, err := taskShard(shard, shards)
 				if err != nil {
@@ -129,6 +130,7 @@ validation). A rerun of a shard or lap that is done does nothing.`,
 	f.IntVar(&estepLap, "estep", 0, "run only this lap's E-step, for one shard of the scans (--shard or the scheduler's task)")
 	f.StringVar(&shard, "shard", "", "with --estep: shard i/N (default: SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX)")
 	f.IntVar(&shards, "shards", 0, "with --estep: shard count when the index comes from JOB_COMPLETION_INDEX")
+	f.BoolVar(&adopt, "adopt-data", false, "continue a run folder made on other data of the same shape (e.g. the same scans read by a newer kspaced) on this data; run.json keeps the old data id")
 	f.IntVar(&mergeShards, "merge-shards", 0, "merge the last lap's N E-step shards, then finish the lap")
 	return cmd
 }
