@@ -9,6 +9,7 @@
 #   scripts/train-prior.sh [OUT]        # OUT defaults to out/prior
 #   RECIPE=other.yaml scripts/train-prior.sh out/other
 #   RUN=train/default-prior scripts/train-prior.sh   # the run folder kept in git
+#   RETRAIN_FLAGS=--adopt-data make prior            # extra retrain flags
 #
 # The default prior's run lives in train/default-prior/ (RUN): its laps are
 # committed as they finish, so a later session continues from them; E-step
@@ -27,5 +28,5 @@ if [[ ! -f "$out/archive/.done" ]]; then
 	touch "$out/archive/.done"
 fi
 run=${RUN:-$out/run}
-"$bin" retrain --config "$recipe" --data "$out/archive/train" --out "$run"
+"$bin" retrain --config "$recipe" --data "$out/archive/train" --out "$run" ${RETRAIN_FLAGS:-}
 "$bin" prior show "$run/best.safetensors"
