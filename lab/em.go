@@ -312,7 +312,8 @@ func l1Recon(ctx context.Context, obs []retrain.Observation, rows, cols int, lam
 }
 
 // trainClean trains the EM network from scratch on the clean images behind
-// obs, in the same prior space (truth / Scale), with the retrain optimiser.
+// obs, in the same prior space (truth / Scale), with the retrain optimiser,
+// crops and pixel scales.
 func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetConfig, rc configs.Retrain, steps int, path string, progress io.Writer) error {
 	hw := cfg.Rows * cfg.Cols
 	ds := &priors.SliceDataset{C: 2, H: cfg.Rows, W: cfg.Cols, Data: make([]float32, 0, len(obs)*2*hw)}
@@ -335,7 +336,7 @@ func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetC
 		return err
 	}
 	if _, err := priors.Train(ctx, u, ds, priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
-		WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, Seed: rc.Seed + 1000,
+		WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, Seed: rc.Seed + 1000, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales,
 		CheckpointPath: path + ".train", CheckpointEvery: max(1, steps/10), Resume: resumeIf(path + ".train"),
 		DataDescription: "clean training images (reference)", Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}, progress); err != nil {
 		return err

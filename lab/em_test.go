@@ -2,12 +2,16 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/testutil"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // TestEMEvidence is the EM experiment of docs/bench/em.md (about 45
@@ -68,4 +72,35 @@ func TestEMClaims(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// TestCleanReference trains the clean-image reference of the default-prior
+// run (docs/bench/prior-recipe.md): KSPACED_CLEAN_REFERENCE=LAP matches EM
+// laps 1…LAP (hours on two cores; resumable: rerun to continue), into
+// KSPACED_CLEAN_REFERENCE_OUT (default out/prior/clean-lap-LAP.safetensors
+// at the repository root). It needs the archive `make prior` writes.
+func TestCleanReference(t *testing.T) {
+	lap, err := strconv.Atoi(os.Getenv("KSPACED_CLEAN_REFERENCE"))
+	if err != nil {
+		t.Skip("set KSPACED_CLEAN_REFERENCE=LAP to train the default prior's clean-image reference (hours)")
+	}
+	root, _ := filepath.Abs("..")
+	cfg, err := configs.Load(filepath.Join(root, "configs", "prior-default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("KSPACED_CLEAN_REFERENCE_OUT")
+	if out == "" {
+		out = filepath.Join(root, "out", "prior", fmt.Sprintf("clean-lap-%02d.safetensors", lap))
+	}
+	steps, err := CleanReference(context.Background(), CleanReferenceOptions{Run: filepath.Join(root, "train", "default-prior"),
+		Data: []string{filepath.Join(root, "out", "prior", "archive", "train")}, Config: cfg, Lap: lap, Out: out, Progress: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta, err := priors.LoadUNet(out)
+	if err != nil || meta.Provenance.Steps != steps {
+		t.Fatalf("reference %s: %v (steps %v, want %d)", out, err, meta, steps)
+	}
+	t.Logf("%s: %d steps on clean images", out, steps)
 }

@@ -1,0 +1,60 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/priors"
+	"github.com/kspaced/kspaced/retrain"
+)
+
+// CleanReferenceOptions name an EM run and the budget of its clean-image
+// reference (issue 14: how close does EM from corrupted scans get to the same
+// network trained on the clean images?).
+type CleanReferenceOptions struct {
+	Run      string          // EM run folder: laps.json, lap-NN.safetensors
+	Data     []string        // the k-space EM read, with NAME_truth.npy companions
+	Config   *configs.Config // the run's recipe (retrain section, recon.coil_maps)
+	Lap      int             // match the M-step steps of EM laps 1…Lap
+	Out      string          // the reference checkpoint; Out.train resumes it
+	Progress io.Writer
+}
+
+// CleanReference trains lap Lap's network from scratch on the truth images of
+// the EM run's training scans (its validation scans held out as retrain holds
+// them out), with the recipe's optimiser, crops and scales, for as many steps
+// as EM's M-steps took through lap Lap. It resumes from Out.train and returns
+// the step count.
+func CleanReference(ctx context.Context, opt CleanReferenceOptions) (int, error) {
+	raw, err := os.ReadFile(filepath.Join(opt.Run, "laps.json"))
+	if err != nil {
+		return 0, err
+	}
+	var laps []retrain.LapRecord
+	if err := json.Unmarshal(raw, &laps); err != nil {
+		return 0, fmt.Errorf("%s/laps.json: %w", opt.Run, err)
+	}
+	if opt.Lap < 1 || opt.Lap >= len(laps) {
+		return 0, fmt.Errorf("clean reference: lap %d is not a network lap of %s (%d laps)", opt.Lap, opt.Run, len(laps))
+	}
+	steps := 0
+	for _, r := range laps[1 : opt.Lap+1] {
+		steps += r.MStepSteps
+	}
+	u, _, err := priors.LoadUNet(filepath.Join(opt.Run, retrain.LapCheckpoint(opt.Lap)))
+	if err != nil {
+		return 0, err
+	}
+	rc := opt.Config.Retrain
+	all, err := retrain.LoadObservations(ctx, opt.Data, opt.Config.Recon.CoilMaps, nil)
+	if err != nil {
+		return 0, err
+	}
+	train, _ := retrain.SplitObservations(all.Obs, rc.ValFraction, rc.Seed)
+	return steps, trainClean(ctx, train, u.Config(), rc, steps, opt.Out, opt.Progress)
+}
