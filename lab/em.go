@@ -335,14 +335,20 @@ func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetC
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if _, err := priors.Train(ctx, u, ds, priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
+	to := priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
 		WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, Seed: rc.Seed + 1000, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales,
 		CheckpointPath: path + ".train", CheckpointEvery: max(1, steps/10), Resume: resumeIf(path + ".train"),
-		DataDescription: "clean training images (reference)", Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}, progress); err != nil {
+		DataDescription: "clean training images (reference)", Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}
+	tu, err := retrain.TrainingNet(u, to) // the crop-size view shares u's weights, as in EM's M-step
+	if err != nil {
+		return err
+	}
+	if _, err := priors.Train(ctx, tu, ds, to, progress); err != nil {
 		return err
 	}
 	if err := u.Save(path, priors.CheckpointMeta{Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme},
-		Provenance: priors.Provenance{Data: "clean training images (reference)", Images: len(obs), Steps: steps, Seed: rc.Seed + 1000}}); err != nil {
+		Provenance: priors.Provenance{Data: "clean training images (reference)", Images: len(obs), Steps: steps, Seed: rc.Seed + 1000,
+		Crops: priors.CropNote(to)}}); err != nil {
 		return err
 	}
 	_ = os.Remove(path + ".train")

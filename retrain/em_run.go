@@ -513,7 +513,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	to.Validation, to.ValFraction = nil, 0
 	data := &priors.SliceDataset{C: 2, H: rows, W: cols, Data: samples}
 	t0 := time.Now()
-	tu, err := trainingNet(u, to)
+	tu, err := TrainingNet(u, to)
 	if err != nil {
 		return rec, err
 	}
@@ -529,7 +529,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		} else if u, err = priors.NewUNet(cfg, opt.Seed); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
-		if tu, err = trainingNet(u, to); err != nil {
+		if tu, err = TrainingNet(u, to); err != nil {
 			return rec, err
 		}
 		st, err = priors.Train(ctx, tu, data, to, opt.Progress)

@@ -15,9 +15,9 @@ func atObservations(d priors.Denoiser, opt EMOptions) (priors.Denoiser, error) {
 	return priors.ForSize(d, opt.Network.Rows, opt.Network.Cols)
 }
 
-// trainingNet is u at the size the M-step trains at: u itself, or a view
+// TrainingNet is u at the size the M-step trains at: u itself, or a view
 // sharing its weights at the crop size, which must divide by the stride.
-func trainingNet(u *priors.UNet, to priors.TrainOptions) (*priors.UNet, error) {
+func TrainingNet(u *priors.UNet, to priors.TrainOptions) (*priors.UNet, error) {
 	if to.CropRows <= 0 && to.CropCols <= 0 {
 		return u, nil
 	}
