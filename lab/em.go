@@ -348,7 +348,7 @@ func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetC
 	}
 	if err := u.Save(path, priors.CheckpointMeta{Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme},
 		Provenance: priors.Provenance{Data: "clean training images (reference)", Images: len(obs), Steps: steps, Seed: rc.Seed + 1000,
-		Crops: priors.CropNote(to)}}); err != nil {
+			Crops: priors.CropNote(to)}}); err != nil {
 		return err
 	}
 	_ = os.Remove(path + ".train")
