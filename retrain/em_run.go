@@ -60,6 +60,9 @@ type EMOptions struct {
 	// FirstLapSteps, when > 0, replaces Train.Steps for lap 1, whose network
 	// starts from scratch.
 	FirstLapSteps int
+	// EStepParts is how many parts each E-step saves as it goes (default
+	// 10): an interrupted E-step resumes after the last saved part.
+	EStepParts int
 	// SamplesPerObservation drawn by each E-step (1).
 	SamplesPerObservation int
 	Seed                  uint64
@@ -156,7 +159,12 @@ func (o *EMOptions) defaults() error {
 	if o.EvalSamples == 0 {
 		o.EvalSamples = 2
 	}
+	if o.EStepParts == 0 {
+		o.EStepParts = 10
+	}
 	switch {
+	case o.EStepParts < 1:
+		return fmt.Errorf("em: %d E-step parts", o.EStepParts)
 	case o.Laps < 0 || o.Laps > 99:
 		return fmt.Errorf("em: %d laps, want 0 to 99", o.Laps)
 	case o.EvalSamples < 1 || o.EvalSamples > 1024:
@@ -467,24 +475,33 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	per := opt.samplesPerObservation()
 	samples, secs, err := readSamples(spath, opt.DataID, k, per*len(train), n)
 	if err != nil {
-		samples = make([]float32, per*len(train)*n)
-		t0 := time.Now()
-		so := lapSampler(opt, k)
+		// The E-step is saved in parts as it goes (the shard files of
+		// EStepShard, the same samples bit for bit), so a killed E-step
+		// resumes after its last finished part.
 		ep, err := atObservations(prior, opt)
 		if err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
-		if err := eStepSamples(ctx, ep, train, so, opt.Workers, per, samples, bar(opt.Progress, fmt.Sprintf("lap %d E-step", k), per*len(train))); err != nil {
-			return rec, fmt.Errorf("em lap %d: %w", k, err)
+		parts := min(opt.EStepParts, len(train))
+		for i := 0; i < parts; i++ {
+			if shardDone(train, opt, k, i, parts) {
+				rec.EStepResumed = true
+				continue
+			}
+			if err := drawShard(ctx, ep, train, opt, k, i, parts); err != nil {
+				return rec, err
+			}
 		}
-		rec.EStepSeconds = time.Since(t0).Seconds()
-		if err := writeSamples(spath, samples, opt.DataID, k, per*len(train), rows, cols, rec.EStepSeconds); err != nil {
+		if err := MergeEStepShards(train, val, opt, k, parts); err != nil {
+			return rec, err
+		}
+		if samples, secs, err = readSamples(spath, opt.DataID, k, per*len(train), n); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 	} else {
 		rec.EStepResumed = true
-		rec.EStepSeconds = secs
 	}
+	rec.EStepSeconds = secs
 	// M-step: warm start from the previous lap's network (lap 1 starts fresh).
 	var u *priors.UNet
 	if pu, ok := prior.(*priors.UNet); ok {

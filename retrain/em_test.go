@@ -208,13 +208,29 @@ func TestEMEndToEnd(t *testing.T) {
 		t.Fatalf("another seed adopted: %v", err)
 	}
 
-	// Interrupt lap 2 in its M-step in a copy of the run stopped after lap
-	// 1, continue, and get exactly the uninterrupted lap 2.
+	// Interrupt lap 2 in its M-step, and in its E-step after its first saved
+	// part, each in a copy of the run stopped after lap 1; continue, and get
+	// exactly the uninterrupted lap 2.
+	for _, stop := range []string{trainFile(2), shardFile(2, 0, 10)} {
+		resumed, dirB := interruptLap2(t, train, val, opt, dir, onDisk[:2], stop)
+		if len(resumed) != 3 || !resumed[2].EStepResumed || resumed[1].Finished != recs[1].Finished ||
+			resumed[2].MStepResumed != (stop == trainFile(2)) {
+			t.Fatalf("stopped at %s: resumed records: %+v", stop, resumed)
+		}
+		sameWeights(t, filepath.Join(dir, LapCheckpoint(2)), filepath.Join(dirB, LapCheckpoint(2)))
+	}
+}
+
+// interruptLap2 copies the run in dir as it stood after lap 1 (laps), runs
+// lap 2 there until the file stop appears, cancels, checks that lap 2 did
+// not finish, and runs it again to the end.
+func interruptLap2(t *testing.T, train, val []Observation, opt EMOptions, dir string, laps []LapRecord, stop string) ([]LapRecord, string) {
+	t.Helper()
 	dirB := t.TempDir()
 	for _, f := range []string{"run.json", LapCheckpoint(0), LapCheckpoint(1)} {
 		copyFile(t, filepath.Join(dir, f), filepath.Join(dirB, f))
 	}
-	first, _ := json.Marshal(onDisk[:2])
+	first, _ := json.Marshal(laps)
 	if err := os.WriteFile(filepath.Join(dirB, "laps.json"), first, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +238,7 @@ func TestEMEndToEnd(t *testing.T) {
 	defer cancel()
 	go func() {
 		for ctx.Err() == nil {
-			if _, err := os.Stat(filepath.Join(dirB, "lap-02.train.safetensors")); err == nil {
+			if _, err := os.Stat(filepath.Join(dirB, stop)); err == nil {
 				cancel()
 				return
 			}
@@ -232,26 +248,26 @@ func TestEMEndToEnd(t *testing.T) {
 	optB := opt
 	optB.Dir, optB.Log = dirB, nil
 	if _, err := RunEM(ctx, train, val, optB); err == nil || ctx.Err() == nil {
-		t.Fatalf("interrupted run: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dirB, samplesFile(2))); err != nil {
-		t.Fatalf("E-step samples not kept: %v", err)
+		t.Fatalf("run stopped at %s: %v", stop, err)
 	}
 	if _, err := os.Stat(filepath.Join(dirB, LapCheckpoint(2))); err == nil {
-		t.Fatal("lap 2 finished before the interruption")
+		t.Fatalf("lap 2 finished before the interruption at %s", stop)
 	}
 	resumed, err := RunEM(context.Background(), train, val, optB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resumed) != 3 || !resumed[2].EStepResumed || !resumed[2].MStepResumed || resumed[1].Finished != recs[1].Finished {
-		t.Fatalf("resumed records: %+v", resumed)
-	}
-	ua, _, err := priors.LoadUNet(filepath.Join(dir, LapCheckpoint(2)))
+	return resumed, dirB
+}
+
+// sameWeights fails unless two U-Net checkpoints hold the same weights bit for bit.
+func sameWeights(t *testing.T, pathA, pathB string) {
+	t.Helper()
+	ua, _, err := priors.LoadUNet(pathA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ub, _, err := priors.LoadUNet(filepath.Join(dirB, LapCheckpoint(2)))
+	ub, _, err := priors.LoadUNet(pathB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +277,7 @@ func TestEMEndToEnd(t *testing.T) {
 		ub.Backend().Download(b, ub.Params()[i].Value)
 		for j := range a {
 			if a[j] != b[j] {
-				t.Fatalf("%s[%d]: %g after the interrupted run, %g uninterrupted", p.Name, j, b[j], a[j])
+				t.Fatalf("%s[%d]: %g in %s, %g in %s", p.Name, j, b[j], pathB, a[j], pathA)
 			}
 		}
 	}

@@ -86,12 +86,7 @@ func EStepShard(ctx context.Context, train, val []Observation, opt EMOptions, k,
 	if done, err := lapPending(train, val, opt, k); err != nil || done {
 		return err
 	}
-	rows, cols := opt.Network.Rows, opt.Network.Cols
-	n2 := 2 * rows * cols
-	per := opt.samplesPerObservation()
-	which := shardIndices(len(train), i, n)
-	path := filepath.Join(opt.Dir, shardFile(k, i, n))
-	if _, _, err := readSamples(path, opt.DataID, k, per*len(which), n2); err == nil {
+	if shardDone(train, opt, k, i, n) {
 		return nil
 	}
 	prior, _, err := priors.LoadPrior(filepath.Join(opt.Dir, LapCheckpoint(k-1)))
@@ -102,14 +97,31 @@ func EStepShard(ctx context.Context, train, val []Observation, opt EMOptions, k,
 	if err != nil {
 		return fmt.Errorf("em lap %d: %w", k, err)
 	}
-	buf := make([]float32, per*len(which)*n2)
+	return drawShard(ctx, ep, train, opt, k, i, n)
+}
+
+// shardDone reports whether shard i of n of lap k's E-step is saved.
+func shardDone(train []Observation, opt EMOptions, k, i, n int) bool {
+	which := shardIndices(len(train), i, n)
+	_, _, err := readSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), opt.DataID, k,
+		opt.samplesPerObservation()*len(which), 2*opt.Network.Rows*opt.Network.Cols)
+	return err == nil
+}
+
+// drawShard draws shard i of n of lap k's E-step under ep (the previous
+// lap's prior at the observations' size) and saves it.
+func drawShard(ctx context.Context, ep priors.Denoiser, train []Observation, opt EMOptions, k, i, n int) error {
+	rows, cols := opt.Network.Rows, opt.Network.Cols
+	per := opt.samplesPerObservation()
+	which := shardIndices(len(train), i, n)
+	buf := make([]float32, per*len(which)*2*rows*cols)
 	t0 := time.Now()
-	err = eStepSamplesOf(ctx, ep, train, which, lapSampler(opt, k), opt.Workers, per, buf,
-		bar(opt.Progress, fmt.Sprintf("lap %d E-step shard %d/%d", k, i, n), per*len(which)))
+	err := eStepSamplesOf(ctx, ep, train, which, lapSampler(opt, k), opt.Workers, per, buf,
+		bar(opt.Progress, fmt.Sprintf("lap %d E-step part %d/%d", k, i+1, n), per*len(which)))
 	if err != nil {
 		return fmt.Errorf("em lap %d: %w", k, err)
 	}
-	return writeSamples(path, buf, opt.DataID, k, per*len(which), rows, cols, time.Since(t0).Seconds())
+	return writeSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), buf, opt.DataID, k, per*len(which), rows, cols, time.Since(t0).Seconds())
 }
 
 // MergeEStepShards assembles lap k's samples file from its n shard files,
