@@ -374,7 +374,7 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 	if err != nil {
 		return nil, nil, err
 	}
-	var ratios, accs, snrs []float64
+	var ratios, accs, snrs, moved, edges []float64
 	var cases []QCCase
 	typ := map[string][]float64{}
 	for i, b := range scans {
@@ -386,6 +386,11 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 		ratios = append(ratios, cs.Result.DataConsistency.Ratio)
 		accs = append(accs, cs.Result.DataConsistency.Acceleration)
 		snrs = append(snrs, cs.Result.DataConsistency.SNR)
+		if cs.Result.LineMotion == nil || cs.Result.EdgeSparsity == nil {
+			return nil, nil, fmt.Errorf("%s: line motion or edge sparsity not measured", b.name)
+		}
+		moved = append(moved, cs.Result.LineMotion.Explained)
+		edges = append(edges, cs.Result.EdgeSparsity.Score)
 		for n, t := range cs.Typicality {
 			typ[n] = append(typ[n], t.Score)
 		}
@@ -396,7 +401,17 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 	if err != nil {
 		return nil, nil, err
 	}
-	out := map[string]*qc.Calibration{"": {Source: src, Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{opt.Recon.Method: d}}}
+	dm, err := qc.FitDistVs(moved, accs, snrs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("line motion: %w", err)
+	}
+	de, err := qc.FitDistVs(edges, accs, snrs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("edge sparsity: %w", err)
+	}
+	m := opt.Recon.Method
+	out := map[string]*qc.Calibration{"": {Source: src, Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{m: d},
+		LineMotion: map[string]qc.Dist{m: dm}, EdgeSparsity: map[string]qc.Dist{m: de}}}
 	for _, pr := range prs {
 		d, err := qc.FitDistVs(typ[pr.name], accs, snrs)
 		if err != nil {
@@ -422,6 +437,12 @@ func qcEvaluate(ctx context.Context, opt QCOptions, vols map[string]*simulate.Vo
 		out = append(out, cs)
 		fmt.Fprintf(opt.Log, "%-32s %-26s acc %4.1f ratio %8.3f order %5.2f empty %3d", class, name, cs.Result.DataConsistency.Acceleration, cs.Result.DataConsistency.Ratio,
 			cs.Result.DataConsistency.LineOrder, cs.Result.DataConsistency.EmptyLines)
+		if lm := cs.Result.LineMotion; lm != nil {
+			fmt.Fprintf(opt.Log, " moved %.2g", lm.Explained)
+		}
+		if e := cs.Result.EdgeSparsity; e != nil {
+			fmt.Fprintf(opt.Log, " edges %.2f", e.Score)
+		}
 		if cs.Result.Noise != nil {
 			fmt.Fprintf(opt.Log, " noise %.2f", cs.Result.Noise.Ratio)
 		}
