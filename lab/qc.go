@@ -701,39 +701,62 @@ func QCArchive(ctx context.Context, opt QCOptions, dirs []string) ([]QCCase, err
 	return out, nil
 }
 
-// LineOrders measures qc's LineOrder on motion and wrong-coil-map cases
-// made from the calibration slices (never from the evaluation ones): the
-// data behind qc.MotionOrder.
-func LineOrders(ctx context.Context, opt QCOptions) (motionOrders, coilOrders []float64, err error) {
+// DevelopmentCases are the in-distribution calibration scans and motion,
+// wrong-coil-map and phantom cases made from the calibration slices (never
+// from the evaluation ones), measured without priors: the data behind
+// qc.MotionOrder and the choice of the line-motion and edge-sparsity
+// measures (docs/bench/qc.md).
+func DevelopmentCases(ctx context.Context, opt QCOptions) ([]QCCase, error) {
+	if len(opt.Accelerations) == 0 {
+		opt.Accelerations = []float64{4, 8}
+	}
 	vols := map[string]*simulate.Volume{}
 	for name := range slabs {
-		if vols[name], err = simulate.ReadNIfTI(simulate.Volumes[name]); err != nil {
-			return nil, nil, err
+		v, err := simulate.ReadNIfTI(simulate.Volumes[name])
+		if err != nil {
+			return nil, err
 		}
+		vols[name] = v
 	}
 	scans, err := brainScans(opt, vols, 1)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for _, b := range scans {
+	var out []QCCase
+	add := func(class, name string, sc *mri.Scan, mapsFn func([]complex64) []complex64) error {
+		cs, err := measureCase(ctx, opt, class, name, sc, mapsFn, nil)
+		out = append(out, cs)
+		return err
+	}
+	for i, b := range scans {
+		if err := add(ClassInDist, b.name, cloneScan(b.scan), nil); err != nil {
+			return nil, err
+		}
 		rng := rand.New(rand.NewPCG(b.seed, 1717))
 		sc := cloneScan(b.scan)
 		motion(sc, rng)
-		cs, err := measureCase(ctx, opt, ClassMotion, b.name, sc, nil, nil)
-		if err != nil {
-			return nil, nil, err
+		if err := add(ClassMotion, b.name, sc, nil); err != nil {
+			return nil, err
 		}
-		motionOrders = append(motionOrders, cs.Result.DataConsistency.LineOrder)
 		d := qcN / 16
-		cs, err = measureCase(ctx, opt, ClassCoils, b.name, cloneScan(b.scan), func(m []complex64) []complex64 {
+		if err := add(ClassCoils, b.name, cloneScan(b.scan), func(m []complex64) []complex64 {
 			return shiftMaps(m, qcCoils, qcN, qcN, d, d)
-		}, nil)
-		if err != nil {
-			return nil, nil, err
+		}); err != nil {
+			return nil, err
 		}
-		coilOrders = append(coilOrders, cs.Result.DataConsistency.LineOrder)
+		rng = rand.New(rand.NewPCG(b.seed, 1818))
+		ph, name := simulate.SheppLogan(qcN), "shepp-logan"
+		if i%2 == 1 {
+			ph, name = simulate.RandomEllipses(qcN, rng), "random ellipses"
+		}
+		if sc, err = acquire(withPhase(ph, rng), b.acc, b.seed+2, randomNoise(rng), rng); err != nil {
+			return nil, err
+		}
+		if err := add(ClassPhantom, fmt.Sprintf("%s %gx", name, b.acc), sc, nil); err != nil {
+			return nil, err
+		}
 	}
-	return motionOrders, coilOrders, nil
+	return out, nil
 }
 
 // MethodCalibration calibrates the data consistency of other classical

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -172,20 +173,38 @@ func TestQCClaims(t *testing.T) {
 	}
 }
 
-// TestQCLineOrders prints the line orders behind qc.MotionOrder
-// (KSPACED_QC_LINE_ORDERS=1; a few minutes).
-func TestQCLineOrders(t *testing.T) {
-	if os.Getenv("KSPACED_QC_LINE_ORDERS") != "1" {
-		t.Skip("KSPACED_QC_LINE_ORDERS=1 prints the line orders of motion and coil-map cases made from the calibration slices")
+// TestQCDevelopment prints, for cases made from the calibration slices,
+// the line orders behind qc.MotionOrder and the line-motion and
+// edge-sparsity measures with their AUC against the in-distribution scans
+// (KSPACED_QC_DEVELOPMENT=1; a few minutes).
+func TestQCDevelopment(t *testing.T) {
+	if os.Getenv("KSPACED_QC_DEVELOPMENT") != "1" {
+		t.Skip("KSPACED_QC_DEVELOPMENT=1 prints the measures of cases made from the calibration slices")
 	}
-	m, c, err := LineOrders(context.Background(), QCOptions{Recon: configs.Default().Recon, Accelerations: []float64{4, 8}})
+	cases, err := DevelopmentCases(context.Background(), QCOptions{Recon: configs.Default().Recon})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Float64s(m)
-	sort.Float64s(c)
-	t.Logf("motion line orders: %.2f", m)
-	t.Logf("coil-map line orders: %.2f", c)
+	measures := map[string]func(*qc.Result) float64{
+		"line order":  func(r *qc.Result) float64 { return r.DataConsistency.LineOrder },
+		"line motion": func(r *qc.Result) float64 { return r.LineMotion.Explained },
+		"edges":       func(r *qc.Result) float64 { return r.EdgeSparsity.Score },
+	}
+	for _, name := range []string{"line order", "line motion", "edges"} {
+		by := map[string][]float64{}
+		for _, c := range cases {
+			by[c.Class] = append(by[c.Class], measures[name](c.Result))
+		}
+		for _, cl := range []string{ClassInDist, ClassMotion, ClassCoils, ClassPhantom} {
+			v := by[cl]
+			sort.Float64s(v)
+			auc := "—"
+			if cl != ClassInDist {
+				auc = fmt.Sprintf("%.3f", roc(cl, by[ClassInDist], v).AUC)
+			}
+			t.Logf("%s, %s (AUC vs in-distribution %s): %.3g", name, cl, auc, v)
+		}
+	}
 }
 
 // TestQCMethodCalibration calibrates zero-filled and L1-wavelet data

@@ -48,7 +48,7 @@ const NoiseRatioLimit = 1.5
 
 // MotionOrder is the LineOrder below which an excess residual is put down
 // to motion rather than to the coil maps or mask. On cases made from the
-// calibration slices (lab.LineOrders, docs/bench/qc.md) shifted coil maps
+// calibration slices (lab.DevelopmentCases, docs/bench/qc.md) shifted coil maps
 // gave orders 0.79–1.00 and motion 28 of 32 below 0.79.
 const MotionOrder = 0.8
 
