@@ -44,6 +44,16 @@ func measureLineMotion(s *Slice, ax []complex64) *LineMotion {
 	// The ramp for shift s at sample j is e^{2πi j s/ln}; its origin does
 	// not matter (θ absorbs a constant phase).
 	steps := int(math.Round(MaxShift / shiftStep))
+	// ramps[k][j] = e^{−2πi j s_k/ln}, shared by every line.
+	ramps := make([][]complex128, 2*steps+1)
+	for k := range ramps {
+		w := 2 * math.Pi * float64(k-steps) * shiftStep / float64(ln)
+		ramps[k] = make([]complex128, ln)
+		for j := range ramps[k] {
+			sn, cs := math.Sincos(w * float64(j))
+			ramps[k][j] = complex(cs, -sn)
+		}
+	}
 	cross := make([]complex128, ln)
 	var gain, res float64
 	m := &LineMotion{}
@@ -65,12 +75,10 @@ func measureLineMotion(s *Slice, ax []complex64) *LineMotion {
 		}
 		// min_θ ‖y − e^{iθ} R p‖² = ‖y‖² + ‖p‖² − 2 |Σ conj(R p) y|.
 		best := 0.0
-		for k := -steps; k <= steps; k++ {
-			w := 2 * math.Pi * float64(k) * shiftStep / float64(ln)
+		for _, ramp := range ramps {
 			var sum complex128
 			for j, v := range cross {
-				sn, cs := math.Sincos(w * float64(j))
-				sum += v * complex(cs, -sn)
+				sum += v * ramp[j]
 			}
 			best = math.Max(best, r0-(yy+pp-2*cmplx.Abs(sum)))
 		}
