@@ -148,8 +148,8 @@ func TestQCClaims(t *testing.T) {
 		return rows
 	}
 	for name, rows := range map[string][]QCRow{
-		"measured":          table(32, map[string]int{ClassInDistSNR: 1, ClassMotion: 23, ClassPhantom: 3}),
-		"small and unlucky": table(2, map[string]int{ClassInDist: 1, ClassMotion: 1, ClassCoils: 1, ClassPhantom: 0}),
+		"measured":          table(32, map[string]int{ClassInDistSNR: 2, ClassMotion: 31, ClassPhantom: 30}),
+		"small and unlucky": table(2, map[string]int{ClassInDist: 1, ClassMotion: 1, ClassCoils: 1, ClassPhantom: 1}),
 	} {
 		if err := checkQCClaims(rows); err != nil {
 			t.Errorf("%s: refused: %v", name, err)
@@ -158,7 +158,9 @@ func TestQCClaims(t *testing.T) {
 	for name, rows := range map[string][]QCRow{
 		"in-distribution 6 of 32": table(32, map[string]int{ClassInDist: 6}),
 		"archive 6 of 32":         table(32, map[string]int{ClassArchive: 6}),
-		"motion 15 of 32":         table(32, map[string]int{ClassMotion: 15}),
+		"motion 24 of 32":         table(32, map[string]int{ClassMotion: 24}),
+		"phantom 0 of 32":         table(32, map[string]int{ClassPhantom: 0}),
+		"phantom 0 of 2":          table(2, map[string]int{ClassPhantom: 0}),
 		"coil maps 25 of 32":      table(32, map[string]int{ClassCoils: 25}),
 		"non-brain 0 of 2":        table(2, map[string]int{ClassNonBrain: 0}),
 		"class missing":           table(32, nil)[:5],

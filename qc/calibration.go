@@ -48,8 +48,9 @@ const NoiseRatioLimit = 1.5
 
 // MotionOrder is the LineOrder below which an excess residual is put down
 // to motion rather than to the coil maps or mask. On cases made from the
-// calibration slices (lab.DevelopmentCases, docs/bench/qc.md) shifted coil maps
-// gave orders 0.79–1.00 and motion 28 of 32 below 0.79.
+// calibration slices (lab.DevelopmentCases, docs/bench/qc.md) shifted coil
+// maps gave orders 0.78–1.00 and motion 24 of 32 below 0.78 (before the
+// noise-estimate change: 0.79–1.00, 28 of 32).
 const MotionOrder = 0.8
 
 // EmptyLineShare is the share of sampled lines holding no data at all above
