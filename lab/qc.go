@@ -374,7 +374,7 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 	if err != nil {
 		return nil, nil, err
 	}
-	var ratios, accs, snrs, moved, edges []float64
+	var accs, snrs []float64
 	var cases []QCCase
 	typ := map[string][]float64{}
 	for i, b := range scans {
@@ -383,35 +383,23 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 			return nil, nil, err
 		}
 		cases = append(cases, cs)
-		ratios = append(ratios, cs.Result.DataConsistency.Ratio)
 		accs = append(accs, cs.Result.DataConsistency.Acceleration)
 		snrs = append(snrs, cs.Result.DataConsistency.SNR)
 		if cs.Result.LineMotion == nil || cs.Result.EdgeSparsity == nil {
 			return nil, nil, fmt.Errorf("%s: line motion or edge sparsity not measured", b.name)
 		}
-		moved = append(moved, cs.Result.LineMotion.Explained)
-		edges = append(edges, cs.Result.EdgeSparsity.Score)
 		for n, t := range cs.Typicality {
 			typ[n] = append(typ[n], t.Score)
 		}
 		fmt.Fprintf(opt.Log, "calibration %d/%d %s ratio %.3f\n", i+1, len(scans), b.name, cs.Result.DataConsistency.Ratio)
 	}
 	src := fmt.Sprintf("lab.QCEvidence: %d held-out scans (odd axial slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise %g–%g log-uniform), %s", len(scans), opt.Accelerations, noiseRange[0], noiseRange[1], opt.Recon.Method)
-	d, err := qc.FitDistVs(ratios, accs, snrs)
+	classical, err := fitMethod(opt.Recon.Method, cases)
 	if err != nil {
 		return nil, nil, err
 	}
-	dm, err := qc.FitDistVs(moved, accs, snrs)
-	if err != nil {
-		return nil, nil, fmt.Errorf("line motion: %w", err)
-	}
-	de, err := qc.FitDistVs(edges, accs, snrs)
-	if err != nil {
-		return nil, nil, fmt.Errorf("edge sparsity: %w", err)
-	}
-	m := opt.Recon.Method
-	out := map[string]*qc.Calibration{"": {Source: src, Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{m: d},
-		LineMotion: map[string]qc.Dist{m: dm}, EdgeSparsity: map[string]qc.Dist{m: de}}}
+	classical.Source = src
+	out := map[string]*qc.Calibration{"": classical}
 	for _, pr := range prs {
 		d, err := qc.FitDistVs(typ[pr.name], accs, snrs)
 		if err != nil {
@@ -750,10 +738,11 @@ func DevelopmentCases(ctx context.Context, opt QCOptions) ([]QCCase, error) {
 	return out, nil
 }
 
-// MethodCalibration calibrates the data consistency of other classical
-// methods on the calibration slices, as for CG-SENSE, and counts the
-// in-distribution evaluation scans (noise 0.01) each would flag.
-func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (map[string]qc.Dist, map[string][2]int, error) {
+// MethodCalibration calibrates the data consistency, line motion and edge
+// sparsity of other classical methods on the calibration slices, as for
+// CG-SENSE, and counts the in-distribution evaluation scans (noise 0.01)
+// each would flag. It returns the calibration parts by method.
+func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (map[string]*qc.Calibration, map[string][2]int, error) {
 	if len(opt.Accelerations) == 0 {
 		opt.Accelerations = []float64{4, 8}
 	}
@@ -773,26 +762,27 @@ func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (ma
 	if err != nil {
 		return nil, nil, err
 	}
-	dists := map[string]qc.Dist{}
+	dists := map[string]*qc.Calibration{}
 	flagged := map[string][2]int{}
 	for _, m := range methods {
 		o := opt
 		o.Recon.Method = m
-		var ratios, accs, snrs []float64
+		var cases []QCCase
 		for _, b := range cal {
 			cs, err := measureCase(ctx, o, ClassInDist, b.name, cloneScan(b.scan), nil, nil)
 			if err != nil {
 				return nil, nil, err
 			}
-			dc := cs.Result.DataConsistency
-			ratios, accs, snrs = append(ratios, dc.Ratio), append(accs, dc.Acceleration), append(snrs, dc.SNR)
+			if cs.Result.LineMotion == nil || cs.Result.EdgeSparsity == nil {
+				return nil, nil, fmt.Errorf("%s %s: line motion or edge sparsity not measured", m, b.name)
+			}
+			cases = append(cases, cs)
 		}
-		d, err := qc.FitDistVs(ratios, accs, snrs)
+		c, err := fitMethod(m, cases)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", m, err)
+			return nil, nil, err
 		}
-		dists[m] = d
-		c := &qc.Calibration{Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{m: d}}
+		dists[m] = c
 		n := 0
 		for _, b := range eval {
 			cs, err := measureCase(ctx, o, ClassInDist, b.name, cloneScan(b.scan), nil, nil)
@@ -805,7 +795,32 @@ func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (ma
 			}
 		}
 		flagged[m] = [2]int{n, len(eval)}
-		fmt.Fprintf(opt.Log, "%s: %+v, in-distribution flagged %d of %d\n", m, d, n, len(eval))
+		fmt.Fprintf(opt.Log, "%s: data consistency %+v, line motion %+v, edge sparsity %+v; in-distribution flagged %d of %d\n",
+			m, c.DataConsistency[m], c.LineMotion[m], c.EdgeSparsity[m], n, len(eval))
 	}
 	return dists, flagged, nil
+}
+
+// fitMethod fits method m's data consistency, line motion and edge
+// sparsity to in-distribution cases, each log-linear in acceleration and SNR.
+func fitMethod(m string, cases []QCCase) (*qc.Calibration, error) {
+	var ratios, moved, edges, accs, snrs []float64
+	for _, cs := range cases {
+		r := cs.Result
+		ratios, accs, snrs = append(ratios, r.DataConsistency.Ratio), append(accs, r.DataConsistency.Acceleration), append(snrs, r.DataConsistency.SNR)
+		moved, edges = append(moved, r.LineMotion.Explained), append(edges, r.EdgeSparsity.Score)
+	}
+	c := &qc.Calibration{Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{}, LineMotion: map[string]qc.Dist{}, EdgeSparsity: map[string]qc.Dist{}}
+	for _, part := range []struct {
+		name   string
+		values []float64
+		into   map[string]qc.Dist
+	}{{"data consistency", ratios, c.DataConsistency}, {"line motion", moved, c.LineMotion}, {"edge sparsity", edges, c.EdgeSparsity}} {
+		d, err := qc.FitDistVs(part.values, accs, snrs)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", m, part.name, err)
+		}
+		part.into[m] = d
+	}
+	return c, nil
 }

@@ -210,7 +210,7 @@ func TestQCDevelopment(t *testing.T) {
 }
 
 // TestQCMethodCalibration calibrates zero-filled and L1-wavelet data
-// consistency (KSPACED_QC_METHODS=1; minutes) and, with
+// consistency, line motion and edge sparsity (KSPACED_QC_METHODS=1; minutes) and, with
 // KSPACED_QC_WRITE_CALIBRATION=1, adds them to qc/classical.qc.json. It
 // fails if a method flags more in-distribution scans than the 5 % goal
 // allows (the same binomial test as checkQCClaims).
@@ -230,8 +230,8 @@ func TestQCMethodCalibration(t *testing.T) {
 	}
 	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
 		c := qc.Classical()
-		for m, d := range dists {
-			c.DataConsistency[m] = d
+		for _, d := range dists {
+			c = c.Merge(d)
 		}
 		if err := c.Save("../qc/classical.qc.json"); err != nil {
 			t.Fatal(err)
