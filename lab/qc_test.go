@@ -39,7 +39,9 @@ func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibratio
 // priors of train/default-prior named in KSPACED_QC_PRIORS (comma-separated
 // file names, the first flags; default lap-01 and lap-00), calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
 // curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
-// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_FROM
+// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_METHOD
+// evaluates another classical method (calibrated anew), KSPACED_QC_PRIORS=none
+// leaves typicality out. KSPACED_QC_FROM
 // reuses a run saved with KSPACED_QC_SAVE (KSPACED_QC_RECALIBRATE=1 fits the
 // calibration anew on the calibration slices first); KSPACED_QC_ARCHIVE (the
 // default-prior archive folder) adds its test/m128-* files as in-distribution
@@ -54,8 +56,13 @@ func TestQCEvidence(t *testing.T) {
 	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
 	priorNames := []string{"lap-01.safetensors", "lap-00.safetensors"} // the first flags
 	if full {
-		if v := os.Getenv("KSPACED_QC_PRIORS"); v != "" {
+		if v := os.Getenv("KSPACED_QC_PRIORS"); v == "none" {
+			priorNames = nil
+		} else if v != "" {
 			priorNames = strings.Split(v, ",")
+		}
+		if m := os.Getenv("KSPACED_QC_METHOD"); m != "" {
+			opt.Recon.Method = m
 		}
 		for _, name := range priorNames {
 			opt.Priors = append(opt.Priors, priorDir+"/"+name)
