@@ -374,7 +374,7 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 	if err != nil {
 		return nil, nil, err
 	}
-	var ratios, accs, snrs []float64
+	var accs, snrs []float64
 	var cases []QCCase
 	typ := map[string][]float64{}
 	for i, b := range scans {
@@ -383,20 +383,23 @@ func qcCalibrate(ctx context.Context, opt QCOptions, vols map[string]*simulate.V
 			return nil, nil, err
 		}
 		cases = append(cases, cs)
-		ratios = append(ratios, cs.Result.DataConsistency.Ratio)
 		accs = append(accs, cs.Result.DataConsistency.Acceleration)
 		snrs = append(snrs, cs.Result.DataConsistency.SNR)
+		if cs.Result.LineMotion == nil || cs.Result.EdgeSparsity == nil {
+			return nil, nil, fmt.Errorf("%s: line motion or edge sparsity not measured", b.name)
+		}
 		for n, t := range cs.Typicality {
 			typ[n] = append(typ[n], t.Score)
 		}
 		fmt.Fprintf(opt.Log, "calibration %d/%d %s ratio %.3f\n", i+1, len(scans), b.name, cs.Result.DataConsistency.Ratio)
 	}
 	src := fmt.Sprintf("lab.QCEvidence: %d held-out scans (odd axial slices of the test slab of configs/prior-default.yaml, 128², 8 coils, random masks %v×, noise %g–%g log-uniform), %s", len(scans), opt.Accelerations, noiseRange[0], noiseRange[1], opt.Recon.Method)
-	d, err := qc.FitDistVs(ratios, accs, snrs)
+	classical, err := fitMethod(opt.Recon.Method, cases)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := map[string]*qc.Calibration{"": {Source: src, Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{opt.Recon.Method: d}}}
+	classical.Source = src
+	out := map[string]*qc.Calibration{"": classical}
 	for _, pr := range prs {
 		d, err := qc.FitDistVs(typ[pr.name], accs, snrs)
 		if err != nil {
@@ -422,6 +425,12 @@ func qcEvaluate(ctx context.Context, opt QCOptions, vols map[string]*simulate.Vo
 		out = append(out, cs)
 		fmt.Fprintf(opt.Log, "%-32s %-26s acc %4.1f ratio %8.3f order %5.2f empty %3d", class, name, cs.Result.DataConsistency.Acceleration, cs.Result.DataConsistency.Ratio,
 			cs.Result.DataConsistency.LineOrder, cs.Result.DataConsistency.EmptyLines)
+		if lm := cs.Result.LineMotion; lm != nil {
+			fmt.Fprintf(opt.Log, " moved %.2g", lm.Explained)
+		}
+		if e := cs.Result.EdgeSparsity; e != nil {
+			fmt.Fprintf(opt.Log, " edges %.2f", e.Score)
+		}
 		if cs.Result.Noise != nil {
 			fmt.Fprintf(opt.Log, " noise %.2f", cs.Result.Noise.Ratio)
 		}
@@ -565,12 +574,8 @@ func (ev *QCEvaluation) Table() []QCRow {
 
 // checkQCClaims asserts what docs/bench/qc.md reports, as one-sided
 // binomial tests at the 5 % level (so a small run can fail only on evidence):
-// the in-distribution flag rate is at most 5 % (the goal), each
-// failure class's at least 90 % (the goal) except two, where it asserts the
-// measured level instead: motion at least two thirds (72 % measured:
-// CG-SENSE absorbs part of the inconsistency and high-SNR scans keep model
-// error), and phantoms not at all (the priors find random ellipses as
-// ordinary as brains).
+// the in-distribution flag rate is at most 5 % and each failure class's at
+// least 90 % (the goals).
 func checkQCClaims(rows []QCRow) error {
 	if len(rows) == 0 {
 		return fmt.Errorf("no results")
@@ -589,11 +594,6 @@ func checkQCClaims(rows []QCRow) error {
 		case inDistribution(r.Class):
 			if above(r, 0.05) {
 				return fmt.Errorf("%s: %d of %d flagged (goal ≤ 5 %%)", r.Class, r.Flagged, r.N)
-			}
-		case r.Class == ClassPhantom:
-		case r.Class == ClassMotion:
-			if below(r, 2.0/3) {
-				return fmt.Errorf("%s: %d of %d flagged (measured level ≥ 2/3)", r.Class, r.Flagged, r.N)
 			}
 		case below(r, 0.9):
 			return fmt.Errorf("%s: %d of %d flagged (goal ≥ 90 %%)", r.Class, r.Flagged, r.N)
@@ -680,45 +680,69 @@ func QCArchive(ctx context.Context, opt QCOptions, dirs []string) ([]QCCase, err
 	return out, nil
 }
 
-// LineOrders measures qc's LineOrder on motion and wrong-coil-map cases
-// made from the calibration slices (never from the evaluation ones): the
-// data behind qc.MotionOrder.
-func LineOrders(ctx context.Context, opt QCOptions) (motionOrders, coilOrders []float64, err error) {
+// DevelopmentCases are the in-distribution calibration scans and motion,
+// wrong-coil-map and phantom cases made from the calibration slices (never
+// from the evaluation ones), measured without priors: the data behind
+// qc.MotionOrder and the choice of the line-motion and edge-sparsity
+// measures (docs/bench/qc.md).
+func DevelopmentCases(ctx context.Context, opt QCOptions) ([]QCCase, error) {
+	if len(opt.Accelerations) == 0 {
+		opt.Accelerations = []float64{4, 8}
+	}
 	vols := map[string]*simulate.Volume{}
 	for name := range slabs {
-		if vols[name], err = simulate.ReadNIfTI(simulate.Volumes[name]); err != nil {
-			return nil, nil, err
+		v, err := simulate.ReadNIfTI(simulate.Volumes[name])
+		if err != nil {
+			return nil, err
 		}
+		vols[name] = v
 	}
 	scans, err := brainScans(opt, vols, 1)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for _, b := range scans {
+	var out []QCCase
+	add := func(class, name string, sc *mri.Scan, mapsFn func([]complex64) []complex64) error {
+		cs, err := measureCase(ctx, opt, class, name, sc, mapsFn, nil)
+		out = append(out, cs)
+		return err
+	}
+	for i, b := range scans {
+		if err := add(ClassInDist, b.name, cloneScan(b.scan), nil); err != nil {
+			return nil, err
+		}
 		rng := rand.New(rand.NewPCG(b.seed, 1717))
 		sc := cloneScan(b.scan)
 		motion(sc, rng)
-		cs, err := measureCase(ctx, opt, ClassMotion, b.name, sc, nil, nil)
-		if err != nil {
-			return nil, nil, err
+		if err := add(ClassMotion, b.name, sc, nil); err != nil {
+			return nil, err
 		}
-		motionOrders = append(motionOrders, cs.Result.DataConsistency.LineOrder)
 		d := qcN / 16
-		cs, err = measureCase(ctx, opt, ClassCoils, b.name, cloneScan(b.scan), func(m []complex64) []complex64 {
+		if err := add(ClassCoils, b.name, cloneScan(b.scan), func(m []complex64) []complex64 {
 			return shiftMaps(m, qcCoils, qcN, qcN, d, d)
-		}, nil)
-		if err != nil {
-			return nil, nil, err
+		}); err != nil {
+			return nil, err
 		}
-		coilOrders = append(coilOrders, cs.Result.DataConsistency.LineOrder)
+		rng = rand.New(rand.NewPCG(b.seed, 1818))
+		ph, name := simulate.SheppLogan(qcN), "shepp-logan"
+		if i%2 == 1 {
+			ph, name = simulate.RandomEllipses(qcN, rng), "random ellipses"
+		}
+		if sc, err = acquire(withPhase(ph, rng), b.acc, b.seed+2, randomNoise(rng), rng); err != nil {
+			return nil, err
+		}
+		if err := add(ClassPhantom, fmt.Sprintf("%s %gx", name, b.acc), sc, nil); err != nil {
+			return nil, err
+		}
 	}
-	return motionOrders, coilOrders, nil
+	return out, nil
 }
 
-// MethodCalibration calibrates the data consistency of other classical
-// methods on the calibration slices, as for CG-SENSE, and counts the
-// in-distribution evaluation scans (noise 0.01) each would flag.
-func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (map[string]qc.Dist, map[string][2]int, error) {
+// MethodCalibration calibrates the data consistency, line motion and edge
+// sparsity of other classical methods on the calibration slices, as for
+// CG-SENSE, and counts the in-distribution evaluation scans (noise 0.01)
+// each would flag. It returns the calibration parts by method.
+func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (map[string]*qc.Calibration, map[string][2]int, error) {
 	if len(opt.Accelerations) == 0 {
 		opt.Accelerations = []float64{4, 8}
 	}
@@ -738,26 +762,27 @@ func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (ma
 	if err != nil {
 		return nil, nil, err
 	}
-	dists := map[string]qc.Dist{}
+	dists := map[string]*qc.Calibration{}
 	flagged := map[string][2]int{}
 	for _, m := range methods {
 		o := opt
 		o.Recon.Method = m
-		var ratios, accs, snrs []float64
+		var cases []QCCase
 		for _, b := range cal {
 			cs, err := measureCase(ctx, o, ClassInDist, b.name, cloneScan(b.scan), nil, nil)
 			if err != nil {
 				return nil, nil, err
 			}
-			dc := cs.Result.DataConsistency
-			ratios, accs, snrs = append(ratios, dc.Ratio), append(accs, dc.Acceleration), append(snrs, dc.SNR)
+			if cs.Result.LineMotion == nil || cs.Result.EdgeSparsity == nil {
+				return nil, nil, fmt.Errorf("%s %s: line motion or edge sparsity not measured", m, b.name)
+			}
+			cases = append(cases, cs)
 		}
-		d, err := qc.FitDistVs(ratios, accs, snrs)
+		c, err := fitMethod(m, cases)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", m, err)
+			return nil, nil, err
 		}
-		dists[m] = d
-		c := &qc.Calibration{Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{m: d}}
+		dists[m] = c
 		n := 0
 		for _, b := range eval {
 			cs, err := measureCase(ctx, o, ClassInDist, b.name, cloneScan(b.scan), nil, nil)
@@ -770,7 +795,32 @@ func MethodCalibration(ctx context.Context, opt QCOptions, methods []string) (ma
 			}
 		}
 		flagged[m] = [2]int{n, len(eval)}
-		fmt.Fprintf(opt.Log, "%s: %+v, in-distribution flagged %d of %d\n", m, d, n, len(eval))
+		fmt.Fprintf(opt.Log, "%s: data consistency %+v, line motion %+v, edge sparsity %+v; in-distribution flagged %d of %d\n",
+			m, c.DataConsistency[m], c.LineMotion[m], c.EdgeSparsity[m], n, len(eval))
 	}
 	return dists, flagged, nil
+}
+
+// fitMethod fits method m's data consistency, line motion and edge
+// sparsity to in-distribution cases, each log-linear in acceleration and SNR.
+func fitMethod(m string, cases []QCCase) (*qc.Calibration, error) {
+	var ratios, moved, edges, accs, snrs []float64
+	for _, cs := range cases {
+		r := cs.Result
+		ratios, accs, snrs = append(ratios, r.DataConsistency.Ratio), append(accs, r.DataConsistency.Acceleration), append(snrs, r.DataConsistency.SNR)
+		moved, edges = append(moved, r.LineMotion.Explained), append(edges, r.EdgeSparsity.Score)
+	}
+	c := &qc.Calibration{Z: qc.DefaultZ, DataConsistency: map[string]qc.Dist{}, LineMotion: map[string]qc.Dist{}, EdgeSparsity: map[string]qc.Dist{}}
+	for _, part := range []struct {
+		name   string
+		values []float64
+		into   map[string]qc.Dist
+	}{{"data consistency", ratios, c.DataConsistency}, {"line motion", moved, c.LineMotion}, {"edge sparsity", edges, c.EdgeSparsity}} {
+		d, err := qc.FitDistVs(part.values, accs, snrs)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", m, part.name, err)
+		}
+		part.into[m] = d
+	}
+	return c, nil
 }

@@ -17,8 +17,8 @@ import (
 // QCScore is the largest of a result's measures over its flag threshold,
 // so a slice is flagged exactly when QCScore > 1: the residual ratio (at
 // the noise the data show when they are noisier than declared) over its
-// threshold, the noise ratio over qc.NoiseRatioLimit, typicality and
-// uncertainty over theirs, and empty sampled lines over qc.EmptyLineShare.
+// threshold, the noise ratio over qc.NoiseRatioLimit, line motion, edge
+// sparsity, typicality and uncertainty over theirs, and empty sampled lines over qc.EmptyLineShare.
 // Scaling every threshold by k flags the slices with QCScore > k: the ROC
 // curve's parameter.
 func QCScore(r *qc.Result) float64 {
@@ -38,6 +38,12 @@ func QCScore(r *qc.Result) float64 {
 		if dc.Lines > 0 {
 			s = math.Max(s, float64(dc.EmptyLines)/float64(dc.Lines)/qc.EmptyLineShare)
 		}
+	}
+	if m := r.LineMotion; m != nil && m.Threshold > 0 {
+		s = math.Max(s, m.Explained/m.Threshold)
+	}
+	if e := r.EdgeSparsity; e != nil && e.Threshold > 0 {
+		s = math.Max(s, e.Score/e.Threshold)
 	}
 	if t := r.Typicality; t != nil && t.Threshold > 0 {
 		s = math.Max(s, t.Score/t.Threshold)

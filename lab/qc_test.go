@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,7 +39,9 @@ func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibratio
 // priors of train/default-prior named in KSPACED_QC_PRIORS (comma-separated
 // file names, the first flags; default lap-01 and lap-00), calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
 // curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
-// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_FROM
+// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_METHOD
+// evaluates another classical method (calibrated anew), KSPACED_QC_PRIORS=none
+// leaves typicality out. KSPACED_QC_FROM
 // reuses a run saved with KSPACED_QC_SAVE (KSPACED_QC_RECALIBRATE=1 fits the
 // calibration anew on the calibration slices first); KSPACED_QC_ARCHIVE (the
 // default-prior archive folder) adds its test/m128-* files as in-distribution
@@ -53,8 +56,13 @@ func TestQCEvidence(t *testing.T) {
 	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
 	priorNames := []string{"lap-01.safetensors", "lap-00.safetensors"} // the first flags
 	if full {
-		if v := os.Getenv("KSPACED_QC_PRIORS"); v != "" {
+		if v := os.Getenv("KSPACED_QC_PRIORS"); v == "none" {
+			priorNames = nil
+		} else if v != "" {
 			priorNames = strings.Split(v, ",")
+		}
+		if m := os.Getenv("KSPACED_QC_METHOD"); m != "" {
+			opt.Recon.Method = m
 		}
 		for _, name := range priorNames {
 			opt.Priors = append(opt.Priors, priorDir+"/"+name)
@@ -147,8 +155,8 @@ func TestQCClaims(t *testing.T) {
 		return rows
 	}
 	for name, rows := range map[string][]QCRow{
-		"measured":          table(32, map[string]int{ClassInDistSNR: 1, ClassMotion: 23, ClassPhantom: 3}),
-		"small and unlucky": table(2, map[string]int{ClassInDist: 1, ClassMotion: 1, ClassCoils: 1, ClassPhantom: 0}),
+		"measured":          table(32, map[string]int{ClassInDistSNR: 2, ClassMotion: 31, ClassPhantom: 30}),
+		"small and unlucky": table(2, map[string]int{ClassInDist: 1, ClassMotion: 1, ClassCoils: 1, ClassPhantom: 1}),
 	} {
 		if err := checkQCClaims(rows); err != nil {
 			t.Errorf("%s: refused: %v", name, err)
@@ -157,7 +165,9 @@ func TestQCClaims(t *testing.T) {
 	for name, rows := range map[string][]QCRow{
 		"in-distribution 6 of 32": table(32, map[string]int{ClassInDist: 6}),
 		"archive 6 of 32":         table(32, map[string]int{ClassArchive: 6}),
-		"motion 15 of 32":         table(32, map[string]int{ClassMotion: 15}),
+		"motion 24 of 32":         table(32, map[string]int{ClassMotion: 24}),
+		"phantom 0 of 32":         table(32, map[string]int{ClassPhantom: 0}),
+		"phantom 0 of 2":          table(2, map[string]int{ClassPhantom: 0}),
 		"coil maps 25 of 32":      table(32, map[string]int{ClassCoils: 25}),
 		"non-brain 0 of 2":        table(2, map[string]int{ClassNonBrain: 0}),
 		"class missing":           table(32, nil)[:5],
@@ -172,24 +182,42 @@ func TestQCClaims(t *testing.T) {
 	}
 }
 
-// TestQCLineOrders prints the line orders behind qc.MotionOrder
-// (KSPACED_QC_LINE_ORDERS=1; a few minutes).
-func TestQCLineOrders(t *testing.T) {
-	if os.Getenv("KSPACED_QC_LINE_ORDERS") != "1" {
-		t.Skip("KSPACED_QC_LINE_ORDERS=1 prints the line orders of motion and coil-map cases made from the calibration slices")
+// TestQCDevelopment prints, for cases made from the calibration slices,
+// the line orders behind qc.MotionOrder and the line-motion and
+// edge-sparsity measures with their AUC against the in-distribution scans
+// (KSPACED_QC_DEVELOPMENT=1; a few minutes).
+func TestQCDevelopment(t *testing.T) {
+	if os.Getenv("KSPACED_QC_DEVELOPMENT") != "1" {
+		t.Skip("KSPACED_QC_DEVELOPMENT=1 prints the measures of cases made from the calibration slices")
 	}
-	m, c, err := LineOrders(context.Background(), QCOptions{Recon: configs.Default().Recon, Accelerations: []float64{4, 8}})
+	cases, err := DevelopmentCases(context.Background(), QCOptions{Recon: configs.Default().Recon})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Float64s(m)
-	sort.Float64s(c)
-	t.Logf("motion line orders: %.2f", m)
-	t.Logf("coil-map line orders: %.2f", c)
+	measures := map[string]func(*qc.Result) float64{
+		"line order":  func(r *qc.Result) float64 { return r.DataConsistency.LineOrder },
+		"line motion": func(r *qc.Result) float64 { return r.LineMotion.Explained },
+		"edges":       func(r *qc.Result) float64 { return r.EdgeSparsity.Score },
+	}
+	for _, name := range []string{"line order", "line motion", "edges"} {
+		by := map[string][]float64{}
+		for _, c := range cases {
+			by[c.Class] = append(by[c.Class], measures[name](c.Result))
+		}
+		for _, cl := range []string{ClassInDist, ClassMotion, ClassCoils, ClassPhantom} {
+			v := by[cl]
+			sort.Float64s(v)
+			auc := "—"
+			if cl != ClassInDist {
+				auc = fmt.Sprintf("%.3f", roc(cl, by[ClassInDist], v).AUC)
+			}
+			t.Logf("%s, %s (AUC vs in-distribution %s): %.3g", name, cl, auc, v)
+		}
+	}
 }
 
 // TestQCMethodCalibration calibrates zero-filled and L1-wavelet data
-// consistency (KSPACED_QC_METHODS=1; minutes) and, with
+// consistency, line motion and edge sparsity (KSPACED_QC_METHODS=1; minutes) and, with
 // KSPACED_QC_WRITE_CALIBRATION=1, adds them to qc/classical.qc.json. It
 // fails if a method flags more in-distribution scans than the 5 % goal
 // allows (the same binomial test as checkQCClaims).
@@ -209,8 +237,8 @@ func TestQCMethodCalibration(t *testing.T) {
 	}
 	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
 		c := qc.Classical()
-		for m, d := range dists {
-			c.DataConsistency[m] = d
+		for _, d := range dists {
+			c = c.Merge(d)
 		}
 		if err := c.Save("../qc/classical.qc.json"); err != nil {
 			t.Fatal(err)

@@ -46,6 +46,9 @@ func TestQCInReportDICOMAndPreview(t *testing.T) {
 	}
 	dc := clean.QC.Series[0].PerSlice[0].DataConsistency
 	t.Logf("clean: ratio %.3f (expected %.3f, threshold %.3f)", dc.Ratio, dc.Expected, dc.Threshold)
+	if lm, e := clean.QC.Series[0].PerSlice[0].LineMotion, clean.QC.Series[0].PerSlice[0].EdgeSparsity; lm != nil && e != nil {
+		t.Logf("clean: line motion %.2g (threshold %.2g), edge sparsity %.2f (threshold %.2f)", lm.Explained, lm.Threshold, e.Score, e.Threshold)
+	}
 
 	// Motion: rewrite the k-space with shifted lines.
 	a, err := kspaceio.ReadNPY(in)
@@ -85,6 +88,9 @@ func TestQCInReportDICOMAndPreview(t *testing.T) {
 	}
 	reason := moved.QC.Series[0].PerSlice[0].Flags[0].Reason
 	t.Logf("moved: %v", moved.QC.Flags)
+	if lm, e := moved.QC.Series[0].PerSlice[0].LineMotion, moved.QC.Series[0].PerSlice[0].EdgeSparsity; lm != nil && e != nil {
+		t.Logf("moved: line motion %.2g (threshold %.2g), edge sparsity %.2f (threshold %.2f)", lm.Explained, lm.Threshold, e.Score, e.Threshold)
+	}
 
 	var back Report
 	raw, err := os.ReadFile(filepath.Join(out, ReportFile))

@@ -10,7 +10,8 @@ import (
 )
 
 // The cost QC adds to a 128², 8-coil slice: data consistency (one forward
-// operator and the line statistics) and typicality under each committed prior.
+// operator and the line statistics), line motion (given A x̂), edge sparsity
+// and typicality under each committed prior.
 func BenchmarkQC128(b *testing.B) {
 	const coils, n = 8, 128
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -28,6 +29,17 @@ func BenchmarkQC128(b *testing.B) {
 	b.Run("data-consistency", func(b *testing.B) {
 		for b.Loop() {
 			measureConsistency(s)
+		}
+	})
+	ax := s.predict()
+	b.Run("line-motion", func(b *testing.B) {
+		for b.Loop() {
+			measureLineMotion(s, ax)
+		}
+	})
+	b.Run("edge-sparsity", func(b *testing.B) {
+		for b.Loop() {
+			measureEdgeSparsity(s.Image, n, n)
 		}
 	})
 	for _, p := range []string{"lap-00", "lap-01"} {

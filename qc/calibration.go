@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -27,6 +28,10 @@ type Calibration struct {
 	Z float64 `json:"z"`
 	// DataConsistency is the ln(ratio) distribution per reconstruction method.
 	DataConsistency map[string]Dist `json:"data_consistency,omitempty"`
+	// LineMotion and EdgeSparsity are the distributions of those measures
+	// per method (ln Explained, ln Score), like DataConsistency.
+	LineMotion   map[string]Dist `json:"line_motion,omitempty"`
+	EdgeSparsity map[string]Dist `json:"edge_sparsity,omitempty"`
 	// Prior names the checkpoint the typicality and uncertainty parts are for.
 	Prior       string              `json:"prior,omitempty"`
 	Settings    *TypicalitySettings `json:"typicality_settings,omitempty"`
@@ -43,8 +48,9 @@ const NoiseRatioLimit = 1.5
 
 // MotionOrder is the LineOrder below which an excess residual is put down
 // to motion rather than to the coil maps or mask. On cases made from the
-// calibration slices (lab.LineOrders, docs/bench/qc.md) shifted coil maps
-// gave orders 0.79–1.00 and motion 28 of 32 below 0.79.
+// calibration slices (lab.DevelopmentCases, docs/bench/qc.md) shifted coil
+// maps gave orders 0.78–1.00 and motion 24 of 32 below 0.78 (before the
+// noise-estimate change: 0.79–1.00, 28 of 32).
 const MotionOrder = 0.8
 
 // EmptyLineShare is the share of sampled lines holding no data at all above
@@ -117,9 +123,11 @@ func (c *Calibration) Save(path string) error {
 
 func (c *Calibration) validate() error {
 	ok := func(d Dist) bool { return d.N >= 3 && !math.IsNaN(d.Mean) && d.SD >= 0 }
-	for m, d := range c.DataConsistency {
-		if !ok(d) {
-			return fmt.Errorf("data consistency calibration of %s: %+v", m, d)
+	for part, ds := range map[string]map[string]Dist{"data consistency": c.DataConsistency, "line motion": c.LineMotion, "edge sparsity": c.EdgeSparsity} {
+		for m, d := range ds {
+			if !ok(d) {
+				return fmt.Errorf("%s calibration of %s: %+v", part, m, d)
+			}
 		}
 	}
 	if c.Typicality != nil && (!ok(*c.Typicality) || c.Settings == nil || len(c.Settings.Sigmas) == 0) {
@@ -133,14 +141,14 @@ func (c *Calibration) validate() error {
 
 // Merge returns c with the parts o has (o wins); either may be nil.
 func (c *Calibration) Merge(o *Calibration) *Calibration {
-	out := &Calibration{DataConsistency: map[string]Dist{}, Z: DefaultZ}
+	out := &Calibration{DataConsistency: map[string]Dist{}, LineMotion: map[string]Dist{}, EdgeSparsity: map[string]Dist{}, Z: DefaultZ}
 	for _, x := range []*Calibration{c, o} {
 		if x == nil {
 			continue
 		}
-		for m, d := range x.DataConsistency {
-			out.DataConsistency[m] = d
-		}
+		maps.Copy(out.DataConsistency, x.DataConsistency)
+		maps.Copy(out.LineMotion, x.LineMotion)
+		maps.Copy(out.EdgeSparsity, x.EdgeSparsity)
 		if x.Z > 0 {
 			out.Z = x.Z
 		}

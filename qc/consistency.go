@@ -119,12 +119,20 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
+// predict is A x̂, the data the reconstruction predicts.
+func (s *Slice) predict() []complex64 {
+	ax := make([]complex64, s.Coils*s.Rows*s.Cols)
+	s.Op.Forward(ax, s.Image)
+	return ax
+}
+
 // measureConsistency computes the residual r = y − A x̂ over the sampled
 // locations and its per-line pattern, accumulating in float64.
-func measureConsistency(s *Slice) *DataConsistency {
+func measureConsistency(s *Slice) *DataConsistency { return consistencyOf(s, s.predict()) }
+
+// consistencyOf is measureConsistency with A x̂ given.
+func consistencyOf(s *Slice, ax []complex64) *DataConsistency {
 	n := s.Rows * s.Cols
-	ax := make([]complex64, s.Coils*n)
-	s.Op.Forward(ax, s.Image)
 	dc := &DataConsistency{}
 	var rr, yy float64
 	lines, byCol := lineLayout(s.Mask, s.Rows, s.Cols)

@@ -2,7 +2,8 @@
 // them) can be trusted, and turns the measures into flags with plain-words
 // reasons for the people reading the images.
 //
-// Measures, each with a documented meaning:
+// Measures, each with a documented meaning (line motion and edge sparsity
+// are calibrated per method like data consistency):
 //
 //   - data consistency: ‖y − A x̂‖² / σ² over the m sampled complex
 //     measurements, reported as the ratio ‖r‖²/(m σ²). For a fixed x̂ and
@@ -16,6 +17,12 @@
 //     phase-encode lines) from coil-map or mask errors (residual in
 //     proportion to each line's signal), and sampled lines holding no data at
 //     all reveal a mask that lies.
+//   - line motion: the share of the residual that a translation fitted to
+//     each sampled line (a linear phase along it, a constant phase across)
+//     removes: what a patient moving between lines leaves (LineMotion).
+//   - edge sparsity: how piecewise constant the object is (gradient q90/q25
+//     over the foreground): phantoms are flat regions and sharp edges, a
+//     head is textured (EdgeSparsity).
 //   - noise: when the noise covariance was declared (a noise scan), the
 //     level the data themselves show (mri.EstimateNoise) over the declared one.
 //   - prior typicality: the prior's denoising error on the reconstruction at

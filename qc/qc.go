@@ -27,6 +27,8 @@ type Result struct {
 	Method          string           `json:"method"`
 	DataConsistency *DataConsistency `json:"data_consistency,omitempty"`
 	Noise           *Noise           `json:"noise,omitempty"`
+	LineMotion      *LineMotion      `json:"line_motion,omitempty"`
+	EdgeSparsity    *EdgeSparsity    `json:"edge_sparsity,omitempty"`
 	Typicality      *Typicality      `json:"typicality,omitempty"`
 	Uncertainty     *Uncertainty     `json:"uncertainty,omitempty"`
 	// Notes say which measures could not be made, and why.
@@ -50,7 +52,10 @@ func Measure(s *Slice, method string, prior priors.Denoiser, cal *Calibration) (
 		cal = Classical()
 	}
 	r := &Result{Method: method, Flags: []Flag{}}
-	r.DataConsistency = measureConsistency(s)
+	ax := s.predict()
+	r.DataConsistency = consistencyOf(s, ax)
+	r.LineMotion = measureLineMotion(s, ax)
+	r.EdgeSparsity = measureEdgeSparsity(s.Image, s.Rows, s.Cols)
 	if !(s.NoiseVar > 0) {
 		r.Notes = append(r.Notes, "noise level unknown: the residual cannot be compared with it")
 	}
@@ -112,6 +117,24 @@ func (r *Result) Apply(cal *Calibration) {
 			r.note(fmt.Sprintf("no data-consistency calibration for %s: the residual is reported, not flagged", r.Method))
 		}
 	}
+	var acc, snr float64
+	if dc := r.DataConsistency; dc != nil {
+		acc, snr = dc.Acceleration, dc.SNR
+	}
+	if lm := r.LineMotion; lm != nil {
+		lm.Threshold, lm.Percentile = 0, 0
+		if d, ok := cal.LineMotion[r.Method]; ok {
+			d = d.At(acc, snr)
+			lm.Threshold, lm.Percentile = min(d.Upper(z), 1), d.Percentile(lm.Explained)
+		}
+	}
+	if e := r.EdgeSparsity; e != nil {
+		e.Threshold, e.Percentile = 0, 0
+		if d, ok := cal.EdgeSparsity[r.Method]; ok {
+			d = d.At(acc, snr)
+			e.Threshold, e.Percentile = d.Upper(z), d.Percentile(e.Score)
+		}
+	}
 	if u := r.Uncertainty; u != nil && cal.Uncertainty != nil {
 		u.Threshold, u.Percentile = cal.Uncertainty.Upper(z), cal.Uncertainty.Percentile(u.Relative)
 	}
@@ -163,15 +186,25 @@ func decide(r *Result) []Flag {
 	if noisy {
 		ratio /= r.Noise.Ratio
 	}
+	// Shifted lines say motion; an excess residual says motion when it
+	// spares the strong lines, else a model error. A wrong coil map can
+	// look like both (a per-line shift explains part of its residual): the
+	// reader then sees both reasons.
+	moved := r.LineMotion != nil && r.LineMotion.Threshold > 0 && r.LineMotion.Explained > r.LineMotion.Threshold
+	excess := dc.Threshold > 0 && ratio > dc.Threshold
 	switch {
 	case dc.Lines > 0 && float64(dc.EmptyLines) > EmptyLineShare*float64(dc.Lines):
 		flags = append(flags, Flag{CodeDataMismatch, ReasonMask})
-	case dc.Threshold > 0 && ratio > dc.Threshold && dc.Lines > 0 && dc.LineOrder < MotionOrder:
+	case moved || (excess && dc.Lines > 0 && dc.LineOrder < MotionOrder):
 		flags = append(flags, Flag{CodeMotion, ReasonMotion})
-	case dc.Threshold > 0 && ratio > dc.Threshold:
+		if excess && dc.LineOrder >= MotionOrder {
+			flags = append(flags, Flag{CodeDataMismatch, ReasonData})
+		}
+	case excess:
 		flags = append(flags, Flag{CodeDataMismatch, ReasonData})
 	}
-	if t := r.Typicality; t != nil && t.Threshold > 0 && t.Score > t.Threshold {
+	t, e := r.Typicality, r.EdgeSparsity
+	if (t != nil && t.Threshold > 0 && t.Score > t.Threshold) || (e != nil && e.Threshold > 0 && e.Score > e.Threshold) {
 		flags = append(flags, Flag{CodeAtypical, ReasonAtypical})
 	}
 	if u := r.Uncertainty; u != nil && u.Threshold > 0 && u.Relative > u.Threshold {

@@ -294,8 +294,34 @@ func TestDecide(t *testing.T) {
 	if c := codes(r); c != CodeAtypical+","+CodeUncertain {
 		t.Errorf("atypical, uncertain: %s", c)
 	}
+	// Line motion flags motion; with an ordered excess, the model error too.
+	cal.LineMotion = map[string]Dist{"cg-sense": {N: 10, Mean: math.Log(1e-3), SD: 0.5}}
+	cal.EdgeSparsity = map[string]Dist{"cg-sense": {N: 10, Mean: math.Log(3), SD: 0.1}}
+	r = base()
+	r.LineMotion, r.EdgeSparsity = &LineMotion{Explained: 1e-3}, &EdgeSparsity{Score: 3}
+	if c := codes(r); c != "" || r.LineMotion.Threshold <= 1e-3 || r.EdgeSparsity.Threshold <= 3 {
+		t.Errorf("typical line motion and edges: %s %+v %+v", c, r.LineMotion, r.EdgeSparsity)
+	}
+	r.LineMotion.Explained = 0.1
+	if c := codes(r); c != CodeMotion {
+		t.Errorf("shifted lines: %s", c)
+	}
+	r.DataConsistency.Ratio = 3
+	if c := codes(r); c != CodeMotion+","+CodeDataMismatch {
+		t.Errorf("shifted lines, ordered excess: %s", c)
+	}
+	r = base()
+	r.EdgeSparsity = &EdgeSparsity{Score: 10}
+	if c := codes(r); c != CodeAtypical || r.Flags[0].Reason != ReasonAtypical {
+		t.Errorf("piecewise-constant object: %s", c)
+	}
+	r.Typicality = &Typicality{Score: 0.5}
+	if c := codes(r); c != CodeAtypical {
+		t.Errorf("atypical twice, one flag: %s", c)
+	}
 	r = base()
 	r.Method = "unknown-method" // reported, not flagged; the mask check still flags
+	r.LineMotion, r.EdgeSparsity = &LineMotion{Explained: 0.5}, &EdgeSparsity{Score: 50}
 	r.DataConsistency.Ratio = 100
 	if c := codes(r); c != "" || len(r.Notes) == 0 {
 		t.Errorf("uncalibrated method: %s %v", c, r.Notes)
@@ -316,8 +342,10 @@ func TestClassicalCalibration(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.DataConsistency["cg-sense"]; !ok {
-		t.Error("no cg-sense calibration")
+	for part, ds := range map[string]map[string]Dist{"data consistency": c.DataConsistency, "line motion": c.LineMotion, "edge sparsity": c.EdgeSparsity} {
+		if _, ok := ds["cg-sense"]; !ok {
+			t.Errorf("no cg-sense %s calibration", part)
+		}
 	}
 }
 
@@ -338,13 +366,14 @@ func TestLoadSidecar(t *testing.T) {
 		t.Fatalf("sidecar %+v %v", c, err)
 	}
 	m := Classical().Merge(c)
-	if m.Typicality == nil || len(m.DataConsistency) == 0 {
+	if m.Typicality == nil || len(m.DataConsistency) == 0 || len(m.LineMotion) == 0 || len(m.EdgeSparsity) == 0 {
 		t.Errorf("merged calibration %+v", m)
 	}
 	for name, body := range map[string]string{
 		"not JSON":                  "{",
 		"typicality, no settings":   `{"typicality": {"n": 5, "mean_log": -2, "sd_log": 0.1}}`,
 		"too few calibration scans": `{"data_consistency": {"cg-sense": {"n": 1, "mean_log": 0, "sd_log": 0.1}}}`,
+		"line motion, 2 scans":      `{"line_motion": {"cg-sense": {"n": 2, "mean_log": -8, "sd_log": 1}}}`,
 		"huge":                      `{"source": "` + strings.Repeat("x", 2<<20) + `"}`,
 	} {
 		if err := os.WriteFile(SidecarPath(ckpt), []byte(body), 0o644); err != nil {

@@ -118,6 +118,12 @@ func printQC(w io.Writer, s *pipeline.QCSeries) {
 		if n := r.Noise; n != nil {
 			parts = append(parts, fmt.Sprintf("noise %.2f × declared (%s)", n.Ratio, n.Method))
 		}
+		if m := r.LineMotion; m != nil {
+			parts = append(parts, fmt.Sprintf("residual explained by shifted lines %.2g (flag above %.2g)", m.Explained, m.Threshold))
+		}
+		if e := r.EdgeSparsity; e != nil {
+			parts = append(parts, fmt.Sprintf("edge sparsity %.2f (flag above %.2f)", e.Score, e.Threshold))
+		}
 		if t := r.Typicality; t != nil {
 			if t.Threshold > 0 {
 				parts = append(parts, fmt.Sprintf("typicality %.4f (percentile %.1f, flag above %.4f)", t.Score, t.Percentile, t.Threshold))
