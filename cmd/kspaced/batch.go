@@ -16,7 +16,8 @@ import (
 
 // batchFlags are shared by `batch` and `slurm batch`.
 type batchFlags struct {
-	in, out, cfgPath, method, prior string
+	in, out, cfgPath string
+	rf               reconFlags
 }
 
 func (b *batchFlags) register(cmd *cobra.Command) {
@@ -24,8 +25,8 @@ func (b *batchFlags) register(cmd *cobra.Command) {
 	f.StringVar(&b.in, "in", "", "archive: a tree of k-space files and DICOM study folders")
 	f.StringVar(&b.out, "out", "", "output tree (created if missing)")
 	f.StringVar(&b.cfgPath, "config", "", "YAML config merged over the defaults")
-	f.StringVar(&b.method, "method", "", "reconstruction method (default from config)")
-	f.StringVar(&b.prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
+	f.StringVar(&b.rf.method, "method", "", "reconstruction method (default from config)")
+	f.StringVar(&b.rf.prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
 }
 
 func (b *batchFlags) config(cmd *cobra.Command) (*configs.Config, error) {
@@ -36,13 +37,7 @@ func (b *batchFlags) config(cmd *cobra.Command) (*configs.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if changed(cmd, "method") {
-		cfg.Recon.Method = b.method
-	}
-	if changed(cmd, "prior") {
-		cfg.Recon.Sampler.Prior = b.prior
-	}
-	return cfg, revalidate(cfg)
+	return cfg, b.rf.apply(cmd, cfg)
 }
 
 func newBatchCmd() *cobra.Command {
@@ -159,10 +154,10 @@ each running 'kspaced batch' on its shard — and submits it with sbatch (or, wi
 				sl.Command = append(sl.Command, "--config", abs(bf.cfgPath))
 			}
 			if changed(cmd, "method") {
-				sl.Command = append(sl.Command, "--method", bf.method)
+				sl.Command = append(sl.Command, "--method", bf.rf.method)
 			}
 			if changed(cmd, "prior") {
-				sl.Command = append(sl.Command, "--prior", abs(bf.prior))
+				sl.Command = append(sl.Command, "--prior", abs(bf.rf.prior))
 			}
 			meta := filepath.Join(abs(bf.out), ".batch")
 			sl.LogDir = filepath.Join(meta, "logs")

@@ -15,8 +15,9 @@ import (
 
 func newQCCmd() *cobra.Command {
 	var (
-		cfgPath, method, prior string
-		asJSON                 bool
+		cfgPath string
+		rf      reconFlags
+		asJSON  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "qc FILE...",
@@ -32,13 +33,7 @@ measured when a prior is set (--prior or recon.sampler.prior).`,
 			if err != nil {
 				return err
 			}
-			if changed(cmd, "method") {
-				cfg.Recon.Method = method
-			}
-			if changed(cmd, "prior") {
-				cfg.Recon.Sampler.Prior = prior
-			}
-			if err := revalidate(cfg); err != nil {
+			if err := rf.apply(cmd, cfg); err != nil {
 				return err
 			}
 			var all []*pipeline.QCSeries
@@ -70,8 +65,8 @@ measured when a prior is set (--prior or recon.sampler.prior).`,
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config over the defaults")
-	cmd.Flags().StringVar(&method, "method", "", "classical method that reconstructs k-space inputs")
-	cmd.Flags().StringVar(&prior, "prior", "", "checkpoint whose typicality is measured (its CKPT.qc.json calibrates it)")
+	cmd.Flags().StringVar(&rf.method, "method", "", "classical method that reconstructs k-space inputs")
+	cmd.Flags().StringVar(&rf.prior, "prior", "", "checkpoint whose typicality is measured (its CKPT.qc.json calibrates it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
