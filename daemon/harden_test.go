@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/internal/safefile"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -306,7 +307,7 @@ func TestPanicOutsideProcessorKeepsServing(t *testing.T) {
 	drop(t, spool, "bad.npy", []byte("x"))
 	drop(t, spool, "good.npy", []byte("x"))
 	rec := newRecorder()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := New(Options{Config: testConfig(spool), Processor: rec.process,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		BeforeJob: func(_, entry string) {

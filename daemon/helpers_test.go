@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -106,35 +106,17 @@ func (r *recorder) total() int {
 	return n
 }
 
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a daemon started in the background.
 type running struct {
 	d    *Daemon
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop context.CancelFunc
 	done chan error
 }
 
 func start(t *testing.T, c *configs.Config, proc Processor, once bool) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := New(Options{Config: c, Processor: proc, Once: once,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

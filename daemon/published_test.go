@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kspaced/kspaced/internal/testutil"
 )
 
 // The Published hook sees each job's outbox folder before its inputs are
@@ -38,7 +40,7 @@ func TestPublishedHook(t *testing.T) {
 		return nil
 	}
 	extra := prometheus.NewCounter(prometheus.CounterOpts{Name: "kspaced_test_extra_total", Help: "test"})
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := New(Options{Config: c, Processor: newRecorder().process, Published: hook,
 		Collectors: []prometheus.Collector{extra}, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {

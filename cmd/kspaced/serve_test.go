@@ -24,6 +24,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
@@ -115,26 +116,9 @@ func makeFixtures(t testing.TB) {
 // server is one `kspaced serve` process.
 type server struct {
 	cmd    *exec.Cmd
-	logs   *lockedBuffer
+	logs   *testutil.SyncBuffer
 	exited chan struct{}
 	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // writeConfig writes a serve config for tests: zero-filled, JSON logs.
@@ -165,7 +149,7 @@ func startServer(t testing.TB, args ...string) *server {
 // startServerWith runs `bin serve args` with env added to this process's.
 func startServerWith(t testing.TB, bin string, env []string, args ...string) *server {
 	t.Helper()
-	s := &server{logs: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{logs: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	if env != nil {
 		s.cmd.Env = append(os.Environ(), env...)
