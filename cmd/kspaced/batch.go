@@ -16,15 +16,15 @@ import (
 
 // batchFlags are shared by `batch` and `slurm batch`.
 type batchFlags struct {
-	in, out, cfgPath string
-	rf               reconFlags
+	in, out string
+	rf      reconFlags
 }
 
 func (b *batchFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&b.in, "in", "", "archive: a tree of k-space files and DICOM study folders")
 	f.StringVar(&b.out, "out", "", "output tree (created if missing)")
-	f.StringVar(&b.cfgPath, "config", "", "YAML config merged over the defaults")
+	f.StringVar(&b.rf.cfgPath, "config", "", "YAML config merged over the defaults")
 	f.StringVar(&b.rf.method, "method", "", "reconstruction method (default from config)")
 	f.StringVar(&b.rf.prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
 }
@@ -33,11 +33,7 @@ func (b *batchFlags) config(cmd *cobra.Command) (*configs.Config, error) {
 	if b.in == "" || b.out == "" {
 		return nil, usagef("--in ARCHIVE and --out DIR are required")
 	}
-	cfg, err := loadConfig(b.cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	return cfg, b.rf.apply(cmd, cfg)
+	return b.rf.config(cmd)
 }
 
 func newBatchCmd() *cobra.Command {
@@ -150,8 +146,8 @@ each running 'kspaced batch' on its shard — and submits it with sbatch (or, wi
 				return a
 			}
 			sl.Command = []string{self, "batch", "--in", abs(bf.in), "--out", abs(bf.out)}
-			if bf.cfgPath != "" {
-				sl.Command = append(sl.Command, "--config", abs(bf.cfgPath))
+			if bf.rf.cfgPath != "" {
+				sl.Command = append(sl.Command, "--config", abs(bf.rf.cfgPath))
 			}
 			if changed(cmd, "method") {
 				sl.Command = append(sl.Command, "--method", bf.rf.method)

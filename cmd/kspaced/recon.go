@@ -14,8 +14,8 @@ import (
 
 func newReconCmd() *cobra.Command {
 	var (
-		cfgPath, out string
-		rf           reconFlags
+		out string
+		rf  reconFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "recon INPUT [INPUT...] --out DIR",
@@ -25,11 +25,8 @@ HDF5, BART .cfl, NumPy .npy; the format is detected from content). A folder is
 searched recursively; DICOM files in it name the study the output joins.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
+			cfg, err := rf.config(cmd)
 			if err != nil {
-				return err
-			}
-			if err := rf.apply(cmd, cfg); err != nil {
 				return err
 			}
 			if out == "" {
@@ -59,7 +56,7 @@ searched recursively; DICOM files in it name the study the output joins.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults")
+	f.StringVar(&rf.cfgPath, "config", "", "YAML config merged over the defaults")
 	f.StringVar(&rf.method, "method", "", methodUsage())
 	f.StringVar(&out, "out", "", "output folder (created if missing)")
 	f.BoolVar(&rf.npy, "npy", false, "also write DIR/<input>.npy (complex64 [rows,cols] or [slices,rows,cols])")

@@ -15,6 +15,7 @@ import (
 // overrides a config key only for a flag given on the command line, so a
 // flag's default never hides the config's value.
 type reconFlags struct {
+	cfgPath                           string // --config
 	method, prior, covariance, device string
 	steps, cg, samples                int
 	npy, dicom, previews              bool
@@ -34,6 +35,18 @@ func (r *reconFlags) registerSampler(cmd *cobra.Command) {
 // methodUsage is the --method help of commands that run any method.
 func methodUsage() string {
 	return fmt.Sprintf("%s (default from config: %s)", strings.Join(configs.Methods, " | "), configs.Default().Recon.Method)
+}
+
+// config loads --config over the defaults and applies the flags to it.
+func (r *reconFlags) config(cmd *cobra.Command) (*configs.Config, error) {
+	cfg, err := loadConfig(r.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.apply(cmd, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // apply sets the config keys of the flags given on cmd's command line and

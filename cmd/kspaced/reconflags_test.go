@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,6 +96,36 @@ func TestReconFlagsPerCommand(t *testing.T) {
 		var stderr strings.Builder
 		if code := execute(newRootCmd(), args, &stderr); code != 2 || !strings.Contains(stderr.String(), "recon.sampler") && !strings.Contains(stderr.String(), "--method") {
 			t.Errorf("kspaced %v: exit %d, want 2 (%s)", args, code, stderr.String())
+		}
+	}
+}
+
+// config reads --config and lays the given flags over it.
+func TestReconFlagsConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("recon:\n  method: mmps\n  sampler:\n    samples: 5\n    steps: 48\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args           []string
+		samples, steps int
+	}{
+		{nil, 5, 48},
+		{[]string{"--samples", "3"}, 3, 48},
+	} {
+		var rf reconFlags
+		cmd := &cobra.Command{Use: "x"}
+		cmd.Flags().StringVar(&rf.cfgPath, "config", "", "")
+		rf.registerSampler(cmd)
+		if err := cmd.Flags().Parse(append([]string{"--config", path}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := rf.config(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := cfg.Recon.Sampler; cfg.Recon.Method != "mmps" || s.Samples != c.samples || s.Steps != c.steps {
+			t.Errorf("%v: method %s, %d samples, %d steps; want mmps, %d, %d", c.args, cfg.Recon.Method, s.Samples, s.Steps, c.samples, c.steps)
 		}
 	}
 }
