@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -211,28 +210,10 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 	out := filepath.Join(dir, "prior")
 	args := []string{"retrain", "--data", data, "--out", out, "--laps", "1", "--gaussian-laps", "1", "--rank", "2",
 		"--steps", "4", "--cg", "1", "--train-steps", "300", "--batch-size", "4", "--network", "tiny", "--val-fraction", "0.2"}
-	first := exec.Command(kspacedBin, args...)
-	var firstErr bytes.Buffer
-	first.Stderr = &firstErr
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(out, "lap-01.train.safetensors")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = first.Process.Kill()
-			_ = first.Wait()
-			t.Fatalf("no M-step checkpoint appeared\n%s", firstErr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	killWhen(t, exec.Command(kspacedBin, args...), 90*time.Second, "an M-step checkpoint", func() bool {
+		_, err := os.Stat(filepath.Join(out, "lap-01.train.safetensors"))
+		return err == nil
+	})
 	if _, err := os.Stat(filepath.Join(out, retrain.LapCheckpoint(1))); err == nil {
 		t.Fatal("lap 1 finished before the kill")
 	}

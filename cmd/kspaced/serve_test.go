@@ -198,6 +198,36 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 	}
 }
 
+// killWhen starts c, waits until cond holds (what names it), then kills c
+// with SIGKILL and reaps it: a crash at that point of the work. A command
+// that ended on its own first fails the test.
+func killWhen(t testing.TB, c *exec.Cmd, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	var stderr bytes.Buffer
+	if c.Stderr == nil {
+		c.Stderr = &stderr
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+			t.Fatalf("timed out after %s waiting for %s\n%s", timeout, what, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Wait()
+	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("%v ended before the kill (%v)\n%s", c.Args, c.ProcessState, stderr.String())
+	}
+}
+
 func names(t testing.TB, dir string) []string {
 	t.Helper()
 	des, err := os.ReadDir(dir)
