@@ -339,6 +339,9 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 		if raw, err := os.ReadFile(partial + ".json"); err == nil {
 			_ = json.Unmarshal(raw, &prev)
 		}
+		// The records are saved before the prior: a kill between the two
+		// leaves a record of an iteration the prior does not have.
+		prev = prev[:min(len(prev), info.Provenance.Steps)]
 	}
 	laps := prev
 	var p func(done, total int)
