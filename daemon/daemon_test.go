@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -91,7 +92,7 @@ func TestJobsArePublishedOnce(t *testing.T) {
 		drop(t, spool, name, data)
 		want[fmt.Sprintf("scan%d", i)] = len(data)
 	}
-	waitFor(t, 10*time.Second, "8 published jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 8 })
+	testutil.WaitUntil(t, 10*time.Second, "8 published jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 8 })
 	if got := list(t, filepath.Join(spool, OutboxDir)); len(got) != 8 {
 		t.Fatalf("outbox = %v", got)
 	}
@@ -137,7 +138,7 @@ func TestBadInputFailsWithoutRetry(t *testing.T) {
 	start(t, testConfig(spool), rec.process, false)
 	data := []byte("this is not k-space")
 	drop(t, spool, "notes.txt", data)
-	waitFor(t, 10*time.Second, "failed job", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "failed job", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
 	f := readFailure(t, spool, "notes")
 	if f.Outcome != OutcomeBadInput || f.Attempts != 1 || f.Input != "notes.txt" ||
 		!strings.Contains(f.Detail, "not a NumPy file") || !strings.Contains(f.Message, "could not be used") {
@@ -172,7 +173,7 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 	start(t, c, rec.process, false)
 	drop(t, spool, "flaky.npy", []byte("x"))
 	drop(t, spool, "broken.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "both jobs finished", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "both jobs finished", func() bool {
 		return len(list(t, filepath.Join(spool, DoneDir))) == 1 && len(list(t, filepath.Join(spool, FailedDir))) == 1
 	})
 	rep := readReport(t, spool, "flaky")
@@ -208,7 +209,7 @@ func TestTimeoutAndPanic(t *testing.T) {
 	start(t, c, proc, false)
 	drop(t, spool, "slow.npy", []byte("x"))
 	drop(t, spool, "panic.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "two failures", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 2 })
+	testutil.WaitUntil(t, 10*time.Second, "two failures", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 2 })
 	if f := readFailure(t, spool, "slow"); f.Outcome != OutcomeTimeout || f.Attempts != 1 || !strings.Contains(f.Message, "1s limit") {
 		t.Errorf("timeout error.json = %+v", f)
 	}
@@ -228,7 +229,7 @@ func TestSidecarOptions(t *testing.T) {
 	drop(t, spool, "a.npy", []byte("x"))
 	drop(t, spool, "b.npy.json", []byte(`{"recon": {"iterationz": 7}}`))
 	drop(t, spool, "b.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "both jobs", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "both jobs", func() bool {
 		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == 2
 	})
 	rec.mu.Lock()
@@ -277,7 +278,7 @@ func TestSlowWriterNotTakenEarly(t *testing.T) {
 		f.Close()
 		want += 1000
 	}
-	waitFor(t, 10*time.Second, "slow job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "slow job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	rec.mu.Lock()
 	got := rec.sizes["slow.npy"]
 	rec.mu.Unlock()
@@ -300,7 +301,7 @@ func TestReadyMarkerSkipsQuietPeriod(t *testing.T) {
 	os.WriteFile(filepath.Join(spool, "build", "s", "k.npy"), []byte("k"), 0o644)
 	os.WriteFile(filepath.Join(spool, "build", "s", ".ready"), nil, 0o644)
 	os.Rename(filepath.Join(spool, "build", "s"), filepath.Join(spool, InboxDir, "s"))
-	waitFor(t, 5*time.Second, "marked jobs done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	testutil.WaitUntil(t, 5*time.Second, "marked jobs done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
 	if rep := readReport(t, spool, "s"); strings.Join(rep.Inputs, ",") != "s/k.npy" {
 		t.Errorf("marked folder inputs = %v (the marker is not an input)", rep.Inputs)
 	}
@@ -338,7 +339,7 @@ func TestStudyFolderAndCFLPair(t *testing.T) {
 	// A .npy with its sampling mask is one job too.
 	drop(t, spool, "k_mask.npy", []byte("mask"))
 	drop(t, spool, "k.npy", []byte("kspace"))
-	waitFor(t, 10*time.Second, "three jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
+	testutil.WaitUntil(t, 10*time.Second, "three jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
 	if got := list(t, filepath.Join(spool, DoneDir, "k", inputDir)); strings.Join(got, ",") != "k.npy,k_mask.npy" {
 		t.Errorf("npy job input folder = %v", got)
 	}
@@ -428,7 +429,7 @@ func TestRecoveryAfterCrash(t *testing.T) {
 
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "recovered jobs filed", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "recovered jobs filed", func() bool {
 		return len(list(t, filepath.Join(spool, DoneDir))) == 5 && len(list(t, filepath.Join(spool, FailedDir))) == 1
 	})
 	if n := rec.count("midway.npy"); n != 1 {
@@ -526,7 +527,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// The next daemon redoes the abandoned job without counting a crash.
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "all done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
+	testutil.WaitUntil(t, 10*time.Second, "all done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
 	if st := readStateT(t, filepath.Join(spool, DoneDir, "long")); st.Interruptions != 0 || st.Attempts != 2 {
 		t.Errorf("redone job state = %+v", st)
 	}
@@ -584,7 +585,7 @@ func TestDiskGuardAndReload(t *testing.T) {
 	c.Daemon.MinFreeMB = 1 << 40 // more than any disk
 	r := start(t, c, rec.process, false)
 	drop(t, spool, "a.npy", []byte("x"))
-	waitFor(t, 5*time.Second, "paused", func() bool { ok, _ := r.d.Ready(); return !ok && r.d.live.Load() })
+	testutil.WaitUntil(t, 5*time.Second, "paused", func() bool { ok, _ := r.d.Ready(); return !ok && r.d.live.Load() })
 	time.Sleep(400 * time.Millisecond)
 	if rec.total() != 0 {
 		t.Fatal("claimed a job while disk space was low")
@@ -599,7 +600,7 @@ func TestDiskGuardAndReload(t *testing.T) {
 	if err := r.d.Reload(func() (*configs.Config, error) { return nc, nil }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "job done after reload", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "job done after reload", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	rec.mu.Lock()
 	m := rec.cfgs["a.npy"].Recon.Method
 	rec.mu.Unlock()
@@ -636,7 +637,7 @@ func TestInterruptedClaimKeepsID(t *testing.T) {
 	drop(t, spool, "c.npy", []byte("x"))
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	if got := list(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "c" {
 		t.Errorf("outbox = %v, want c", got)
 	}
@@ -649,7 +650,7 @@ func TestIDsNeverCollide(t *testing.T) {
 	start(t, testConfig(spool), rec.process, false)
 	drop(t, spool, "a.npy", []byte("1"))
 	drop(t, spool, "a.h5", []byte("22"))
-	waitFor(t, 10*time.Second, "two jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	testutil.WaitUntil(t, 10*time.Second, "two jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
 	if got := list(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "a,a-2,a-3" {
 		t.Errorf("outbox = %v, want a (old), a-2, a-3", got)
 	}
@@ -668,7 +669,7 @@ func TestTwoDaemonsShareASpool(t *testing.T) {
 	for i := range n {
 		drop(t, spool, fmt.Sprintf("s%03d.npy", i), []byte("x"))
 	}
-	waitFor(t, 30*time.Second, "all jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == n })
+	testutil.WaitUntil(t, 30*time.Second, "all jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == n })
 	time.Sleep(1200 * time.Millisecond) // let a rescan run over the finished spool
 	if rec.total() != n {
 		t.Errorf("%d processor calls for %d jobs", rec.total(), n)
@@ -729,7 +730,7 @@ func TestEventBurstMissesNothing(t *testing.T) {
 		f.Close()
 	}
 	r.d.mu.Unlock()
-	waitFor(t, 120*time.Second, "all burst jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == files })
+	testutil.WaitUntil(t, 120*time.Second, "all burst jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == files })
 	if calls.Load() != files {
 		t.Errorf("%d processor calls for %d files", calls.Load(), files)
 	}
@@ -768,10 +769,10 @@ func TestHTTPEndpoints(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	waitFor(t, 5*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == 200 })
+	testutil.WaitUntil(t, 5*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == 200 })
 	drop(t, spool, "<img src=x onerror=alert(1)>.npy", []byte("x"))
 	drop(t, spool, "bad.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "jobs", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "jobs", func() bool {
 		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == 2
 	})
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
@@ -823,7 +824,7 @@ func TestSymlinkFails(t *testing.T) {
 	}
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 5*time.Second, "failed symlink", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "failed symlink", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
 	if f := readFailure(t, spool, "link"); f.Outcome != OutcomeBadInput || !strings.Contains(f.Detail, "symbolic links") {
 		t.Errorf("error.json = %+v", f)
 	}
@@ -843,7 +844,7 @@ func TestReportListsOutputs(t *testing.T) {
 	}
 	start(t, testConfig(spool), proc, false)
 	drop(t, spool, "o.npy", []byte("x"))
-	waitFor(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	if rep := readReport(t, spool, "o"); strings.Join(rep.Outputs, ",") != "a.npy,dicom/IM1.dcm" || rep.Method != "zero-filled" {
 		t.Errorf("report = %+v", rep)
 	}

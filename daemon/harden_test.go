@@ -47,7 +47,7 @@ func TestHostileCompanionsFailSafely(t *testing.T) {
 	c := testConfig(spool)
 	c.Daemon.JobTimeout = 5 * time.Second
 	r := start(t, c, rec.process, false)
-	waitFor(t, 10*time.Second, "five failed jobs", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 5 })
+	testutil.WaitUntil(t, 10*time.Second, "five failed jobs", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 5 })
 	for _, id := range []string{"secret", "zero", "fifo", "mask", "truth"} {
 		f := readFailure(t, spool, id)
 		if f.Outcome != OutcomeBadInput || !strings.Contains(f.Detail, "not a regular file") {
@@ -99,7 +99,7 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	c.Daemon.PriorDirs = []string{priors}
 	c.Recon.Sampler.Prior = filepath.Join(priors, "p.safetensors")
 	start(t, c, rec.process, false)
-	waitFor(t, 10*time.Second, "all jobs", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "all jobs", func() bool {
 		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == len(jobs)
 	})
 	for _, id := range []string{"lower", "priorok", "builtin"} {
@@ -132,7 +132,7 @@ func TestTruthFileIsNotAJob(t *testing.T) {
 	drop(t, spool, "k.h5", []byte("kspace"))
 	rec := newRecorder()
 	r := start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	time.Sleep(300 * time.Millisecond) // a second job would be claimed by now
 	if got := list(t, filepath.Join(spool, DoneDir)); strings.Join(got, ",") != "k" || rec.total() != 1 {
 		t.Errorf("done = %v after %d jobs, want the one job k", got, rec.total())
@@ -156,7 +156,7 @@ func TestIgnoredFilesLoggedOnce(t *testing.T) {
 	c.Daemon.RescanInterval = time.Second
 	r := start(t, c, rec.process, false)
 	drop(t, spool, "x.npy", []byte("x")) // events and scans
-	waitFor(t, 10*time.Second, "job", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "job", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	time.Sleep(1200 * time.Millisecond) // one rescan more
 	logs := r.logs.String()
 	for _, n := range []string{"scan.h5.part", "orphan_mask.npy"} {
@@ -236,7 +236,7 @@ func TestUnwritableDoneCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	drop(t, spool, "a.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "published", func() bool { return len(list(t, filepath.Join(spool, OutboxDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "published", func() bool { return len(list(t, filepath.Join(spool, OutboxDir))) == 1 })
 	time.Sleep(3500 * time.Millisecond) // three rescans
 	if n := r.d.nDone.Load(); n != 1 {
 		t.Errorf("one job counted done %d times", n)
@@ -292,7 +292,7 @@ func TestConfigErrorsAreNotRetried(t *testing.T) {
 		return fmt.Errorf("%w: recon.sampler.prior: load prior: open /p/x: no such file", pipeline.ErrConfig)
 	}
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "failed", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "failed", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
 	f := readFailure(t, spool, "a")
 	if f.Outcome != OutcomeError || f.Attempts != 1 || !strings.Contains(f.Message, "configuration") {
 		t.Errorf("error.json = %+v", f)
@@ -321,7 +321,7 @@ func TestPanicOutsideProcessorKeepsServing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	waitFor(t, 10*time.Second, "good done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "good done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
 	cancel()
 	<-done
 	if st := readStateT(t, filepath.Join(spool, WorkDir, "bad")); !st.Running {

@@ -126,7 +126,7 @@ func start(t *testing.T, c *configs.Config, proc Processor, once bool) *running 
 	r := &running{d: d, logs: logs, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- d.Run(ctx) }()
 	if !once {
-		waitFor(t, 5*time.Second, "daemon serving", d.live.Load)
+		testutil.WaitUntil(t, 5*time.Second, "daemon serving", d.live.Load)
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -169,17 +169,6 @@ func drop(t testing.TB, spool, name string, data []byte) {
 	}
 	if err := os.Rename(tmp, filepath.Join(spool, InboxDir, name)); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kspaced/kspaced/daemon"
 	"github.com/kspaced/kspaced/internal/peers"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pacs"
 )
 
@@ -118,7 +119,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 		}
 		return out
 	}
-	waitUntil(t, 60*time.Second, "a C-STORE under way", func() bool {
+	testutil.WaitUntil(t, 60*time.Second, "a C-STORE under way", func() bool {
 		return len(inFlight()) > 0 && proxy.up.Load() > 4096
 	})
 	first.cmd.Process.Signal(syscall.SIGKILL)
@@ -131,7 +132,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 
 	proxy.delay.Store(0)
 	second := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2")
-	waitUntil(t, 90*time.Second, "every job delivered", func() bool {
+	testutil.WaitUntil(t, 90*time.Second, "every job delivered", func() bool {
 		sts, _ := pacs.States(spool)
 		done := 0
 		for _, st := range sts {
@@ -267,7 +268,7 @@ func TestServeReceivesStudy(t *testing.T) {
 	}
 	_ = send("INTRUDER")
 	var job string
-	waitUntil(t, 30*time.Second, "the received study filed", func() bool {
+	testutil.WaitUntil(t, 30*time.Second, "the received study filed", func() bool {
 		for _, d := range []string{daemon.DoneDir, daemon.FailedDir} {
 			if got := names(t, filepath.Join(spool, d)); len(got) > 0 {
 				job = filepath.Join(spool, d, got[0])
@@ -291,7 +292,7 @@ func TestServeReceivesStudy(t *testing.T) {
 	}
 	// The listener logs the rejection after answering it, so the line can
 	// trail storescu's exit.
-	waitUntil(t, 10*time.Second, "the intruder's rejection logged", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "the intruder's rejection logged", func() bool {
 		return strings.Contains(s.logs.String(), "calling AE title not configured")
 	})
 	if logs := s.logs.String(); strings.Contains(logs, "Test^Patient") {

@@ -11,23 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/priors"
 )
 
 func runFitCovariance(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newFitCovarianceCmd()
-	cmd.SetArgs(args)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	err := cmd.Execute()
-	return out.String(), err
+	return runCommand(t, newFitCovarianceCmd(), args...)
 }
 
 // fitCovarianceFixture writes a tiny 16×16 U-Net prior and a folder of two

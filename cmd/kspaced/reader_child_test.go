@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/testutil"
 )
 
 var faultsBin struct {
@@ -112,7 +113,7 @@ func TestServeReaderLimitsAndMetrics(t *testing.T) {
 	for _, n := range []string{"crash.h5", "slow.h5", "fatal.h5", "good.h5"} {
 		put(t, spool, n, fixtures.h5)
 	}
-	waitUntil(t, 60*time.Second, "four jobs filed", func() bool {
+	testutil.WaitUntil(t, 60*time.Second, "four jobs filed", func() bool {
 		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 4
 	})
 	if d := time.Since(start); d > 30*time.Second {

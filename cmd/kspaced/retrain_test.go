@@ -51,7 +51,13 @@ func smallEMArchive(t *testing.T, dir string) string {
 // printed on stdout and its error; its stderr goes to the test log.
 func runRetrain(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRetrainCmd()
+	return runCommand(t, newRetrainCmd(), args...)
+}
+
+// runCommand executes one command in process as main would (usage errors
+// marked) and returns its stdout and error; its stderr goes to the test log.
+func runCommand(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
 	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })

@@ -170,7 +170,7 @@ func startServerWith(t testing.TB, bin string, env []string, args ...string) *se
 			t.Logf("kspaced serve %v log:\n%s", args, s.logs.String())
 		}
 	})
-	waitUntil(t, 20*time.Second, "kspaced serving", func() bool { return strings.Contains(s.logs.String(), "kspaced serving") })
+	testutil.WaitUntil(t, 20*time.Second, "kspaced serving", func() bool { return strings.Contains(s.logs.String(), "kspaced serving") })
 	return s
 }
 
@@ -184,17 +184,6 @@ func (s *server) stop(t testing.TB, sig os.Signal) error {
 	case <-time.After(30 * time.Second):
 		t.Fatal("kspaced serve did not exit")
 		return nil
-	}
-}
-
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -368,7 +357,7 @@ func TestServeMixedJobs(t *testing.T) {
 	if n := len(valid) + len(invalid); n != 50 {
 		t.Fatalf("test set has %d jobs, want 50", n)
 	}
-	waitUntil(t, 90*time.Second, "all 50 jobs filed", func() bool {
+	testutil.WaitUntil(t, 90*time.Second, "all 50 jobs filed", func() bool {
 		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 50
 	})
 	close(stopWatch)
@@ -499,7 +488,7 @@ func TestServeKill9AndRestart(t *testing.T) {
 		}
 		return ids
 	}
-	waitUntil(t, 30*time.Second, "some jobs done and some in progress", func() bool {
+	testutil.WaitUntil(t, 30*time.Second, "some jobs done and some in progress", func() bool {
 		return len(names(t, filepath.Join(spool, daemon.OutboxDir))) >= 3 && len(inProgress()) >= 1
 	})
 	first.cmd.Process.Signal(syscall.SIGKILL)
@@ -518,7 +507,7 @@ func TestServeKill9AndRestart(t *testing.T) {
 	t.Logf("killed with %d published, %v in work/, %v of them mid-attempt", doneBefore, inWork, midJob)
 
 	second := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2")
-	waitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
+	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
 	close(stopWatch)
 	<-watchDone
 	if err := second.stop(t, syscall.SIGINT); err != nil {
@@ -582,7 +571,7 @@ func TestServeTwoDaemonsOneSpool(t *testing.T) {
 	for i := range n {
 		put(t, spool, fmt.Sprintf("t%02d.npy", i), fixtures.npy)
 	}
-	waitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
+	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
 	a.stop(t, syscall.SIGTERM)
 	b.stop(t, syscall.SIGTERM)
 	claimed := map[string]int{}
@@ -634,13 +623,13 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	waitUntil(t, 10*time.Second, "ready", func() bool { c, _ := get("/readyz"); return c == 200 })
+	testutil.WaitUntil(t, 10*time.Second, "ready", func() bool { c, _ := get("/readyz"); return c == 200 })
 	if c, _ := get("/healthz"); c != 200 {
 		t.Errorf("/healthz = %d", c)
 	}
 
 	reportMethod := func(id string) string {
-		waitUntil(t, 30*time.Second, id+" published", func() bool {
+		testutil.WaitUntil(t, 30*time.Second, id+" published", func() bool {
 			_, err := os.Stat(filepath.Join(spool, daemon.OutboxDir, id, "report.json"))
 			return err == nil
 		})
@@ -656,7 +645,7 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 	// Reload to cg-sense (few iterations keep it fast).
 	os.WriteFile(cfg, []byte(strings.Replace(string(mustRead(t, cfg)), "method: zero-filled", "method: cg-sense\n  iterations: 3", 1)), 0o644)
 	srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, 10*time.Second, "reload logged", func() bool { return strings.Contains(srv.logs.String(), `"msg":"configuration reloaded"`) })
+	testutil.WaitUntil(t, 10*time.Second, "reload logged", func() bool { return strings.Contains(srv.logs.String(), `"msg":"configuration reloaded"`) })
 	put(t, spool, "after.npy", fixtures.npy)
 	if m := reportMethod("after"); m != "cg-sense" {
 		t.Errorf("method after reload = %q", m)
@@ -664,7 +653,7 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 	// A broken file is refused and the running config stays.
 	os.WriteFile(cfg, []byte("recon:\n  methd: l1-wavelet\n"), 0o644)
 	srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, 10*time.Second, "failed reload logged", func() bool { return strings.Contains(srv.logs.String(), "reload failed") })
+	testutil.WaitUntil(t, 10*time.Second, "failed reload logged", func() bool { return strings.Contains(srv.logs.String(), "reload failed") })
 	put(t, spool, "kept.npy", fixtures.npy)
 	if m := reportMethod("kept"); m != "cg-sense" {
 		t.Errorf("method after a bad reload = %q", m)
@@ -773,7 +762,7 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 		}
 		s := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2", "--testing-job-delay", "1s", "--testing-crash-on", "poison.npy")
 		exited := false
-		waitUntil(t, 20*time.Second, "a crash or the poison filed", func() bool {
+		testutil.WaitUntil(t, 20*time.Second, "a crash or the poison filed", func() bool {
 			select {
 			case <-s.exited:
 				exited = true
@@ -802,7 +791,7 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	}
 	put(t, spool, "next.npy", fixtures.npy)
 	s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
-	waitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
+	testutil.WaitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
 	s.stop(t, syscall.SIGTERM)
 	if got := names(t, filepath.Join(spool, daemon.DoneDir)); strings.Join(got, ",") != "good,next" {
 		t.Errorf("done = %v, want good and next", got)

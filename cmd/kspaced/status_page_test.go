@@ -85,7 +85,7 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	put(t, spool, "knee_8x.npy", fixtures.npy)
 	put(t, spool, "hip_4x.npy", fixtures.npy[:len(fixtures.npy)/2])
-	waitUntil(t, 60*time.Second, "one job done, one failed", func() bool {
+	testutil.WaitUntil(t, 60*time.Second, "one job done, one failed", func() bool {
 		return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 1 && len(names(t, filepath.Join(spool, daemon.FailedDir))) == 1
 	})
 	// A BART .cfl whose .hdr has not arrived waits in the inbox.
@@ -99,7 +99,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitUntil(t, 20*time.Second, "the waiting scan and the first delivery attempt on the page", func() bool {
+	testutil.WaitUntil(t, 20*time.Second, "the waiting scan and the first delivery attempt on the page", func() bool {
 		p := get("/")
 		return strings.Contains(p, "spine_6x.cfl") && strings.Contains(p, "1 attempt so far")
 	})
