@@ -45,7 +45,7 @@ func BenchmarkSpoolOverhead(b *testing.B) {
 				os.WriteFile(filepath.Join(inbox, n+".ready"), nil, 0o644)
 			}
 			testutil.WaitUntil(b, 10*time.Minute, "all done", func() bool {
-				return len(list(b, filepath.Join(spool, DoneDir))) == b.N
+				return len(testutil.Names(b, filepath.Join(spool, DoneDir))) == b.N
 			})
 			b.ReportMetric(float64(b.N)/time.Since(t0).Minutes(), "jobs/min")
 		})

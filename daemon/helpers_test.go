@@ -3,12 +3,10 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -170,20 +168,6 @@ func drop(t testing.TB, spool, name string, data []byte) {
 	if err := os.Rename(tmp, filepath.Join(spool, InboxDir, name)); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func list(t testing.TB, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range des {
-		out = append(out, d.Name())
-	}
-	sort.Strings(out)
-	return out
 }
 
 func readReport(t testing.TB, spool, id string) pipeline.Report {

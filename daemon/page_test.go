@@ -125,7 +125,7 @@ func TestStatusPage(t *testing.T) {
 	drop(t, spool, "knee_8x.npy", []byte("k"))
 	drop(t, spool, "bad_scan.npy", []byte("k"))
 	testutil.WaitUntil(t, 10*time.Second, "two jobs filed", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == 2
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir)))+len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 2
 	})
 	// One job running, holding one worker at 2/5; the other worker is busy
 	// with a second slow job, so the next drop waits ready in the queue.

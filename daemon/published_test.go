@@ -52,7 +52,7 @@ func TestPublishedHook(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	drop(t, spool, "good.npy", []byte("x"))
 	drop(t, spool, "flaky.npy", []byte("y"))
-	testutil.WaitUntil(t, 15*time.Second, "both jobs filed", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	testutil.WaitUntil(t, 15*time.Second, "both jobs filed", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["good"] != 1 || calls["flaky"] != 2 {

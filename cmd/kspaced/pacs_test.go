@@ -140,7 +140,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 				done++
 			}
 		}
-		return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n && done == n
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == n && done == n
 	})
 	if err := second.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("serve exited with %v", err)
@@ -270,7 +270,7 @@ func TestServeReceivesStudy(t *testing.T) {
 	var job string
 	testutil.WaitUntil(t, 30*time.Second, "the received study filed", func() bool {
 		for _, d := range []string{daemon.DoneDir, daemon.FailedDir} {
-			if got := names(t, filepath.Join(spool, d)); len(got) > 0 {
+			if got := testutil.Names(t, filepath.Join(spool, d)); len(got) > 0 {
 				job = filepath.Join(spool, d, got[0])
 				return true
 			}
@@ -287,7 +287,7 @@ func TestServeReceivesStudy(t *testing.T) {
 	if got != len(files) {
 		t.Errorf("job %s holds %d instances, sent %d", job, got, len(files))
 	}
-	if n := len(names(t, filepath.Join(spool, daemon.DoneDir))) + len(names(t, filepath.Join(spool, daemon.FailedDir))); n != 1 {
+	if n := len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) + len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))); n != 1 {
 		t.Errorf("%d jobs from one association (the rejected one made any?)", n)
 	}
 	// The listener logs the rejection after answering it, so the line can

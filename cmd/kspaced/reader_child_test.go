@@ -59,7 +59,7 @@ func TestServeReaderCrashFailsOnlyItsJob(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve --once: %v\n%s", err, out)
 	}
-	if got := names(t, filepath.Join(spool, daemon.OutboxDir)); strings.Join(got, " ") != "good" {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)); strings.Join(got, " ") != "good" {
 		t.Errorf("outbox %v, want good", got)
 	}
 	var f daemon.Failure
@@ -114,7 +114,7 @@ func TestServeReaderLimitsAndMetrics(t *testing.T) {
 		put(t, spool, n, fixtures.h5)
 	}
 	testutil.WaitUntil(t, 60*time.Second, "four jobs filed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 4
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir)))+len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) == 4
 	})
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("jobs took %s: the wall limit of 2 s did not apply", d)

@@ -47,7 +47,7 @@ func benchServe(b *testing.B, workers int) {
 		put(b, spool, n, fixtures.npy)
 		put(b, spool, n+".ready", nil)
 	}
-	testutil.WaitUntil(b, 5*time.Minute, "batch done", func() bool { return len(names(b, filepath.Join(spool, daemon.DoneDir))) == batch })
+	testutil.WaitUntil(b, 5*time.Minute, "batch done", func() bool { return len(testutil.Names(b, filepath.Join(spool, daemon.DoneDir))) == batch })
 	perMin := batch / time.Since(t0).Minutes()
 
 	// Latency: one job at a time, from the rename into the inbox to a

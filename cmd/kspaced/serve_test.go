@@ -217,20 +217,6 @@ func killWhen(t testing.TB, c *exec.Cmd, timeout time.Duration, what string, con
 	}
 }
 
-func names(t testing.TB, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range des {
-		out = append(out, d.Name())
-	}
-	sort.Strings(out)
-	return out
-}
-
 // put writes data beside the inbox and renames it in (the producer protocol).
 func put(t testing.TB, spool, name string, data []byte) {
 	t.Helper()
@@ -358,7 +344,7 @@ func TestServeMixedJobs(t *testing.T) {
 		t.Fatalf("test set has %d jobs, want 50", n)
 	}
 	testutil.WaitUntil(t, 90*time.Second, "all 50 jobs filed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 50
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir)))+len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) == 50
 	})
 	close(stopWatch)
 	<-watchDone
@@ -366,7 +352,7 @@ func TestServeMixedJobs(t *testing.T) {
 		t.Errorf("serve exited with %v after SIGTERM", err)
 	}
 
-	if got, want := names(t, filepath.Join(spool, daemon.OutboxDir)), sortedKeys(valid); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)), sortedKeys(valid); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("outbox = %v\nwant   %v", got, want)
 	}
 	for id, in := range valid {
@@ -388,7 +374,7 @@ func TestServeMixedJobs(t *testing.T) {
 			}
 		}
 	}
-	if got, want := names(t, filepath.Join(spool, daemon.FailedDir)), sortedKeys(invalid); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := testutil.Names(t, filepath.Join(spool, daemon.FailedDir)), sortedKeys(invalid); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("failed = %v\nwant   %v", got, want)
 	}
 	for id, in := range invalid {
@@ -406,10 +392,10 @@ func TestServeMixedJobs(t *testing.T) {
 			t.Errorf("%s: input not kept in failed/: %v", id, err)
 		}
 	}
-	if got := names(t, filepath.Join(spool, daemon.InboxDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.InboxDir)); len(got) != 0 {
 		t.Errorf("inbox left with %v", got)
 	}
-	if got := names(t, filepath.Join(spool, daemon.WorkDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.WorkDir)); len(got) != 0 {
 		t.Errorf("work left with %v", got)
 	}
 	if partial.Load() != 0 {
@@ -475,11 +461,11 @@ func TestServeKill9AndRestart(t *testing.T) {
 	// nothing.
 	inProgress := func() []string {
 		published := map[string]bool{}
-		for _, id := range names(t, filepath.Join(spool, daemon.OutboxDir)) {
+		for _, id := range testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)) {
 			published[id] = true
 		}
 		var ids []string
-		for _, id := range names(t, filepath.Join(spool, daemon.WorkDir)) {
+		for _, id := range testutil.Names(t, filepath.Join(spool, daemon.WorkDir)) {
 			raw, _ := os.ReadFile(filepath.Join(spool, daemon.WorkDir, id, "state.json"))
 			var st struct{ Running bool }
 			if !published[id] && json.Unmarshal(raw, &st) == nil && st.Running {
@@ -489,17 +475,17 @@ func TestServeKill9AndRestart(t *testing.T) {
 		return ids
 	}
 	testutil.WaitUntil(t, 30*time.Second, "some jobs done and some in progress", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.OutboxDir))) >= 3 && len(inProgress()) >= 1
+		return len(testutil.Names(t, filepath.Join(spool, daemon.OutboxDir))) >= 3 && len(inProgress()) >= 1
 	})
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	<-first.exited
 	var inWork []string // claimed jobs (a claim killed before its rename holds no input)
-	for _, id := range names(t, filepath.Join(spool, daemon.WorkDir)) {
-		if len(names(t, filepath.Join(spool, daemon.WorkDir, id, "input"))) > 0 {
+	for _, id := range testutil.Names(t, filepath.Join(spool, daemon.WorkDir)) {
+		if len(testutil.Names(t, filepath.Join(spool, daemon.WorkDir, id, "input"))) > 0 {
 			inWork = append(inWork, id)
 		}
 	}
-	doneBefore := len(names(t, filepath.Join(spool, daemon.OutboxDir)))
+	doneBefore := len(testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)))
 	if len(inWork) == 0 {
 		t.Fatal("nothing was in progress at the kill")
 	}
@@ -507,7 +493,7 @@ func TestServeKill9AndRestart(t *testing.T) {
 	t.Logf("killed with %d published, %v in work/, %v of them mid-attempt", doneBefore, inWork, midJob)
 
 	second := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2")
-	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
+	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == n })
 	close(stopWatch)
 	<-watchDone
 	if err := second.stop(t, syscall.SIGINT); err != nil {
@@ -518,11 +504,11 @@ func TestServeKill9AndRestart(t *testing.T) {
 		want[i] = fmt.Sprintf("k%02d", i)
 	}
 	for _, d := range []string{daemon.OutboxDir, daemon.DoneDir} {
-		if got := names(t, filepath.Join(spool, d)); strings.Join(got, " ") != strings.Join(want, " ") {
+		if got := testutil.Names(t, filepath.Join(spool, d)); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("%s = %v, want each job exactly once", d, got)
 		}
 	}
-	if got := names(t, filepath.Join(spool, daemon.FailedDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.FailedDir)); len(got) != 0 {
 		t.Errorf("failed = %v", got)
 	}
 	if partial.Load() != 0 {
@@ -571,7 +557,7 @@ func TestServeTwoDaemonsOneSpool(t *testing.T) {
 	for i := range n {
 		put(t, spool, fmt.Sprintf("t%02d.npy", i), fixtures.npy)
 	}
-	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
+	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == n })
 	a.stop(t, syscall.SIGTERM)
 	b.stop(t, syscall.SIGTERM)
 	claimed := map[string]int{}
@@ -593,7 +579,7 @@ func TestServeTwoDaemonsOneSpool(t *testing.T) {
 			t.Errorf("job %s claimed %d times", id, c)
 		}
 	}
-	if got := len(names(t, filepath.Join(spool, daemon.OutboxDir))); got != n {
+	if got := len(testutil.Names(t, filepath.Join(spool, daemon.OutboxDir))); got != n {
 		t.Errorf("outbox holds %d results for %d jobs", got, n)
 	}
 	if perDaemon[0] == 0 || perDaemon[1] == 0 {
@@ -698,7 +684,7 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve --once: %v\n%s", err, out)
 	}
-	if got := names(t, filepath.Join(spool2, daemon.OutboxDir)); len(got) != 4 {
+	if got := testutil.Names(t, filepath.Join(spool2, daemon.OutboxDir)); len(got) != 4 {
 		t.Errorf("--once published %v", got)
 	}
 	if !bytes.Contains(out, []byte(`"jobs_done":4`)) {
@@ -757,7 +743,7 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	put(t, spool, "poison.npy", fixtures.npy)
 	starts := 0
 	for ; starts < 6; starts++ {
-		if len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0 {
+		if len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) > 0 {
 			break
 		}
 		s := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2", "--testing-job-delay", "1s", "--testing-crash-on", "poison.npy")
@@ -768,7 +754,7 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 				exited = true
 			default:
 			}
-			return exited || len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0
+			return exited || len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) > 0
 		})
 		if !exited {
 			s.stop(t, syscall.SIGTERM)
@@ -776,7 +762,7 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	}
 	raw, err := os.ReadFile(filepath.Join(spool, daemon.FailedDir, "poison", "error.json"))
 	if err != nil {
-		t.Fatalf("poison job not quarantined after %d starts: %v; work/ = %v", starts, err, names(t, filepath.Join(spool, daemon.WorkDir)))
+		t.Fatalf("poison job not quarantined after %d starts: %v; work/ = %v", starts, err, testutil.Names(t, filepath.Join(spool, daemon.WorkDir)))
 	}
 	var f daemon.Failure
 	json.Unmarshal(raw, &f)
@@ -786,14 +772,14 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	if starts > 4 {
 		t.Errorf("quarantined only after %d starts, want at most 4 (3 crashes)", starts)
 	}
-	if got := names(t, filepath.Join(spool, daemon.FailedDir)); strings.Join(got, ",") != "poison" {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.FailedDir)); strings.Join(got, ",") != "poison" {
 		t.Errorf("failed = %v, want only the poison job", got)
 	}
 	put(t, spool, "next.npy", fixtures.npy)
 	s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
-	testutil.WaitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
+	testutil.WaitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
 	s.stop(t, syscall.SIGTERM)
-	if got := names(t, filepath.Join(spool, daemon.DoneDir)); strings.Join(got, ",") != "good,next" {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.DoneDir)); strings.Join(got, ",") != "good,next" {
 		t.Errorf("done = %v, want good and next", got)
 	}
 }

@@ -86,7 +86,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	put(t, spool, "knee_8x.npy", fixtures.npy)
 	put(t, spool, "hip_4x.npy", fixtures.npy[:len(fixtures.npy)/2])
 	testutil.WaitUntil(t, 60*time.Second, "one job done, one failed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 1 && len(names(t, filepath.Join(spool, daemon.FailedDir))) == 1
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == 1 && len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) == 1
 	})
 	// A BART .cfl whose .hdr has not arrived waits in the inbox.
 	put(t, spool, "spine_6x.cfl", fixtures.cfl)

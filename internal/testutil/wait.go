@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -16,4 +18,18 @@ func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Names lists a folder's entries by name, sorted; a missing folder is empty.
+func Names(t testing.TB, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir) // sorted by name
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range des {
+		out = append(out, d.Name())
+	}
+	return out
 }
