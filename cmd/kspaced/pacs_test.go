@@ -333,3 +333,116 @@ func TestServeOnceDelivers(t *testing.T) {
 		t.Errorf("storescp holds %d files, the jobs %d", got, sent)
 	}
 }
+
+// kill -9 of the daemon while its listener receives a study, then a restart
+// and the modality's resend: every instance acknowledged before the kill
+// reaches the inbox as a job of its own (nothing acknowledged is lost), no
+// staging folder is left behind, and the resent study arrives whole, as an
+// uninterrupted association delivers it (same instances, UIDs and pixels).
+func TestServeReceivesStudyAcrossKill9(t *testing.T) {
+	storescu := peers.Need(t, "storescu")
+	spool := mkSpool(t)
+	cfg := writeConfig(t, t.TempDir(), "10s")
+	port := peers.FreePort(t)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
+	f.Close()
+	var files []string
+	for _, r := range peers.SeriesSized(t, t.TempDir(), 6, 64, 64) {
+		files = append(files, r.Files...)
+	}
+	want := map[string]string{} // SOP Instance UID → pixels
+	for _, p := range files {
+		uid, px := peers.UIDAndPixels(t, p)
+		want[uid] = px
+	}
+	proxy := startSlowProxy(t, fmt.Sprintf("127.0.0.1:%d", port))
+	host, pport, _ := net.SplitHostPort(proxy.addr)
+	send := func() *exec.Cmd {
+		return exec.Command(storescu, append([]string{"-aet", "SCANNER", "-aec", "KSPACED", host, pport}, files...)...)
+	}
+	inbox := filepath.Join(spool, "inbox")
+	acked := func() []string {
+		got, _ := filepath.Glob(filepath.Join(inbox, ".rx-*.part", "*.dcm"))
+		return got
+	}
+
+	first := startServer(t, "--config", cfg, "--spool", spool)
+	proxy.delay.Store(int64(20 * time.Millisecond))
+	scu := send()
+	if err := scu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitUntil(t, 60*time.Second, "two instances acknowledged", func() bool { return len(acked()) >= 2 })
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	<-first.exited
+	_ = scu.Wait() // the association breaks
+	kept := map[string]bool{}
+	for _, p := range acked() {
+		uid, _ := peers.UIDAndPixels(t, p)
+		kept[uid] = true
+	}
+	if len(kept) == 0 || len(kept) >= len(files) {
+		t.Fatalf("%d of %d instances acknowledged at the kill, want some but not all", len(kept), len(files))
+	}
+
+	proxy.delay.Store(0)
+	second := startServer(t, "--config", cfg, "--spool", spool)
+	if err := send().Run(); err != nil {
+		t.Fatalf("resend: %v", err)
+	}
+	// Jobs end done or failed (a study without k-space has nothing to
+	// reconstruct); what matters is what each one received.
+	jobs := func() []string {
+		var out []string
+		for _, d := range []string{daemon.DoneDir, daemon.FailedDir} {
+			for _, n := range testutil.Names(t, filepath.Join(spool, d)) {
+				out = append(out, filepath.Join(spool, d, n))
+			}
+		}
+		return out
+	}
+	testutil.WaitUntil(t, 60*time.Second, "two received studies filed", func() bool { return len(jobs()) == 2 })
+	if err := second.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("serve exited with %v", err)
+	}
+	var whole, cut int
+	for _, job := range jobs() {
+		got := map[string]string{}
+		filepath.WalkDir(filepath.Join(job, "input"), func(p string, de os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".dcm") {
+				uid, px := peers.UIDAndPixels(t, p)
+				got[uid] = px
+			}
+			return nil
+		})
+		for uid, px := range got {
+			if want[uid] != px {
+				t.Errorf("%s: instance %s is not one that was sent intact", job, uid)
+			}
+		}
+		t.Logf("%s: %d of %d instances", filepath.Base(job), len(got), len(want))
+		switch {
+		case len(got) == len(want):
+			whole++
+		case len(got) >= len(kept):
+			cut++
+			for uid := range kept {
+				if _, ok := got[uid]; !ok {
+					t.Errorf("%s: instance %s acknowledged before the kill is missing", job, uid)
+				}
+			}
+		default:
+			t.Errorf("%s holds %d instances: neither the %d acknowledged before the kill nor the whole %d", job, len(got), len(kept), len(want))
+		}
+	}
+	if whole != 1 || cut != 1 {
+		t.Errorf("%d whole and %d recovered studies, want one of each", whole, cut)
+	}
+	if left, _ := filepath.Glob(filepath.Join(inbox, ".rx-*")); len(left) > 0 {
+		t.Errorf("staging left in the inbox: %v", left)
+	}
+}
