@@ -249,6 +249,9 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 // the fit continues from the saved iteration and lap 0's prior has the
 // bytes of an uninterrupted run's.
 func TestRetrainGaussianLapSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two Gaussian fits, about a minute; the short lane keeps TestRetrainBinaryKillResume")
+	}
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	simArchive(t, data, 12)
