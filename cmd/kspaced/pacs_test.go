@@ -96,12 +96,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "200ms")
 	host, port, _ := net.SplitHostPort(proxy.addr)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: orthanc, ae_title: %s, host: %s, port: %s}\n  retry_backoff: 200ms\n  max_backoff: 1s\n  timeout: 10s\n", o.AE, host, port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  destinations:\n    - {name: orthanc, ae_title: %s, host: %s, port: %s}\n  retry_backoff: 200ms\n  max_backoff: 1s\n  timeout: 10s\n", o.AE, host, port)
 
 	const n = 4
 	for i := range n {
@@ -249,12 +244,7 @@ func TestServeReceivesStudy(t *testing.T) {
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "10s") // only the .ready marker can make it ready in time
 	port := peers.FreePort(t)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
 	s := startServer(t, "--config", cfg, "--spool", spool)
 	var files []string
 	for _, r := range peers.Series(t, t.TempDir(), 2) {
@@ -307,12 +297,7 @@ func TestServeOnceDelivers(t *testing.T) {
 	host, port, _ := net.SplitHostPort(scp.Addr)
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "0s")
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: scp, ae_title: SCP1, host: %s, port: %s}\n", host, port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  destinations:\n    - {name: scp, ae_title: SCP1, host: %s, port: %s}\n", host, port)
 	put(t, spool, "a.npy", fixtures.npy)
 	put(t, spool, "b.npy", fixtures.npy)
 	if out, err := exec.Command(kspacedBin, "serve", "--once", "--config", cfg, "--spool", spool).CombinedOutput(); err != nil {
@@ -344,12 +329,7 @@ func TestServeReceivesStudyAcrossKill9(t *testing.T) {
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "10s")
 	port := peers.FreePort(t)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
 	var files []string
 	for _, r := range peers.SeriesSized(t, t.TempDir(), 6, 64, 64) {
 		files = append(files, r.Files...)

@@ -121,6 +121,19 @@ type server struct {
 	err    error
 }
 
+// appendConfig adds YAML (a format and its arguments) to the config at path.
+func appendConfig(t testing.TB, path, format string, args ...any) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, format, args...)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // writeConfig writes a serve config for tests: zero-filled, JSON logs.
 func writeConfig(t testing.TB, dir, quiet string) string {
 	t.Helper()

@@ -73,12 +73,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	// A PACS that is down: the page says the delivery is pending and why.
 	closed := freeAddr(t)
 	host, port, _ := net.SplitHostPort(closed)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: main-pacs, ae_title: PACS1, host: %s, port: %s}\n  retry_backoff: 1h\n  timeout: 2s\n", host, port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  destinations:\n    - {name: main-pacs, ae_title: PACS1, host: %s, port: %s}\n  retry_backoff: 1h\n  timeout: 2s\n", host, port)
 	addr := freeAddr(t)
 	startServer(t, "--config", cfg, "--spool", spool, "--http", addr)
 	base := "http://" + addr
