@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -34,7 +35,7 @@ func BenchmarkSpoolOverhead(b *testing.B) {
 			done := make(chan error, 1)
 			go func() { done <- d.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			waitFor(b, 5*time.Second, "live", d.live.Load)
+			testutil.WaitUntil(b, 5*time.Second, "live", d.live.Load)
 			inbox := filepath.Join(spool, InboxDir)
 			b.ResetTimer()
 			t0 := time.Now()
@@ -43,8 +44,8 @@ func BenchmarkSpoolOverhead(b *testing.B) {
 				os.WriteFile(filepath.Join(inbox, n), []byte("x"), 0o644)
 				os.WriteFile(filepath.Join(inbox, n+".ready"), nil, 0o644)
 			}
-			waitFor(b, 10*time.Minute, "all done", func() bool {
-				return len(list(b, filepath.Join(spool, DoneDir))) == b.N
+			testutil.WaitUntil(b, 10*time.Minute, "all done", func() bool {
+				return len(testutil.Names(b, filepath.Join(spool, DoneDir))) == b.N
 			})
 			b.ReportMetric(float64(b.N)/time.Since(t0).Minutes(), "jobs/min")
 		})

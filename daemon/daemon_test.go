@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -91,8 +92,8 @@ func TestJobsArePublishedOnce(t *testing.T) {
 		drop(t, spool, name, data)
 		want[fmt.Sprintf("scan%d", i)] = len(data)
 	}
-	waitFor(t, 10*time.Second, "8 published jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 8 })
-	if got := list(t, filepath.Join(spool, OutboxDir)); len(got) != 8 {
+	testutil.WaitUntil(t, 10*time.Second, "8 published jobs", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 8 })
+	if got := testutil.Names(t, filepath.Join(spool, OutboxDir)); len(got) != 8 {
 		t.Fatalf("outbox = %v", got)
 	}
 	for id, size := range want {
@@ -117,10 +118,10 @@ func TestJobsArePublishedOnce(t *testing.T) {
 			t.Errorf("%s processed %d times", id, n)
 		}
 	}
-	if l := list(t, filepath.Join(spool, InboxDir)); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(spool, InboxDir)); len(l) != 0 {
 		t.Errorf("inbox left with %v", l)
 	}
-	if l := list(t, filepath.Join(spool, WorkDir)); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(spool, WorkDir)); len(l) != 0 {
 		t.Errorf("work left with %v", l)
 	}
 	if err := r.wait(t); err != nil {
@@ -137,7 +138,7 @@ func TestBadInputFailsWithoutRetry(t *testing.T) {
 	start(t, testConfig(spool), rec.process, false)
 	data := []byte("this is not k-space")
 	drop(t, spool, "notes.txt", data)
-	waitFor(t, 10*time.Second, "failed job", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "failed job", func() bool { return len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 1 })
 	f := readFailure(t, spool, "notes")
 	if f.Outcome != OutcomeBadInput || f.Attempts != 1 || f.Input != "notes.txt" ||
 		!strings.Contains(f.Detail, "not a NumPy file") || !strings.Contains(f.Message, "could not be used") {
@@ -150,7 +151,7 @@ func TestBadInputFailsWithoutRetry(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("failed input not kept untouched: %q %v", got, err)
 	}
-	if l := list(t, filepath.Join(spool, OutboxDir)); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(spool, OutboxDir)); len(l) != 0 {
 		t.Errorf("failed job published %v", l)
 	}
 }
@@ -172,8 +173,8 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 	start(t, c, rec.process, false)
 	drop(t, spool, "flaky.npy", []byte("x"))
 	drop(t, spool, "broken.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "both jobs finished", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir))) == 1 && len(list(t, filepath.Join(spool, FailedDir))) == 1
+	testutil.WaitUntil(t, 10*time.Second, "both jobs finished", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 && len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 1
 	})
 	rep := readReport(t, spool, "flaky")
 	if len(rep.Warnings) != 2 || !strings.Contains(rep.Warnings[0], "no space left") {
@@ -208,7 +209,7 @@ func TestTimeoutAndPanic(t *testing.T) {
 	start(t, c, proc, false)
 	drop(t, spool, "slow.npy", []byte("x"))
 	drop(t, spool, "panic.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "two failures", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 2 })
+	testutil.WaitUntil(t, 10*time.Second, "two failures", func() bool { return len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 2 })
 	if f := readFailure(t, spool, "slow"); f.Outcome != OutcomeTimeout || f.Attempts != 1 || !strings.Contains(f.Message, "1s limit") {
 		t.Errorf("timeout error.json = %+v", f)
 	}
@@ -228,8 +229,8 @@ func TestSidecarOptions(t *testing.T) {
 	drop(t, spool, "a.npy", []byte("x"))
 	drop(t, spool, "b.npy.json", []byte(`{"recon": {"iterationz": 7}}`))
 	drop(t, spool, "b.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "both jobs", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == 2
+	testutil.WaitUntil(t, 10*time.Second, "both jobs", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir)))+len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 2
 	})
 	rec.mu.Lock()
 	cfg := rec.cfgs["a.npy"]
@@ -277,7 +278,7 @@ func TestSlowWriterNotTakenEarly(t *testing.T) {
 		f.Close()
 		want += 1000
 	}
-	waitFor(t, 10*time.Second, "slow job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "slow job done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
 	rec.mu.Lock()
 	got := rec.sizes["slow.npy"]
 	rec.mu.Unlock()
@@ -300,7 +301,7 @@ func TestReadyMarkerSkipsQuietPeriod(t *testing.T) {
 	os.WriteFile(filepath.Join(spool, "build", "s", "k.npy"), []byte("k"), 0o644)
 	os.WriteFile(filepath.Join(spool, "build", "s", ".ready"), nil, 0o644)
 	os.Rename(filepath.Join(spool, "build", "s"), filepath.Join(spool, InboxDir, "s"))
-	waitFor(t, 5*time.Second, "marked jobs done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	testutil.WaitUntil(t, 5*time.Second, "marked jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 2 })
 	if rep := readReport(t, spool, "s"); strings.Join(rep.Inputs, ",") != "s/k.npy" {
 		t.Errorf("marked folder inputs = %v (the marker is not an input)", rep.Inputs)
 	}
@@ -338,8 +339,8 @@ func TestStudyFolderAndCFLPair(t *testing.T) {
 	// A .npy with its sampling mask is one job too.
 	drop(t, spool, "k_mask.npy", []byte("mask"))
 	drop(t, spool, "k.npy", []byte("kspace"))
-	waitFor(t, 10*time.Second, "three jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
-	if got := list(t, filepath.Join(spool, DoneDir, "k", inputDir)); strings.Join(got, ",") != "k.npy,k_mask.npy" {
+	testutil.WaitUntil(t, 10*time.Second, "three jobs", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 3 })
+	if got := testutil.Names(t, filepath.Join(spool, DoneDir, "k", inputDir)); strings.Join(got, ",") != "k.npy,k_mask.npy" {
 		t.Errorf("npy job input folder = %v", got)
 	}
 	if rec.count("k_mask.npy") != 0 {
@@ -350,7 +351,7 @@ func TestStudyFolderAndCFLPair(t *testing.T) {
 	if strings.Join(rep.Inputs, ",") != strings.Join(want, ",") {
 		t.Errorf("study inputs = %v, want %v", rep.Inputs, want)
 	}
-	if got := list(t, filepath.Join(spool, DoneDir, "x", inputDir)); strings.Join(got, ",") != "x.cfl,x.hdr" {
+	if got := testutil.Names(t, filepath.Join(spool, DoneDir, "x", inputDir)); strings.Join(got, ",") != "x.cfl,x.hdr" {
 		t.Errorf("cfl job input folder = %v", got)
 	}
 }
@@ -428,8 +429,8 @@ func TestRecoveryAfterCrash(t *testing.T) {
 
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "recovered jobs filed", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir))) == 5 && len(list(t, filepath.Join(spool, FailedDir))) == 1
+	testutil.WaitUntil(t, 10*time.Second, "recovered jobs filed", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 5 && len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 1
 	})
 	if n := rec.count("midway.npy"); n != 1 {
 		t.Errorf("midway processed %d times", n)
@@ -510,7 +511,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if took := time.Since(t0); took > 3*time.Second {
 		t.Errorf("shutdown took %s with a 1s grace period", took)
 	}
-	if got := list(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "short" {
+	if got := testutil.Names(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "short" {
 		t.Errorf("outbox after shutdown = %v, want the short job only", got)
 	}
 	st := readStateT(t, filepath.Join(spool, WorkDir, "long"))
@@ -520,13 +521,13 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(spool, WorkDir, "long", outTmpDir)); err == nil {
 		t.Error("abandoned job kept its private output folder")
 	}
-	if got := list(t, filepath.Join(spool, InboxDir)); strings.Join(got, ",") != "late.npy" {
+	if got := testutil.Names(t, filepath.Join(spool, InboxDir)); strings.Join(got, ",") != "late.npy" {
 		t.Errorf("inbox after shutdown = %v: no new claims during shutdown", got)
 	}
 	// The next daemon redoes the abandoned job without counting a crash.
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "all done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 3 })
+	testutil.WaitUntil(t, 10*time.Second, "all done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 3 })
 	if st := readStateT(t, filepath.Join(spool, DoneDir, "long")); st.Interruptions != 0 || st.Attempts != 2 {
 		t.Errorf("redone job state = %+v", st)
 	}
@@ -569,10 +570,10 @@ func TestOnce(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("--once did not return")
 	}
-	if got := list(t, filepath.Join(spool, DoneDir)); len(got) != 5 {
+	if got := testutil.Names(t, filepath.Join(spool, DoneDir)); len(got) != 5 {
 		t.Errorf("done = %v", got)
 	}
-	if got := list(t, filepath.Join(spool, InboxDir)); strings.Join(got, ",") != "growing.npy" {
+	if got := testutil.Names(t, filepath.Join(spool, InboxDir)); strings.Join(got, ",") != "growing.npy" {
 		t.Errorf("inbox = %v, want the growing file left", got)
 	}
 }
@@ -584,7 +585,7 @@ func TestDiskGuardAndReload(t *testing.T) {
 	c.Daemon.MinFreeMB = 1 << 40 // more than any disk
 	r := start(t, c, rec.process, false)
 	drop(t, spool, "a.npy", []byte("x"))
-	waitFor(t, 5*time.Second, "paused", func() bool { ok, _ := r.d.Ready(); return !ok && r.d.live.Load() })
+	testutil.WaitUntil(t, 5*time.Second, "paused", func() bool { ok, _ := r.d.Ready(); return !ok && r.d.live.Load() })
 	time.Sleep(400 * time.Millisecond)
 	if rec.total() != 0 {
 		t.Fatal("claimed a job while disk space was low")
@@ -599,7 +600,7 @@ func TestDiskGuardAndReload(t *testing.T) {
 	if err := r.d.Reload(func() (*configs.Config, error) { return nc, nil }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "job done after reload", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "job done after reload", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
 	rec.mu.Lock()
 	m := rec.cfgs["a.npy"].Recon.Method
 	rec.mu.Unlock()
@@ -636,8 +637,8 @@ func TestInterruptedClaimKeepsID(t *testing.T) {
 	drop(t, spool, "c.npy", []byte("x"))
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
-	if got := list(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "c" {
+	testutil.WaitUntil(t, 5*time.Second, "done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
+	if got := testutil.Names(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "c" {
 		t.Errorf("outbox = %v, want c", got)
 	}
 }
@@ -649,8 +650,8 @@ func TestIDsNeverCollide(t *testing.T) {
 	start(t, testConfig(spool), rec.process, false)
 	drop(t, spool, "a.npy", []byte("1"))
 	drop(t, spool, "a.h5", []byte("22"))
-	waitFor(t, 10*time.Second, "two jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
-	if got := list(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "a,a-2,a-3" {
+	testutil.WaitUntil(t, 10*time.Second, "two jobs", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 2 })
+	if got := testutil.Names(t, filepath.Join(spool, OutboxDir)); strings.Join(got, ",") != "a,a-2,a-3" {
 		t.Errorf("outbox = %v, want a (old), a-2, a-3", got)
 	}
 }
@@ -668,7 +669,7 @@ func TestTwoDaemonsShareASpool(t *testing.T) {
 	for i := range n {
 		drop(t, spool, fmt.Sprintf("s%03d.npy", i), []byte("x"))
 	}
-	waitFor(t, 30*time.Second, "all jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == n })
+	testutil.WaitUntil(t, 30*time.Second, "all jobs", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == n })
 	time.Sleep(1200 * time.Millisecond) // let a rescan run over the finished spool
 	if rec.total() != n {
 		t.Errorf("%d processor calls for %d jobs", rec.total(), n)
@@ -678,7 +679,7 @@ func TestTwoDaemonsShareASpool(t *testing.T) {
 			t.Errorf("s%03d processed %d times", i, k)
 		}
 	}
-	if got := len(list(t, filepath.Join(spool, OutboxDir))); got != n {
+	if got := len(testutil.Names(t, filepath.Join(spool, OutboxDir))); got != n {
 		t.Errorf("outbox holds %d entries", got)
 	}
 	na, nb := strings.Count(a.logs.String(), `"msg":"job done"`), strings.Count(b.logs.String(), `"msg":"job done"`)
@@ -729,11 +730,11 @@ func TestEventBurstMissesNothing(t *testing.T) {
 		f.Close()
 	}
 	r.d.mu.Unlock()
-	waitFor(t, 120*time.Second, "all burst jobs", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == files })
+	testutil.WaitUntil(t, 120*time.Second, "all burst jobs", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == files })
 	if calls.Load() != files {
 		t.Errorf("%d processor calls for %d files", calls.Load(), files)
 	}
-	if got := len(list(t, filepath.Join(spool, OutboxDir))); got != files {
+	if got := len(testutil.Names(t, filepath.Join(spool, OutboxDir))); got != files {
 		t.Errorf("outbox holds %d entries", got)
 	}
 	overflows := strings.Count(r.logs.String(), "overflowed")
@@ -768,11 +769,11 @@ func TestHTTPEndpoints(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	waitFor(t, 5*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == 200 })
+	testutil.WaitUntil(t, 5*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == 200 })
 	drop(t, spool, "<img src=x onerror=alert(1)>.npy", []byte("x"))
 	drop(t, spool, "bad.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "jobs", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == 2
+	testutil.WaitUntil(t, 10*time.Second, "jobs", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir)))+len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 2
 	})
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
@@ -823,7 +824,7 @@ func TestSymlinkFails(t *testing.T) {
 	}
 	rec := newRecorder()
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 5*time.Second, "failed symlink", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "failed symlink", func() bool { return len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 1 })
 	if f := readFailure(t, spool, "link"); f.Outcome != OutcomeBadInput || !strings.Contains(f.Detail, "symbolic links") {
 		t.Errorf("error.json = %+v", f)
 	}
@@ -843,7 +844,7 @@ func TestReportListsOutputs(t *testing.T) {
 	}
 	start(t, testConfig(spool), proc, false)
 	drop(t, spool, "o.npy", []byte("x"))
-	waitFor(t, 5*time.Second, "done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 5*time.Second, "done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
 	if rep := readReport(t, spool, "o"); strings.Join(rep.Outputs, ",") != "a.npy,dicom/IM1.dcm" || rep.Method != "zero-filled" {
 		t.Errorf("report = %+v", rep)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/internal/safefile"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -46,7 +47,7 @@ func TestHostileCompanionsFailSafely(t *testing.T) {
 	c := testConfig(spool)
 	c.Daemon.JobTimeout = 5 * time.Second
 	r := start(t, c, rec.process, false)
-	waitFor(t, 10*time.Second, "five failed jobs", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 5 })
+	testutil.WaitUntil(t, 10*time.Second, "five failed jobs", func() bool { return len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 5 })
 	for _, id := range []string{"secret", "zero", "fifo", "mask", "truth"} {
 		f := readFailure(t, spool, id)
 		if f.Outcome != OutcomeBadInput || !strings.Contains(f.Detail, "not a regular file") {
@@ -98,8 +99,8 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	c.Daemon.PriorDirs = []string{priors}
 	c.Recon.Sampler.Prior = filepath.Join(priors, "p.safetensors")
 	start(t, c, rec.process, false)
-	waitFor(t, 10*time.Second, "all jobs", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == len(jobs)
+	testutil.WaitUntil(t, 10*time.Second, "all jobs", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir)))+len(testutil.Names(t, filepath.Join(spool, FailedDir))) == len(jobs)
 	})
 	for _, id := range []string{"lower", "priorok", "builtin"} {
 		if _, err := os.Stat(filepath.Join(spool, DoneDir, id)); err != nil {
@@ -131,15 +132,15 @@ func TestTruthFileIsNotAJob(t *testing.T) {
 	drop(t, spool, "k.h5", []byte("kspace"))
 	rec := newRecorder()
 	r := start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "job done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "job done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
 	time.Sleep(300 * time.Millisecond) // a second job would be claimed by now
-	if got := list(t, filepath.Join(spool, DoneDir)); strings.Join(got, ",") != "k" || rec.total() != 1 {
+	if got := testutil.Names(t, filepath.Join(spool, DoneDir)); strings.Join(got, ",") != "k" || rec.total() != 1 {
 		t.Errorf("done = %v after %d jobs, want the one job k", got, rec.total())
 	}
-	if got := list(t, filepath.Join(spool, DoneDir, "k", inputDir)); strings.Join(got, ",") != "k.h5,k_mask.npy,k_truth.npy" {
+	if got := testutil.Names(t, filepath.Join(spool, DoneDir, "k", inputDir)); strings.Join(got, ",") != "k.h5,k_mask.npy,k_truth.npy" {
 		t.Errorf("k's inputs = %v", got)
 	}
-	if got := list(t, filepath.Join(spool, InboxDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, InboxDir)); len(got) != 0 {
 		t.Errorf("inbox = %v", got)
 	}
 	r.wait(t)
@@ -155,7 +156,7 @@ func TestIgnoredFilesLoggedOnce(t *testing.T) {
 	c.Daemon.RescanInterval = time.Second
 	r := start(t, c, rec.process, false)
 	drop(t, spool, "x.npy", []byte("x")) // events and scans
-	waitFor(t, 10*time.Second, "job", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "job", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
 	time.Sleep(1200 * time.Millisecond) // one rescan more
 	logs := r.logs.String()
 	for _, n := range []string{"scan.h5.part", "orphan_mask.npy"} {
@@ -185,7 +186,7 @@ func TestJobIDsNeverRunOut(t *testing.T) {
 		t.Fatal("--once did not return")
 	}
 	if _, err := os.Stat(filepath.Join(spool, OutboxDir, "scan-1201")); err != nil {
-		t.Errorf("scan.h5 not published as scan-1201: %v; inbox %v", err, list(t, filepath.Join(spool, InboxDir)))
+		t.Errorf("scan.h5 not published as scan-1201: %v; inbox %v", err, testutil.Names(t, filepath.Join(spool, InboxDir)))
 	}
 }
 
@@ -235,7 +236,7 @@ func TestUnwritableDoneCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	drop(t, spool, "a.npy", []byte("x"))
-	waitFor(t, 10*time.Second, "published", func() bool { return len(list(t, filepath.Join(spool, OutboxDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "published", func() bool { return len(testutil.Names(t, filepath.Join(spool, OutboxDir))) == 1 })
 	time.Sleep(3500 * time.Millisecond) // three rescans
 	if n := r.d.nDone.Load(); n != 1 {
 		t.Errorf("one job counted done %d times", n)
@@ -291,7 +292,7 @@ func TestConfigErrorsAreNotRetried(t *testing.T) {
 		return fmt.Errorf("%w: recon.sampler.prior: load prior: open /p/x: no such file", pipeline.ErrConfig)
 	}
 	start(t, testConfig(spool), rec.process, false)
-	waitFor(t, 10*time.Second, "failed", func() bool { return len(list(t, filepath.Join(spool, FailedDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "failed", func() bool { return len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 1 })
 	f := readFailure(t, spool, "a")
 	if f.Outcome != OutcomeError || f.Attempts != 1 || !strings.Contains(f.Message, "configuration") {
 		t.Errorf("error.json = %+v", f)
@@ -306,7 +307,7 @@ func TestPanicOutsideProcessorKeepsServing(t *testing.T) {
 	drop(t, spool, "bad.npy", []byte("x"))
 	drop(t, spool, "good.npy", []byte("x"))
 	rec := newRecorder()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := New(Options{Config: testConfig(spool), Processor: rec.process,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		BeforeJob: func(_, entry string) {
@@ -320,7 +321,7 @@ func TestPanicOutsideProcessorKeepsServing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	waitFor(t, 10*time.Second, "good done", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 1 })
+	testutil.WaitUntil(t, 10*time.Second, "good done", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 1 })
 	cancel()
 	<-done
 	if st := readStateT(t, filepath.Join(spool, WorkDir, "bad")); !st.Running {

@@ -1,20 +1,18 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -106,35 +104,17 @@ func (r *recorder) total() int {
 	return n
 }
 
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a daemon started in the background.
 type running struct {
 	d    *Daemon
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop context.CancelFunc
 	done chan error
 }
 
 func start(t *testing.T, c *configs.Config, proc Processor, once bool) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := New(Options{Config: c, Processor: proc, Once: once,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
@@ -144,7 +124,7 @@ func start(t *testing.T, c *configs.Config, proc Processor, once bool) *running 
 	r := &running{d: d, logs: logs, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- d.Run(ctx) }()
 	if !once {
-		waitFor(t, 5*time.Second, "daemon serving", d.live.Load)
+		testutil.WaitUntil(t, 5*time.Second, "daemon serving", d.live.Load)
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -188,31 +168,6 @@ func drop(t testing.TB, spool, name string, data []byte) {
 	if err := os.Rename(tmp, filepath.Join(spool, InboxDir, name)); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func list(t testing.TB, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, d := range des {
-		out = append(out, d.Name())
-	}
-	sort.Strings(out)
-	return out
 }
 
 func readReport(t testing.TB, spool, id string) pipeline.Report {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pacs"
 	"github.com/kspaced/kspaced/pipeline"
 	"github.com/kspaced/kspaced/qc"
@@ -123,14 +124,14 @@ func TestStatusPage(t *testing.T) {
 
 	drop(t, spool, "knee_8x.npy", []byte("k"))
 	drop(t, spool, "bad_scan.npy", []byte("k"))
-	waitFor(t, 10*time.Second, "two jobs filed", func() bool {
-		return len(list(t, filepath.Join(spool, DoneDir)))+len(list(t, filepath.Join(spool, FailedDir))) == 2
+	testutil.WaitUntil(t, 10*time.Second, "two jobs filed", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir)))+len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 2
 	})
 	// One job running, holding one worker at 2/5; the other worker is busy
 	// with a second slow job, so the next drop waits ready in the queue.
 	drop(t, spool, "slow_a.npy", []byte("k"))
 	drop(t, spool, "slow_b.npy", []byte("k"))
-	waitFor(t, 10*time.Second, "two jobs at 2/5", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "two jobs at 2/5", func() bool {
 		n := 0
 		for _, j := range r.d.Status() {
 			if j.Progress == "2/5" {
@@ -151,7 +152,7 @@ func TestStatusPage(t *testing.T) {
 		NextAttempt: time.Now().Add(time.Minute), LastError: "connection refused"}, nil)
 
 	var body string
-	waitFor(t, 5*time.Second, "one ready and one arriving on the page", func() bool {
+	testutil.WaitUntil(t, 5*time.Second, "one ready and one arriving on the page", func() bool {
 		_, _, body = getPage(t, h, "/")
 		return strings.Contains(text(body), "Waiting: 2 in the queue") && strings.Contains(body, "ready, waiting for a worker")
 	})

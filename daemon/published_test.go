@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kspaced/kspaced/internal/testutil"
 )
 
 // The Published hook sees each job's outbox folder before its inputs are
@@ -38,7 +40,7 @@ func TestPublishedHook(t *testing.T) {
 		return nil
 	}
 	extra := prometheus.NewCounter(prometheus.CounterOpts{Name: "kspaced_test_extra_total", Help: "test"})
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	d, err := New(Options{Config: c, Processor: newRecorder().process, Published: hook,
 		Collectors: []prometheus.Collector{extra}, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
@@ -50,7 +52,7 @@ func TestPublishedHook(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	drop(t, spool, "good.npy", []byte("x"))
 	drop(t, spool, "flaky.npy", []byte("y"))
-	waitFor(t, 15*time.Second, "both jobs filed", func() bool { return len(list(t, filepath.Join(spool, DoneDir))) == 2 })
+	testutil.WaitUntil(t, 15*time.Second, "both jobs filed", func() bool { return len(testutil.Names(t, filepath.Join(spool, DoneDir))) == 2 })
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["good"] != 1 || calls["flaky"] != 2 {

@@ -1,6 +1,7 @@
 package mri
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -191,7 +192,7 @@ func noiseFromReadoutEdges(s *Scan) (*NoiseEstimate, error) {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmpF(score[a], score[b]) })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(score[a], score[b]) })
 	keep := order[:max(2, readLen/10)]
 	x := make([][]complex64, s.Coils)
 	for c := range x {
@@ -374,14 +375,4 @@ func median(v []float64) float64 {
 	} else {
 		return (v[k/2-1] + v[k/2]) / 2
 	}
-}
-
-func cmpF(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

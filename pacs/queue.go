@@ -188,28 +188,22 @@ func (q *Queue) wake(dest string) {
 
 // Run delivers until ctx ends, one worker per destination.
 func (q *Queue) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, d := range q.cfg.Destinations {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			q.worker(ctx, d)
-		}()
-	}
-	wg.Wait()
+	q.eachDestination(func(d configs.Destination) { q.worker(ctx, d) })
 }
 
 // Drain makes one pass over the queue — every delivery that is due now is
 // attempted once — and returns: for `serve --once`. Failures keep their
 // back-off for the next run.
 func (q *Queue) Drain(ctx context.Context) {
+	q.eachDestination(func(d configs.Destination) { q.pass(ctx, d, map[string]bool{}) })
+}
+
+// eachDestination runs f for every destination at once and waits for all:
+// destinations never wait on each other.
+func (q *Queue) eachDestination(f func(configs.Destination)) {
 	var wg sync.WaitGroup
 	for _, d := range q.cfg.Destinations {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			q.pass(ctx, d, map[string]bool{})
-		}()
+		wg.Go(func() { f(d) })
 	}
 	wg.Wait()
 }

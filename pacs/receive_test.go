@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,9 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/suyashkumar/dicom"
-	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/peers"
@@ -50,27 +46,6 @@ func startListener(t testing.TB, spool string, mutate func(*configs.Listen)) (*R
 		}
 	})
 	return r, ln.Addr().String(), &logs
-}
-
-func pixelsAndUID(t *testing.T, path string) (string, string) {
-	t.Helper()
-	ds, err := dicom.ParseFile(path, nil)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	uid, err := ds.FindElementByTag(tag.SOPInstanceUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px, err := ds.FindElementByTag(tag.PixelData)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := px.Value.GetValue().(dicom.PixelDataInfo).Frames[0].GetNativeFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dicom.MustGetStrings(uid.Value)[0], fmt.Sprint(f.RawDataSlice())
 }
 
 // dcmtk's storescu and echoscu against kspaced's listener: a study sent by
@@ -120,11 +95,11 @@ func TestReceiveFromStoreSCU(t *testing.T) {
 	}
 	want := map[string]string{}
 	for _, f := range files {
-		uid, px := pixelsAndUID(t, f)
+		uid, px := peers.UIDAndPixels(t, f)
 		want[uid] = px
 	}
 	for _, f := range got {
-		uid, px := pixelsAndUID(t, f)
+		uid, px := peers.UIDAndPixels(t, f)
 		if w, ok := want[uid]; !ok || w != px {
 			t.Errorf("%s: instance %s not sent or pixels changed", filepath.Base(f), uid)
 		}
@@ -187,7 +162,7 @@ func TestReceiveLimitsAndAbort(t *testing.T) {
 	for {
 		got, _ := filepath.Glob(filepath.Join(spool, "inbox", "rx-*", "*.dcm"))
 		if len(got) == 1 {
-			if uid, _ := pixelsAndUID(t, got[0]); uid != insts[0].SOPInstanceUID {
+			if uid, _ := peers.UIDAndPixels(t, got[0]); uid != insts[0].SOPInstanceUID {
 				t.Errorf("kept %s, want %s", uid, insts[0].SOPInstanceUID)
 			}
 			break

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/kspaced/kspaced/mri"
@@ -18,14 +19,7 @@ import (
 func TestDiagonalMMPSIsExactForDiagonalGaussian(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20, 20))
 	const h, w = 4, 5
-	coilOp := smpNewSENSE(rng, 3, h, w, smpRandomMask(rng, h, w, 0.3))
-	maskF := make([]float32, h*w)
-	for i, m := range coilOp.mask {
-		if m {
-			maskF[i] = 1
-		}
-	}
-	sense := mri.NewSENSE(coilOp.maps, 3, h, w, maskF)
+	sense := smpProjectSENSE(rng, 3, h, w, 0.3)
 	for _, tc := range []struct {
 		name  string
 		A     mri.Operator
@@ -39,36 +33,14 @@ func TestDiagonalMMPSIsExactForDiagonalGaussian(t *testing.T) {
 		g := smpPrior(t, rng, h, w, tc.rank, 1)
 		m := tc.A.OutLen()
 		opt := SampleOptions{Steps: 2, Covariance: CovDiagonal, DiagCGIter: 8 * m, CGTol: 1e-7, Samples: 3, NoiseVar: 0.02}
-		noise := make([]float64, 2*m)
-		for k := range noise {
-			noise[k] = opt.NoiseVar / 2
-		}
+		noise := smpWhiteNoise(m, opt.NoiseVar)
 		_, y := smpMeasure(t, rng, g, tc.A, 0.02)
 		ar := smpProbe(tc.A)
 		s, err := newSampler(g, tc.A, y, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		worst := 0.0
-		for _, sigma := range []float64{1e-3, 0.05, 0.5, 3, 100} {
-			for j := range s.sig {
-				s.sig[j] = float32(sigma)
-			}
-			for k := range s.x {
-				s.x[k] = float32(g.Mean()[k%s.n] + (sigma+0.3)*rng.NormFloat64())
-			}
-			if err := s.mmpsEstimate(sigma); err != nil {
-				t.Fatal(err)
-			}
-			for j := range s.nb {
-				xt := make([]float64, s.n)
-				for k := range xt {
-					xt[k] = float64(s.x[j*s.n+k])
-				}
-				want, _ := smpGaussPost(t, g, ar, noise, smpRealVec(y), sigma, xt)
-				worst = max(worst, smpRelErr(s.e[j*s.n:(j+1)*s.n], want.RawVector().Data))
-			}
-		}
+		worst := slices.Max(smpEstimateErr(t, rng, s, g, ar, noise, y))
 		if tc.exact && worst > 2e-4 {
 			t.Errorf("%s: relative error up to %.2e against the dense posterior mean", tc.name, worst)
 		}
@@ -81,11 +53,7 @@ func TestDiagonalMMPSIsExactForDiagonalGaussian(t *testing.T) {
 // The diagonal covariance makes no VJP and one denoiser call per step for
 // the whole batch; a prior without a diagonal is refused up front.
 func TestDiagonalMMPSCostAndRefusal(t *testing.T) {
-	rng := rand.New(rand.NewPCG(21, 21))
-	const h, w = 4, 4
-	g := smpPrior(t, rng, h, w, 2, 1)
-	A := smpNewDense(rng, 8, h*w, 0.4)
-	_, y := smpMeasure(t, rng, g, A, 0.01)
+	g, A, y := smpCostProblem(t, 21)
 	c := &smpCountingDiag{smpCounting: smpCounting{Denoiser: g}, g: g}
 	p, err := SamplePosterior(context.Background(), c, A, y, SampleOptions{Steps: 7, Covariance: CovDiagonal, Samples: 5, NoiseVar: 0.01})
 	if err != nil {

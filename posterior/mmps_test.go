@@ -19,15 +19,7 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 	g := smpPrior(t, rng, h, w, 3, 1)
 	dense := smpNewDense(rng, 12, h*w, 0.4)
 	fftOp := smpNewMaskedFFT(h, w, smpRandomMask(rng, h, w, 0.3))
-	// The project's own SENSE operator: 3 coils, mask in place.
-	coilOp := smpNewSENSE(rng, 3, h, w, smpRandomMask(rng, h, w, 0.3))
-	maskF := make([]float32, h*w)
-	for i, m := range coilOp.mask {
-		if m {
-			maskF[i] = 1
-		}
-	}
-	sense := mri.NewSENSE(coilOp.maps, 3, h, w, maskF)
+	sense := smpProjectSENSE(rng, 3, h, w, 0.3)
 	for _, tc := range []struct {
 		name string
 		A    mri.Operator
@@ -40,10 +32,7 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 	} {
 		m := tc.A.OutLen()
 		opt := SampleOptions{Steps: 2, CGIter: 4 * m, CGTol: 1e-6, Samples: 3, NoiseVar: 0.02}
-		noise := make([]float64, 2*m)
-		for k := range noise {
-			noise[k] = opt.NoiseVar / 2
-		}
+		noise := smpWhiteNoise(m, opt.NoiseVar)
 		if tc.diag {
 			opt.NoiseVarDiag = make([]float32, m)
 			for k := range m {
@@ -70,25 +59,9 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, sigma := range []float64{1e-3, 0.05, 0.5, 3, 100} {
-			for j := range s.sig {
-				s.sig[j] = float32(sigma)
-			}
-			for k := range s.x {
-				s.x[k] = float32(g.Mean()[k%s.n] + (sigma+0.3)*rng.NormFloat64())
-			}
-			if err := s.mmpsEstimate(sigma); err != nil {
-				t.Fatal(err)
-			}
-			for j := range s.nb {
-				xt := make([]float64, s.n)
-				for k := range xt {
-					xt[k] = float64(s.x[j*s.n+k])
-				}
-				want, _ := smpGaussPost(t, g, ar, noise, smpRealVec(y), sigma, xt)
-				if e := smpRelErr(s.e[j*s.n:(j+1)*s.n], want.RawVector().Data); e > 2e-4 {
-					t.Errorf("%s σ=%g sample %d: relative error %.2e against the dense posterior mean", tc.name, sigma, j, e)
-				}
+		for i, e := range smpEstimateErr(t, rng, s, g, ar, noise, y) {
+			if e > 2e-4 {
+				t.Errorf("%s σ=%g: relative error %.2e against the dense posterior mean", tc.name, smpSigmas[i], e)
 			}
 		}
 	}
@@ -97,11 +70,7 @@ func TestMMPSEstimateIsExactGaussianPosteriorMean(t *testing.T) {
 // One CG iteration is one VJP, whatever the batch; the denoiser sees the
 // whole batch in one call; CGTol stops CG early.
 func TestMMPSCost(t *testing.T) {
-	rng := rand.New(rand.NewPCG(11, 11))
-	const h, w = 4, 4
-	g := smpPrior(t, rng, h, w, 2, 1)
-	A := smpNewDense(rng, 8, h*w, 0.4)
-	_, y := smpMeasure(t, rng, g, A, 0.01)
+	g, A, y := smpCostProblem(t, 11)
 	for _, cg := range []int{1, 3} {
 		c := &smpCounting{Denoiser: g}
 		p, err := SamplePosterior(context.Background(), c, A, y, SampleOptions{Steps: 7, CGIter: cg, Samples: 5, NoiseVar: 0.01})

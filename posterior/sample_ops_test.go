@@ -437,3 +437,72 @@ func smpRelErr(got []float32, want []float64) float64 {
 	}
 	return math.Sqrt(num / den)
 }
+
+// The MMPS tests' shared problem (mmps_test.go, mmps_diag_test.go).
+
+// smpSigmas are the noise levels at which MMPS estimates are checked.
+var smpSigmas = []float64{1e-3, 0.05, 0.5, 3, 100}
+
+// smpProjectSENSE is mri.NewSENSE over smpNewSENSE's coil maps and a random
+// mask sampling a fraction p: the project's operator on the test's coils.
+func smpProjectSENSE(rng *rand.Rand, coils, rows, cols int, p float64) *mri.SENSE {
+	o := smpNewSENSE(rng, coils, rows, cols, smpRandomMask(rng, rows, cols, p))
+	maskF := make([]float32, rows*cols)
+	for i, m := range o.mask {
+		if m {
+			maskF[i] = 1
+		}
+	}
+	return mri.NewSENSE(o.maps, coils, rows, cols, maskF)
+}
+
+// smpWhiteNoise is the per-component noise variance of m complex
+// measurements with complex noise of variance v.
+func smpWhiteNoise(m int, v float64) []float64 {
+	noise := make([]float64, 2*m)
+	for k := range noise {
+		noise[k] = v / 2
+	}
+	return noise
+}
+
+// smpEstimateErr puts every sample of s at a random x_t around the prior
+// mean at each of smpSigmas and returns, per level, the largest relative
+// error of s.mmpsEstimate against the dense posterior mean E[x | x_t, y]
+// (ar: the operator's real representation, noise: per component).
+func smpEstimateErr(t *testing.T, rng *rand.Rand, s *sampler, g *priors.Gaussian, ar *mat.Dense, noise []float64, y []complex64) []float64 {
+	t.Helper()
+	worst := make([]float64, len(smpSigmas))
+	for i, sigma := range smpSigmas {
+		for j := range s.sig {
+			s.sig[j] = float32(sigma)
+		}
+		for k := range s.x {
+			s.x[k] = float32(g.Mean()[k%s.n] + (sigma+0.3)*rng.NormFloat64())
+		}
+		if err := s.mmpsEstimate(sigma); err != nil {
+			t.Fatal(err)
+		}
+		for j := range s.nb {
+			xt := make([]float64, s.n)
+			for k := range xt {
+				xt[k] = float64(s.x[j*s.n+k])
+			}
+			want, _ := smpGaussPost(t, g, ar, noise, smpRealVec(y), sigma, xt)
+			worst[i] = max(worst[i], smpRelErr(s.e[j*s.n:(j+1)*s.n], want.RawVector().Data))
+		}
+	}
+	return worst
+}
+
+// smpCostProblem is the 4×4 problem (rank-2 prior, 8 dense measurements)
+// on which the cost tests count denoiser calls.
+func smpCostProblem(t *testing.T, seed uint64) (*priors.Gaussian, mri.Operator, []complex64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	const h, w = 4, 4
+	g := smpPrior(t, rng, h, w, 2, 1)
+	A := smpNewDense(rng, 8, h*w, 0.4)
+	_, y := smpMeasure(t, rng, g, A, 0.01)
+	return g, A, y
+}

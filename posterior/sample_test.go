@@ -34,11 +34,7 @@ func smpNewProblem(t *testing.T, seed uint64, noiseVar float64) *smpProblem {
 	p := &smpProblem{g: smpPrior(t, rng, h, w, 2, 1), noiseVar: noiseVar}
 	p.A = smpNewDense(rng, 8, h*w, 0.4)
 	_, p.y = smpMeasure(t, rng, p.g, p.A, p.noiseVar)
-	noise := make([]float64, 2*p.A.OutLen())
-	for k := range noise {
-		noise[k] = p.noiseVar / 2
-	}
-	p.mu, p.cov = smpGaussPost(t, p.g, smpProbe(p.A), noise, smpRealVec(p.y), 0, nil)
+	p.mu, p.cov = smpGaussPost(t, p.g, smpProbe(p.A), smpWhiteNoise(p.A.OutLen(), p.noiseVar), smpRealVec(p.y), 0, nil)
 	return p
 }
 

@@ -111,13 +111,9 @@ func (d *Description) Write(w io.Writer) error {
 			if r.Best {
 				mark = "*"
 			}
-			v := r.Validation
 			score := "no validation"
-			if v.N > 0 {
-				score = fmt.Sprintf("data consistency %.3f", v.DataConsistency)
-				if v.WithTruth > 0 {
-					score += fmt.Sprintf(", PSNR %.2f dB, SSIM %.4f", v.PSNR, v.SSIM)
-				}
+			if r.Validation.N > 0 {
+				score = r.Validation.scores()
 			}
 			extra := ""
 			if len(r.Attempts) > 1 {

@@ -277,6 +277,16 @@ type ScoreSummary struct {
 	PSNR, PSNRSD, SSIM, SSIMSD         float64
 }
 
+// scores is the summary in words: data consistency, and PSNR and SSIM
+// where scans had truth.
+func (s ScoreSummary) scores() string {
+	w := fmt.Sprintf("data consistency %.3f", s.DataConsistency)
+	if s.WithTruth > 0 {
+		w += fmt.Sprintf(", PSNR %.2f dB, SSIM %.4f", s.PSNR, s.SSIM)
+	}
+	return w
+}
+
 type scoreSummaryJSON struct {
 	N                 int      `json:"n"`
 	DataConsistency   *float64 `json:"data_consistency"`

@@ -220,14 +220,9 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 		if err != nil {
 			return nil, err
 		}
-		recs = append(recs, rec)
-		if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+		if recs, err = keepLap(opt, recs, rec, "gaussian.partial.safetensors"); err != nil {
 			return nil, err
 		}
-		if err := writeLaps(opt.Dir, recs); err != nil {
-			return nil, err
-		}
-		_ = os.Remove(filepath.Join(opt.Dir, "gaussian.partial.safetensors"))
 		logf("%s", lapSummary(rec, opt.Laps))
 	}
 	for k := len(recs); k <= opt.Laps; k++ {
@@ -235,17 +230,26 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 		if err != nil {
 			return nil, err
 		}
-		recs = append(recs, rec)
-		if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+		if recs, err = keepLap(opt, recs, rec, samplesFile(k), trainFile(k)); err != nil {
 			return nil, err
-		}
-		if err := writeLaps(opt.Dir, recs); err != nil {
-			return nil, err
-		}
-		for _, f := range []string{samplesFile(k), trainFile(k)} {
-			_ = os.Remove(filepath.Join(opt.Dir, f))
 		}
 		logf("%s", lapSummary(rec, opt.Laps))
+	}
+	return recs, nil
+}
+
+// keepLap records a finished lap (the best lap marked, then laps.json) and
+// removes its scratch files.
+func keepLap(opt EMOptions, recs []LapRecord, rec LapRecord, scratch ...string) ([]LapRecord, error) {
+	recs = append(recs, rec)
+	if _, err := markBest(opt.Dir, recs, opt.Log); err != nil {
+		return nil, err
+	}
+	if err := writeLaps(opt.Dir, recs); err != nil {
+		return nil, err
+	}
+	for _, f := range scratch {
+		_ = os.Remove(filepath.Join(opt.Dir, f))
 	}
 	return recs, nil
 }
@@ -254,13 +258,9 @@ func samplesFile(k int) string { return fmt.Sprintf("lap-%02d.samples.safetensor
 func trainFile(k int) string   { return fmt.Sprintf("lap-%02d.train.safetensors", k) }
 
 func lapSummary(r LapRecord, laps int) string {
-	v := r.Validation
 	ev := "no validation data"
-	if v.N > 0 {
-		ev = fmt.Sprintf("validation data consistency %.3f", v.DataConsistency)
-		if v.WithTruth > 0 {
-			ev += fmt.Sprintf(", PSNR %.2f dB, SSIM %.4f", v.PSNR, v.SSIM)
-		}
+	if r.Validation.N > 0 {
+		ev = "validation " + r.Validation.scores()
 	}
 	if r.Kind == priors.KindGaussian {
 		return fmt.Sprintf("lap 0/%d (gaussian, %d EM iterations): %.1f s; %s", laps, len(r.GaussianLaps), r.LapSeconds, ev)
@@ -389,6 +389,9 @@ func gaussianLap(ctx context.Context, train, val []Observation, opt EMOptions) (
 		if raw, err := os.ReadFile(partial + ".json"); err == nil {
 			_ = json.Unmarshal(raw, &prev)
 		}
+		// The records are saved before the prior: a kill between the two
+		// leaves a record of an iteration the prior does not have.
+		prev = prev[:min(len(prev), info.Provenance.Steps)]
 	}
 	laps := prev
 	var p func(done, total int)

@@ -16,33 +16,24 @@ import (
 
 // batchFlags are shared by `batch` and `slurm batch`.
 type batchFlags struct {
-	in, out, cfgPath, method, prior string
+	in, out string
+	rf      reconFlags
 }
 
 func (b *batchFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&b.in, "in", "", "archive: a tree of k-space files and DICOM study folders")
 	f.StringVar(&b.out, "out", "", "output tree (created if missing)")
-	f.StringVar(&b.cfgPath, "config", "", "YAML config merged over the defaults")
-	f.StringVar(&b.method, "method", "", "reconstruction method (default from config)")
-	f.StringVar(&b.prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
+	f.StringVar(&b.rf.cfgPath, "config", "", "YAML config merged over the defaults")
+	f.StringVar(&b.rf.method, "method", "", "reconstruction method (default from config)")
+	f.StringVar(&b.rf.prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
 }
 
 func (b *batchFlags) config(cmd *cobra.Command) (*configs.Config, error) {
 	if b.in == "" || b.out == "" {
 		return nil, usagef("--in ARCHIVE and --out DIR are required")
 	}
-	cfg, err := loadConfig(b.cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	if changed(cmd, "method") {
-		cfg.Recon.Method = b.method
-	}
-	if changed(cmd, "prior") {
-		cfg.Recon.Sampler.Prior = b.prior
-	}
-	return cfg, revalidate(cfg)
+	return b.rf.config(cmd)
 }
 
 func newBatchCmd() *cobra.Command {
@@ -155,14 +146,14 @@ each running 'kspaced batch' on its shard — and submits it with sbatch (or, wi
 				return a
 			}
 			sl.Command = []string{self, "batch", "--in", abs(bf.in), "--out", abs(bf.out)}
-			if bf.cfgPath != "" {
-				sl.Command = append(sl.Command, "--config", abs(bf.cfgPath))
+			if bf.rf.cfgPath != "" {
+				sl.Command = append(sl.Command, "--config", abs(bf.rf.cfgPath))
 			}
 			if changed(cmd, "method") {
-				sl.Command = append(sl.Command, "--method", bf.method)
+				sl.Command = append(sl.Command, "--method", bf.rf.method)
 			}
 			if changed(cmd, "prior") {
-				sl.Command = append(sl.Command, "--prior", abs(bf.prior))
+				sl.Command = append(sl.Command, "--prior", abs(bf.rf.prior))
 			}
 			meta := filepath.Join(abs(bf.out), ".batch")
 			sl.LogDir = filepath.Join(meta, "logs")

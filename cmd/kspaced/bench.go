@@ -33,11 +33,11 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchQualityCmd() *cobra.Command {
 	var (
-		opt                      quality.Options
-		cfgPath, prior, jsonPath string
-		tests, methods           []string
-		steps, cg, samples       int
-		grid, bartGrid           []float64
+		opt            quality.Options
+		jsonPath       string
+		rf             reconFlags
+		tests, methods []string
+		grid, bartGrid []float64
 	)
 	cmd := &cobra.Command{
 		Use:   "quality --test DIR[,DIR...] [flags]",
@@ -52,23 +52,8 @@ tuned on --tune-on (validation scans, never the test folders). Progress goes to
 stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cfgPath)
+			cfg, err := rf.config(cmd)
 			if err != nil {
-				return err
-			}
-			if changed(cmd, "prior") {
-				cfg.Recon.Sampler.Prior = prior
-			}
-			if changed(cmd, "steps") {
-				cfg.Recon.Sampler.Steps = steps
-			}
-			if changed(cmd, "cg") {
-				cfg.Recon.Sampler.CGIterations = cg
-			}
-			if changed(cmd, "samples") {
-				cfg.Recon.Sampler.Samples = samples
-			}
-			if err := revalidate(cfg); err != nil {
 				return err
 			}
 			if len(tests) == 0 {
@@ -99,11 +84,8 @@ stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&tests, "test", nil, "test folders (comma-separated or repeated), one cell each")
 	f.StringSliceVar(&methods, "methods", []string{"zero-filled", "cg-sense", "l1-wavelet", "bart-pics", "mmps"}, "methods: zero-filled, cg-sense, l1-wavelet, bart-pics, mmps, dps")
-	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults (coil maps, iterations, cg-sense λ, sampler)")
-	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps; empty: the built-in prior)")
-	f.IntVar(&samples, "samples", 8, "posterior samples per scan (mmps, dps)")
-	f.IntVar(&steps, "steps", 0, "sampler steps (mmps, dps; 0: 32 with the diagonal covariance, 64 otherwise)")
-	f.IntVar(&cg, "cg", 3, "conjugate-gradient iterations per step (mmps)")
+	f.StringVar(&rf.cfgPath, "config", "", "YAML config merged over the defaults (coil maps, iterations, cg-sense λ, sampler)")
+	rf.registerSampler(cmd)
 	f.IntVar(&opt.MaxScans, "max-scans", 0, "at most this many scans per test folder, spread over it (0: all)")
 	f.StringVar(&opt.TuneOn, "tune-on", "", "folder of validation scans with truth to tune the l1-wavelet and bart-pics λ on")
 	f.IntVar(&opt.TuneScans, "tune-scans", 4, "validation scans used from --tune-on, spread over it")

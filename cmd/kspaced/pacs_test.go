@@ -16,6 +16,7 @@ import (
 
 	"github.com/kspaced/kspaced/daemon"
 	"github.com/kspaced/kspaced/internal/peers"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pacs"
 )
 
@@ -95,12 +96,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "200ms")
 	host, port, _ := net.SplitHostPort(proxy.addr)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: orthanc, ae_title: %s, host: %s, port: %s}\n  retry_backoff: 200ms\n  max_backoff: 1s\n  timeout: 10s\n", o.AE, host, port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  destinations:\n    - {name: orthanc, ae_title: %s, host: %s, port: %s}\n  retry_backoff: 200ms\n  max_backoff: 1s\n  timeout: 10s\n", o.AE, host, port)
 
 	const n = 4
 	for i := range n {
@@ -118,7 +114,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 		}
 		return out
 	}
-	waitUntil(t, 60*time.Second, "a C-STORE under way", func() bool {
+	testutil.WaitUntil(t, 60*time.Second, "a C-STORE under way", func() bool {
 		return len(inFlight()) > 0 && proxy.up.Load() > 4096
 	})
 	first.cmd.Process.Signal(syscall.SIGKILL)
@@ -131,7 +127,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 
 	proxy.delay.Store(0)
 	second := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2")
-	waitUntil(t, 90*time.Second, "every job delivered", func() bool {
+	testutil.WaitUntil(t, 90*time.Second, "every job delivered", func() bool {
 		sts, _ := pacs.States(spool)
 		done := 0
 		for _, st := range sts {
@@ -139,7 +135,7 @@ func TestServeDeliversToPACSAcrossKill9(t *testing.T) {
 				done++
 			}
 		}
-		return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n && done == n
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == n && done == n
 	})
 	if err := second.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("serve exited with %v", err)
@@ -248,12 +244,7 @@ func TestServeReceivesStudy(t *testing.T) {
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "10s") // only the .ready marker can make it ready in time
 	port := peers.FreePort(t)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
 	s := startServer(t, "--config", cfg, "--spool", spool)
 	var files []string
 	for _, r := range peers.Series(t, t.TempDir(), 2) {
@@ -267,9 +258,9 @@ func TestServeReceivesStudy(t *testing.T) {
 	}
 	_ = send("INTRUDER")
 	var job string
-	waitUntil(t, 30*time.Second, "the received study filed", func() bool {
+	testutil.WaitUntil(t, 30*time.Second, "the received study filed", func() bool {
 		for _, d := range []string{daemon.DoneDir, daemon.FailedDir} {
-			if got := names(t, filepath.Join(spool, d)); len(got) > 0 {
+			if got := testutil.Names(t, filepath.Join(spool, d)); len(got) > 0 {
 				job = filepath.Join(spool, d, got[0])
 				return true
 			}
@@ -286,12 +277,12 @@ func TestServeReceivesStudy(t *testing.T) {
 	if got != len(files) {
 		t.Errorf("job %s holds %d instances, sent %d", job, got, len(files))
 	}
-	if n := len(names(t, filepath.Join(spool, daemon.DoneDir))) + len(names(t, filepath.Join(spool, daemon.FailedDir))); n != 1 {
+	if n := len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) + len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))); n != 1 {
 		t.Errorf("%d jobs from one association (the rejected one made any?)", n)
 	}
 	// The listener logs the rejection after answering it, so the line can
 	// trail storescu's exit.
-	waitUntil(t, 10*time.Second, "the intruder's rejection logged", func() bool {
+	testutil.WaitUntil(t, 10*time.Second, "the intruder's rejection logged", func() bool {
 		return strings.Contains(s.logs.String(), "calling AE title not configured")
 	})
 	if logs := s.logs.String(); strings.Contains(logs, "Test^Patient") {
@@ -306,12 +297,7 @@ func TestServeOnceDelivers(t *testing.T) {
 	host, port, _ := net.SplitHostPort(scp.Addr)
 	spool := mkSpool(t)
 	cfg := writeConfig(t, t.TempDir(), "0s")
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: scp, ae_title: SCP1, host: %s, port: %s}\n", host, port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  destinations:\n    - {name: scp, ae_title: SCP1, host: %s, port: %s}\n", host, port)
 	put(t, spool, "a.npy", fixtures.npy)
 	put(t, spool, "b.npy", fixtures.npy)
 	if out, err := exec.Command(kspacedBin, "serve", "--once", "--config", cfg, "--spool", spool).CombinedOutput(); err != nil {
@@ -330,5 +316,113 @@ func TestServeOnceDelivers(t *testing.T) {
 	}
 	if got := len(scp.Files(t)); got != sent {
 		t.Errorf("storescp holds %d files, the jobs %d", got, sent)
+	}
+}
+
+// kill -9 of the daemon while its listener receives a study, then a restart
+// and the modality's resend: every instance acknowledged before the kill
+// reaches the inbox as a job of its own (nothing acknowledged is lost), no
+// staging folder is left behind, and the resent study arrives whole, as an
+// uninterrupted association delivers it (same instances, UIDs and pixels).
+func TestServeReceivesStudyAcrossKill9(t *testing.T) {
+	storescu := peers.Need(t, "storescu")
+	spool := mkSpool(t)
+	cfg := writeConfig(t, t.TempDir(), "10s")
+	port := peers.FreePort(t)
+	appendConfig(t, cfg, "pacs:\n  listen:\n    addr: 127.0.0.1:%d\n    ae_title: KSPACED\n    callers: [SCANNER]\n", port)
+	var files []string
+	for _, r := range peers.SeriesSized(t, t.TempDir(), 6, 64, 64) {
+		files = append(files, r.Files...)
+	}
+	want := map[string]string{} // SOP Instance UID → pixels
+	for _, p := range files {
+		uid, px := peers.UIDAndPixels(t, p)
+		want[uid] = px
+	}
+	proxy := startSlowProxy(t, fmt.Sprintf("127.0.0.1:%d", port))
+	host, pport, _ := net.SplitHostPort(proxy.addr)
+	send := func() *exec.Cmd {
+		return exec.Command(storescu, append([]string{"-aet", "SCANNER", "-aec", "KSPACED", host, pport}, files...)...)
+	}
+	inbox := filepath.Join(spool, "inbox")
+	acked := func() []string {
+		got, _ := filepath.Glob(filepath.Join(inbox, ".rx-*.part", "*.dcm"))
+		return got
+	}
+
+	first := startServer(t, "--config", cfg, "--spool", spool)
+	proxy.delay.Store(int64(20 * time.Millisecond))
+	scu := send()
+	if err := scu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitUntil(t, 60*time.Second, "two instances acknowledged", func() bool { return len(acked()) >= 2 })
+	first.cmd.Process.Signal(syscall.SIGKILL)
+	<-first.exited
+	_ = scu.Wait() // the association breaks
+	kept := map[string]bool{}
+	for _, p := range acked() {
+		uid, _ := peers.UIDAndPixels(t, p)
+		kept[uid] = true
+	}
+	if len(kept) == 0 || len(kept) >= len(files) {
+		t.Fatalf("%d of %d instances acknowledged at the kill, want some but not all", len(kept), len(files))
+	}
+
+	proxy.delay.Store(0)
+	second := startServer(t, "--config", cfg, "--spool", spool)
+	if err := send().Run(); err != nil {
+		t.Fatalf("resend: %v", err)
+	}
+	// Jobs end done or failed (a study without k-space has nothing to
+	// reconstruct); what matters is what each one received.
+	jobs := func() []string {
+		var out []string
+		for _, d := range []string{daemon.DoneDir, daemon.FailedDir} {
+			for _, n := range testutil.Names(t, filepath.Join(spool, d)) {
+				out = append(out, filepath.Join(spool, d, n))
+			}
+		}
+		return out
+	}
+	testutil.WaitUntil(t, 60*time.Second, "two received studies filed", func() bool { return len(jobs()) == 2 })
+	if err := second.stop(t, syscall.SIGTERM); err != nil {
+		t.Errorf("serve exited with %v", err)
+	}
+	var whole, cut int
+	for _, job := range jobs() {
+		got := map[string]string{}
+		filepath.WalkDir(filepath.Join(job, "input"), func(p string, de os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".dcm") {
+				uid, px := peers.UIDAndPixels(t, p)
+				got[uid] = px
+			}
+			return nil
+		})
+		for uid, px := range got {
+			if want[uid] != px {
+				t.Errorf("%s: instance %s is not one that was sent intact", job, uid)
+			}
+		}
+		t.Logf("%s: %d of %d instances", filepath.Base(job), len(got), len(want))
+		switch {
+		case len(got) == len(want):
+			whole++
+		case len(got) >= len(kept):
+			cut++
+			for uid := range kept {
+				if _, ok := got[uid]; !ok {
+					t.Errorf("%s: instance %s acknowledged before the kill is missing", job, uid)
+				}
+			}
+		default:
+			t.Errorf("%s holds %d instances: neither the %d acknowledged before the kill nor the whole %d", job, len(got), len(kept), len(want))
+		}
+	}
+	if whole != 1 || cut != 1 {
+		t.Errorf("%d whole and %d recovered studies, want one of each", whole, cut)
+	}
+	if left, _ := filepath.Glob(filepath.Join(inbox, ".rx-*")); len(left) > 0 {
+		t.Errorf("staging left in the inbox: %v", left)
 	}
 }

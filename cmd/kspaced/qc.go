@@ -15,8 +15,8 @@ import (
 
 func newQCCmd() *cobra.Command {
 	var (
-		cfgPath, method, prior string
-		asJSON                 bool
+		rf     reconFlags
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "qc FILE...",
@@ -28,17 +28,8 @@ configured method, cg-sense for sampling methods) and measured. Typicality is
 measured when a prior is set (--prior or recon.sampler.prior).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
+			cfg, err := rf.config(cmd)
 			if err != nil {
-				return err
-			}
-			if changed(cmd, "method") {
-				cfg.Recon.Method = method
-			}
-			if changed(cmd, "prior") {
-				cfg.Recon.Sampler.Prior = prior
-			}
-			if err := revalidate(cfg); err != nil {
 				return err
 			}
 			var all []*pipeline.QCSeries
@@ -69,9 +60,9 @@ measured when a prior is set (--prior or recon.sampler.prior).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config over the defaults")
-	cmd.Flags().StringVar(&method, "method", "", "classical method that reconstructs k-space inputs")
-	cmd.Flags().StringVar(&prior, "prior", "", "checkpoint whose typicality is measured (its CKPT.qc.json calibrates it)")
+	cmd.Flags().StringVar(&rf.cfgPath, "config", "", "YAML config over the defaults")
+	cmd.Flags().StringVar(&rf.method, "method", "", "classical method that reconstructs k-space inputs")
+	cmd.Flags().StringVar(&rf.prior, "prior", "", "checkpoint whose typicality is measured (its CKPT.qc.json calibrates it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/testutil"
 )
 
 var faultsBin struct {
@@ -58,7 +59,7 @@ func TestServeReaderCrashFailsOnlyItsJob(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve --once: %v\n%s", err, out)
 	}
-	if got := names(t, filepath.Join(spool, daemon.OutboxDir)); strings.Join(got, " ") != "good" {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)); strings.Join(got, " ") != "good" {
 		t.Errorf("outbox %v, want good", got)
 	}
 	var f daemon.Failure
@@ -112,8 +113,8 @@ func TestServeReaderLimitsAndMetrics(t *testing.T) {
 	for _, n := range []string{"crash.h5", "slow.h5", "fatal.h5", "good.h5"} {
 		put(t, spool, n, fixtures.h5)
 	}
-	waitUntil(t, 60*time.Second, "four jobs filed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 4
+	testutil.WaitUntil(t, 60*time.Second, "four jobs filed", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir)))+len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) == 4
 	})
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("jobs took %s: the wall limit of 2 s did not apply", d)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,11 +14,8 @@ import (
 
 func newReconCmd() *cobra.Command {
 	var (
-		cfgPath, method, out, prior string
-		covariance                  string
-		deviceName                  string
-		npy, dicom, previews        bool
-		steps, cg, samples          int
+		out string
+		rf  reconFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "recon INPUT [INPUT...] --out DIR",
@@ -30,44 +25,8 @@ HDF5, BART .cfl, NumPy .npy; the format is detected from content). A folder is
 searched recursively; DICOM files in it name the study the output joins.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cfgPath)
+			cfg, err := rf.config(cmd)
 			if err != nil {
-				return err
-			}
-			if changed(cmd, "method") {
-				cfg.Recon.Method = method
-			}
-			if changed(cmd, "prior") {
-				cfg.Recon.Sampler.Prior = prior
-			}
-			if changed(cmd, "steps") {
-				cfg.Recon.Sampler.Steps = steps
-			}
-			if changed(cmd, "covariance") {
-				cfg.Recon.Sampler.Covariance = covariance
-			}
-			if changed(cmd, "cg") {
-				cfg.Recon.Sampler.CGIterations = cg
-			}
-			if changed(cmd, "samples") {
-				cfg.Recon.Sampler.Samples = samples
-			}
-			if changed(cmd, "device") {
-				cfg.Recon.Device = deviceName
-			}
-			if changed(cmd, "npy") {
-				cfg.Output.NPY = npy
-			}
-			if changed(cmd, "dicom") {
-				cfg.Output.DICOM = dicom
-			}
-			if changed(cmd, "previews") {
-				cfg.Output.Previews = previews
-			}
-			if !slices.Contains(configs.Methods, cfg.Recon.Method) {
-				return usagef("--method %q: want one of %v", cfg.Recon.Method, configs.Methods)
-			}
-			if err := revalidate(cfg); err != nil {
 				return err
 			}
 			if out == "" {
@@ -96,19 +55,14 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			return nil
 		},
 	}
-	d := configs.Default().Recon
 	f := cmd.Flags()
-	f.StringVar(&cfgPath, "config", "", "YAML config merged over the defaults")
-	f.StringVar(&method, "method", "", fmt.Sprintf("%s (default from config: %s)", strings.Join(configs.Methods, " | "), d.Method))
+	f.StringVar(&rf.cfgPath, "config", "", "YAML config merged over the defaults")
+	f.StringVar(&rf.method, "method", "", methodUsage())
 	f.StringVar(&out, "out", "", "output folder (created if missing)")
-	f.BoolVar(&npy, "npy", false, "also write DIR/<input>.npy (complex64 [rows,cols] or [slices,rows,cols])")
-	f.BoolVar(&dicom, "dicom", true, "write DICOM series")
-	f.BoolVar(&previews, "previews", true, "write PNG previews")
-	f.StringVar(&prior, "prior", "", "diffusion prior checkpoint (mmps, dps)")
-	f.StringVar(&deviceName, "device", d.Device, "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
-	f.IntVar(&steps, "steps", d.Sampler.Steps, "sampler steps (mmps, dps); 0: 32 with the diagonal covariance, 64 otherwise")
-	f.IntVar(&cg, "cg", d.Sampler.CGIterations, "conjugate-gradient iterations per step (mmps, jacobian covariance)")
-	f.StringVar(&covariance, "covariance", d.Sampler.Covariance, "auto | jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance; auto uses it when the prior has one)")
-	f.IntVar(&samples, "samples", d.Sampler.Samples, "posterior samples (mmps, dps)")
+	f.BoolVar(&rf.npy, "npy", false, "also write DIR/<input>.npy (complex64 [rows,cols] or [slices,rows,cols])")
+	f.BoolVar(&rf.dicom, "dicom", true, "write DICOM series")
+	f.BoolVar(&rf.previews, "previews", true, "write PNG previews")
+	f.StringVar(&rf.device, "device", configs.Default().Recon.Device, "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
+	rf.registerSampler(cmd)
 	return cmd
 }

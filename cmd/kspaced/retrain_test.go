@@ -6,12 +6,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +51,13 @@ func smallEMArchive(t *testing.T, dir string) string {
 // printed on stdout and its error; its stderr goes to the test log.
 func runRetrain(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRetrainCmd()
+	return runCommand(t, newRetrainCmd(), args...)
+}
+
+// runCommand executes one command in process as main would (usage errors
+// marked) and returns its stdout and error; its stderr goes to the test log.
+func runCommand(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
 	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -211,28 +219,10 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 	out := filepath.Join(dir, "prior")
 	args := []string{"retrain", "--data", data, "--out", out, "--laps", "1", "--gaussian-laps", "1", "--rank", "2",
 		"--steps", "4", "--cg", "1", "--train-steps", "300", "--batch-size", "4", "--network", "tiny", "--val-fraction", "0.2"}
-	first := exec.Command(kspacedBin, args...)
-	var firstErr bytes.Buffer
-	first.Stderr = &firstErr
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(out, "lap-01.train.safetensors")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = first.Process.Kill()
-			_ = first.Wait()
-			t.Fatalf("no M-step checkpoint appeared\n%s", firstErr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	killWhen(t, exec.Command(kspacedBin, args...), 90*time.Second, "an M-step checkpoint", func() bool {
+		_, err := os.Stat(filepath.Join(out, "lap-01.train.safetensors"))
+		return err == nil
+	})
 	if _, err := os.Stat(filepath.Join(out, retrain.LapCheckpoint(1))); err == nil {
 		t.Fatal("lap 1 finished before the kill")
 	}
@@ -251,5 +241,71 @@ func TestRetrainBinaryKillResume(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(out, "laps.json"))
 	if err != nil || !strings.Contains(string(raw), `"mstep_resumed": true`) || !strings.Contains(string(raw), `"estep_loaded": true`) {
 		t.Errorf("laps.json does not record the resumed lap: %v\n%s", err, raw)
+	}
+}
+
+// kill -9 of `kspaced retrain` inside the Gaussian lap 0 (after an EM
+// iteration saved gaussian.partial.safetensors), then the same command:
+// the fit continues from the saved iteration and lap 0's prior has the
+// bytes of an uninterrupted run's.
+func TestRetrainGaussianLapSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two Gaussian fits, about a minute; the short lane keeps TestRetrainBinaryKillResume")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	simArchive(t, data, 12)
+	const iters = 8
+	run := func(out string) *exec.Cmd {
+		return exec.Command(kspacedBin, "retrain", "--data", data, "--out", out, "--laps", "0", "--gaussian-laps", fmt.Sprint(iters),
+			"--rank", "2", "--steps", "4", "--val-fraction", "0.2", "--network", "tiny")
+	}
+	whole, cut := filepath.Join(dir, "whole"), filepath.Join(dir, "cut")
+	if out, err := run(whole).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	killWhen(t, run(cut), 2*time.Minute, "a saved Gaussian EM iteration", func() bool {
+		_, err := os.Stat(filepath.Join(cut, "gaussian.partial.safetensors"))
+		return err == nil
+	})
+	if _, err := os.Stat(filepath.Join(cut, retrain.LapCheckpoint(0))); err == nil {
+		t.Fatal("lap 0 finished before the kill")
+	}
+	// The iteration records (.json) are saved just before the prior: a kill
+	// between the two leaves one record more than the prior has iterations.
+	recs := filepath.Join(cut, "gaussian.partial.safetensors.json")
+	var its []map[string]any
+	if raw, err := os.ReadFile(recs); err != nil || json.Unmarshal(raw, &its) != nil || len(its) == 0 {
+		t.Fatalf("iteration records after the kill: %v %s", err, raw)
+	}
+	extra := maps.Clone(its[len(its)-1])
+	extra["lap"] = float64(len(its) + 1)
+	if raw, err := json.Marshal(append(its, extra)); err != nil || os.WriteFile(recs, raw, 0o644) != nil {
+		t.Fatal(err)
+	}
+	second := run(cut)
+	var stderr bytes.Buffer
+	second.Stderr = &stderr
+	if err := second.Run(); err != nil {
+		t.Fatalf("restart: %v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), fmt.Sprintf("gaussian EM 1/%d", iters)) || !strings.Contains(stderr.String(), fmt.Sprintf("gaussian EM %d/%d", iters, iters)) {
+		t.Errorf("restart did not continue the Gaussian fit:\n%s", stderr.String())
+	}
+	a, err := os.ReadFile(filepath.Join(whole, retrain.LapCheckpoint(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(cut, retrain.LapCheckpoint(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("lap 0 after the kill (%d bytes) differs from the uninterrupted run's (%d bytes)", len(b), len(a))
+	}
+	var laps []retrain.LapRecord
+	raw, err := os.ReadFile(filepath.Join(cut, "laps.json"))
+	if err != nil || json.Unmarshal(raw, &laps) != nil || len(laps) != 1 || len(laps[0].GaussianLaps) != iters {
+		t.Errorf("laps.json after the restart should record lap 0 with %d Gaussian iterations: %v\n%s", iters, err, raw)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/pipeline"
 )
 
@@ -46,7 +47,7 @@ func benchServe(b *testing.B, workers int) {
 		put(b, spool, n, fixtures.npy)
 		put(b, spool, n+".ready", nil)
 	}
-	waitUntil(b, 5*time.Minute, "batch done", func() bool { return len(names(b, filepath.Join(spool, daemon.DoneDir))) == batch })
+	testutil.WaitUntil(b, 5*time.Minute, "batch done", func() bool { return len(testutil.Names(b, filepath.Join(spool, daemon.DoneDir))) == batch })
 	perMin := batch / time.Since(t0).Minutes()
 
 	// Latency: one job at a time, from the rename into the inbox to a

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/daemon"
+	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/pipeline"
@@ -115,26 +116,22 @@ func makeFixtures(t testing.TB) {
 // server is one `kspaced serve` process.
 type server struct {
 	cmd    *exec.Cmd
-	logs   *lockedBuffer
+	logs   *testutil.SyncBuffer
 	exited chan struct{}
 	err    error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// appendConfig adds YAML (a format and its arguments) to the config at path.
+func appendConfig(t testing.TB, path, format string, args ...any) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, format, args...)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // writeConfig writes a serve config for tests: zero-filled, JSON logs.
@@ -165,7 +162,7 @@ func startServer(t testing.TB, args ...string) *server {
 // startServerWith runs `bin serve args` with env added to this process's.
 func startServerWith(t testing.TB, bin string, env []string, args ...string) *server {
 	t.Helper()
-	s := &server{logs: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{logs: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
 	if env != nil {
 		s.cmd.Env = append(os.Environ(), env...)
@@ -186,7 +183,7 @@ func startServerWith(t testing.TB, bin string, env []string, args ...string) *se
 			t.Logf("kspaced serve %v log:\n%s", args, s.logs.String())
 		}
 	})
-	waitUntil(t, 20*time.Second, "kspaced serving", func() bool { return strings.Contains(s.logs.String(), "kspaced serving") })
+	testutil.WaitUntil(t, 20*time.Second, "kspaced serving", func() bool { return strings.Contains(s.logs.String(), "kspaced serving") })
 	return s
 }
 
@@ -203,29 +200,34 @@ func (s *server) stop(t testing.TB, sig os.Signal) error {
 	}
 }
 
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// killWhen starts c, waits until cond holds (what names it), then kills c
+// with SIGKILL and reaps it: a crash at that point of the work. A command
+// that ended on its own first fails the test.
+func killWhen(t testing.TB, c *exec.Cmd, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	var stderr bytes.Buffer
+	if c.Stderr == nil {
+		c.Stderr = &stderr
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			_ = c.Process.Kill()
+			_ = c.Wait()
+			t.Fatalf("timed out after %s waiting for %s\n%s", timeout, what, stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-func names(t testing.TB, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
+	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, d := range des {
-		out = append(out, d.Name())
+	_ = c.Wait()
+	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("%v ended before the kill (%v)\n%s", c.Args, c.ProcessState, stderr.String())
 	}
-	sort.Strings(out)
-	return out
 }
 
 // put writes data beside the inbox and renames it in (the producer protocol).
@@ -354,8 +356,8 @@ func TestServeMixedJobs(t *testing.T) {
 	if n := len(valid) + len(invalid); n != 50 {
 		t.Fatalf("test set has %d jobs, want 50", n)
 	}
-	waitUntil(t, 90*time.Second, "all 50 jobs filed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir)))+len(names(t, filepath.Join(spool, daemon.FailedDir))) == 50
+	testutil.WaitUntil(t, 90*time.Second, "all 50 jobs filed", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir)))+len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) == 50
 	})
 	close(stopWatch)
 	<-watchDone
@@ -363,7 +365,7 @@ func TestServeMixedJobs(t *testing.T) {
 		t.Errorf("serve exited with %v after SIGTERM", err)
 	}
 
-	if got, want := names(t, filepath.Join(spool, daemon.OutboxDir)), sortedKeys(valid); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)), sortedKeys(valid); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("outbox = %v\nwant   %v", got, want)
 	}
 	for id, in := range valid {
@@ -385,7 +387,7 @@ func TestServeMixedJobs(t *testing.T) {
 			}
 		}
 	}
-	if got, want := names(t, filepath.Join(spool, daemon.FailedDir)), sortedKeys(invalid); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := testutil.Names(t, filepath.Join(spool, daemon.FailedDir)), sortedKeys(invalid); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("failed = %v\nwant   %v", got, want)
 	}
 	for id, in := range invalid {
@@ -403,10 +405,10 @@ func TestServeMixedJobs(t *testing.T) {
 			t.Errorf("%s: input not kept in failed/: %v", id, err)
 		}
 	}
-	if got := names(t, filepath.Join(spool, daemon.InboxDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.InboxDir)); len(got) != 0 {
 		t.Errorf("inbox left with %v", got)
 	}
-	if got := names(t, filepath.Join(spool, daemon.WorkDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.WorkDir)); len(got) != 0 {
 		t.Errorf("work left with %v", got)
 	}
 	if partial.Load() != 0 {
@@ -472,11 +474,11 @@ func TestServeKill9AndRestart(t *testing.T) {
 	// nothing.
 	inProgress := func() []string {
 		published := map[string]bool{}
-		for _, id := range names(t, filepath.Join(spool, daemon.OutboxDir)) {
+		for _, id := range testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)) {
 			published[id] = true
 		}
 		var ids []string
-		for _, id := range names(t, filepath.Join(spool, daemon.WorkDir)) {
+		for _, id := range testutil.Names(t, filepath.Join(spool, daemon.WorkDir)) {
 			raw, _ := os.ReadFile(filepath.Join(spool, daemon.WorkDir, id, "state.json"))
 			var st struct{ Running bool }
 			if !published[id] && json.Unmarshal(raw, &st) == nil && st.Running {
@@ -485,18 +487,18 @@ func TestServeKill9AndRestart(t *testing.T) {
 		}
 		return ids
 	}
-	waitUntil(t, 30*time.Second, "some jobs done and some in progress", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.OutboxDir))) >= 3 && len(inProgress()) >= 1
+	testutil.WaitUntil(t, 30*time.Second, "some jobs done and some in progress", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, daemon.OutboxDir))) >= 3 && len(inProgress()) >= 1
 	})
 	first.cmd.Process.Signal(syscall.SIGKILL)
 	<-first.exited
 	var inWork []string // claimed jobs (a claim killed before its rename holds no input)
-	for _, id := range names(t, filepath.Join(spool, daemon.WorkDir)) {
-		if len(names(t, filepath.Join(spool, daemon.WorkDir, id, "input"))) > 0 {
+	for _, id := range testutil.Names(t, filepath.Join(spool, daemon.WorkDir)) {
+		if len(testutil.Names(t, filepath.Join(spool, daemon.WorkDir, id, "input"))) > 0 {
 			inWork = append(inWork, id)
 		}
 	}
-	doneBefore := len(names(t, filepath.Join(spool, daemon.OutboxDir)))
+	doneBefore := len(testutil.Names(t, filepath.Join(spool, daemon.OutboxDir)))
 	if len(inWork) == 0 {
 		t.Fatal("nothing was in progress at the kill")
 	}
@@ -504,7 +506,7 @@ func TestServeKill9AndRestart(t *testing.T) {
 	t.Logf("killed with %d published, %v in work/, %v of them mid-attempt", doneBefore, inWork, midJob)
 
 	second := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2")
-	waitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
+	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == n })
 	close(stopWatch)
 	<-watchDone
 	if err := second.stop(t, syscall.SIGINT); err != nil {
@@ -515,11 +517,11 @@ func TestServeKill9AndRestart(t *testing.T) {
 		want[i] = fmt.Sprintf("k%02d", i)
 	}
 	for _, d := range []string{daemon.OutboxDir, daemon.DoneDir} {
-		if got := names(t, filepath.Join(spool, d)); strings.Join(got, " ") != strings.Join(want, " ") {
+		if got := testutil.Names(t, filepath.Join(spool, d)); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("%s = %v, want each job exactly once", d, got)
 		}
 	}
-	if got := names(t, filepath.Join(spool, daemon.FailedDir)); len(got) != 0 {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.FailedDir)); len(got) != 0 {
 		t.Errorf("failed = %v", got)
 	}
 	if partial.Load() != 0 {
@@ -568,7 +570,7 @@ func TestServeTwoDaemonsOneSpool(t *testing.T) {
 	for i := range n {
 		put(t, spool, fmt.Sprintf("t%02d.npy", i), fixtures.npy)
 	}
-	waitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == n })
+	testutil.WaitUntil(t, 60*time.Second, "all jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == n })
 	a.stop(t, syscall.SIGTERM)
 	b.stop(t, syscall.SIGTERM)
 	claimed := map[string]int{}
@@ -590,7 +592,7 @@ func TestServeTwoDaemonsOneSpool(t *testing.T) {
 			t.Errorf("job %s claimed %d times", id, c)
 		}
 	}
-	if got := len(names(t, filepath.Join(spool, daemon.OutboxDir))); got != n {
+	if got := len(testutil.Names(t, filepath.Join(spool, daemon.OutboxDir))); got != n {
 		t.Errorf("outbox holds %d results for %d jobs", got, n)
 	}
 	if perDaemon[0] == 0 || perDaemon[1] == 0 {
@@ -620,13 +622,13 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	waitUntil(t, 10*time.Second, "ready", func() bool { c, _ := get("/readyz"); return c == 200 })
+	testutil.WaitUntil(t, 10*time.Second, "ready", func() bool { c, _ := get("/readyz"); return c == 200 })
 	if c, _ := get("/healthz"); c != 200 {
 		t.Errorf("/healthz = %d", c)
 	}
 
 	reportMethod := func(id string) string {
-		waitUntil(t, 30*time.Second, id+" published", func() bool {
+		testutil.WaitUntil(t, 30*time.Second, id+" published", func() bool {
 			_, err := os.Stat(filepath.Join(spool, daemon.OutboxDir, id, "report.json"))
 			return err == nil
 		})
@@ -642,7 +644,7 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 	// Reload to cg-sense (few iterations keep it fast).
 	os.WriteFile(cfg, []byte(strings.Replace(string(mustRead(t, cfg)), "method: zero-filled", "method: cg-sense\n  iterations: 3", 1)), 0o644)
 	srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, 10*time.Second, "reload logged", func() bool { return strings.Contains(srv.logs.String(), `"msg":"configuration reloaded"`) })
+	testutil.WaitUntil(t, 10*time.Second, "reload logged", func() bool { return strings.Contains(srv.logs.String(), `"msg":"configuration reloaded"`) })
 	put(t, spool, "after.npy", fixtures.npy)
 	if m := reportMethod("after"); m != "cg-sense" {
 		t.Errorf("method after reload = %q", m)
@@ -650,7 +652,7 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 	// A broken file is refused and the running config stays.
 	os.WriteFile(cfg, []byte("recon:\n  methd: l1-wavelet\n"), 0o644)
 	srv.cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, 10*time.Second, "failed reload logged", func() bool { return strings.Contains(srv.logs.String(), "reload failed") })
+	testutil.WaitUntil(t, 10*time.Second, "failed reload logged", func() bool { return strings.Contains(srv.logs.String(), "reload failed") })
 	put(t, spool, "kept.npy", fixtures.npy)
 	if m := reportMethod("kept"); m != "cg-sense" {
 		t.Errorf("method after a bad reload = %q", m)
@@ -695,7 +697,7 @@ func TestServeReloadHTTPAndOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve --once: %v\n%s", err, out)
 	}
-	if got := names(t, filepath.Join(spool2, daemon.OutboxDir)); len(got) != 4 {
+	if got := testutil.Names(t, filepath.Join(spool2, daemon.OutboxDir)); len(got) != 4 {
 		t.Errorf("--once published %v", got)
 	}
 	if !bytes.Contains(out, []byte(`"jobs_done":4`)) {
@@ -754,18 +756,18 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	put(t, spool, "poison.npy", fixtures.npy)
 	starts := 0
 	for ; starts < 6; starts++ {
-		if len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0 {
+		if len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) > 0 {
 			break
 		}
 		s := startServer(t, "--config", cfg, "--spool", spool, "--workers", "2", "--testing-job-delay", "1s", "--testing-crash-on", "poison.npy")
 		exited := false
-		waitUntil(t, 20*time.Second, "a crash or the poison filed", func() bool {
+		testutil.WaitUntil(t, 20*time.Second, "a crash or the poison filed", func() bool {
 			select {
 			case <-s.exited:
 				exited = true
 			default:
 			}
-			return exited || len(names(t, filepath.Join(spool, daemon.FailedDir))) > 0
+			return exited || len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) > 0
 		})
 		if !exited {
 			s.stop(t, syscall.SIGTERM)
@@ -773,7 +775,7 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	}
 	raw, err := os.ReadFile(filepath.Join(spool, daemon.FailedDir, "poison", "error.json"))
 	if err != nil {
-		t.Fatalf("poison job not quarantined after %d starts: %v; work/ = %v", starts, err, names(t, filepath.Join(spool, daemon.WorkDir)))
+		t.Fatalf("poison job not quarantined after %d starts: %v; work/ = %v", starts, err, testutil.Names(t, filepath.Join(spool, daemon.WorkDir)))
 	}
 	var f daemon.Failure
 	json.Unmarshal(raw, &f)
@@ -783,14 +785,14 @@ func TestServePoisonJobIsQuarantined(t *testing.T) {
 	if starts > 4 {
 		t.Errorf("quarantined only after %d starts, want at most 4 (3 crashes)", starts)
 	}
-	if got := names(t, filepath.Join(spool, daemon.FailedDir)); strings.Join(got, ",") != "poison" {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.FailedDir)); strings.Join(got, ",") != "poison" {
 		t.Errorf("failed = %v, want only the poison job", got)
 	}
 	put(t, spool, "next.npy", fixtures.npy)
 	s := startServer(t, "--config", cfg, "--spool", spool, "--testing-crash-on", "poison.npy")
-	waitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
+	testutil.WaitUntil(t, 30*time.Second, "good jobs done", func() bool { return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == 2 })
 	s.stop(t, syscall.SIGTERM)
-	if got := names(t, filepath.Join(spool, daemon.DoneDir)); strings.Join(got, ",") != "good,next" {
+	if got := testutil.Names(t, filepath.Join(spool, daemon.DoneDir)); strings.Join(got, ",") != "good,next" {
 		t.Errorf("done = %v, want good and next", got)
 	}
 }

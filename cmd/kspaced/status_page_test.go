@@ -73,20 +73,15 @@ func TestStatusPageInChromium(t *testing.T) {
 	// A PACS that is down: the page says the delivery is pending and why.
 	closed := freeAddr(t)
 	host, port, _ := net.SplitHostPort(closed)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "pacs:\n  destinations:\n    - {name: main-pacs, ae_title: PACS1, host: %s, port: %s}\n  retry_backoff: 1h\n  timeout: 2s\n", host, port)
-	f.Close()
+	appendConfig(t, cfg, "pacs:\n  destinations:\n    - {name: main-pacs, ae_title: PACS1, host: %s, port: %s}\n  retry_backoff: 1h\n  timeout: 2s\n", host, port)
 	addr := freeAddr(t)
 	startServer(t, "--config", cfg, "--spool", spool, "--http", addr)
 	base := "http://" + addr
 
 	put(t, spool, "knee_8x.npy", fixtures.npy)
 	put(t, spool, "hip_4x.npy", fixtures.npy[:len(fixtures.npy)/2])
-	waitUntil(t, 60*time.Second, "one job done, one failed", func() bool {
-		return len(names(t, filepath.Join(spool, daemon.DoneDir))) == 1 && len(names(t, filepath.Join(spool, daemon.FailedDir))) == 1
+	testutil.WaitUntil(t, 60*time.Second, "one job done, one failed", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, daemon.DoneDir))) == 1 && len(testutil.Names(t, filepath.Join(spool, daemon.FailedDir))) == 1
 	})
 	// A BART .cfl whose .hdr has not arrived waits in the inbox.
 	put(t, spool, "spine_6x.cfl", fixtures.cfl)
@@ -99,7 +94,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	waitUntil(t, 20*time.Second, "the waiting scan and the first delivery attempt on the page", func() bool {
+	testutil.WaitUntil(t, 20*time.Second, "the waiting scan and the first delivery attempt on the page", func() bool {
 		p := get("/")
 		return strings.Contains(p, "spine_6x.cfl") && strings.Contains(p, "1 attempt so far")
 	})

@@ -131,8 +131,9 @@
 //
 // # Build
 //
-// HDF5 support needs cgo and Debian's libhdf5-dev (headers in
-// /usr/include/hdf5/serial; scripts/deps.sh installs it). Built with
+// HDF5 support needs cgo, pkg-config and Debian's libhdf5-dev (flags from
+// hdf5-serial.pc; scripts/deps.sh installs them; -tags nopkgconfig uses
+// Debian's paths without pkg-config). Built with
 // CGO_ENABLED=0 the package still reads .npy and .cfl and returns an error
 // for HDF5 files.
 package kspaceio

@@ -3,8 +3,6 @@
 package kspaceio
 
 /*
-#cgo CFLAGS: -I/usr/include/hdf5/serial
-#cgo LDFLAGS: -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>

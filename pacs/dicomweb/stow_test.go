@@ -3,7 +3,6 @@ package dicomweb
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -14,9 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/suyashkumar/dicom"
-	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/kspaced/kspaced/internal/peers"
 )
@@ -53,7 +49,7 @@ func TestStowToOrthanc(t *testing.T) {
 	}
 	sent := map[string]string{} // SOP Instance UID → pixels
 	for _, f := range fs {
-		uid, px := uidAndPixels(t, f)
+		uid, px := peers.UIDAndPixels(t, f)
 		sent[uid] = px
 	}
 	series := map[string]int{}
@@ -64,7 +60,7 @@ func TestStowToOrthanc(t *testing.T) {
 		if err := os.WriteFile(f, o.GetRaw(t, "/instances/"+g.ID+"/file"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		uid, px := uidAndPixels(t, f)
+		uid, px := peers.UIDAndPixels(t, f)
 		if want, ok := sent[uid]; !ok || want != px || uid != g.SOPInstanceUID {
 			t.Errorf("Orthanc's %s: not sent, or pixels differ", uid)
 		}
@@ -72,27 +68,6 @@ func TestStowToOrthanc(t *testing.T) {
 	if len(series) != 2 {
 		t.Errorf("Orthanc holds %d series, want 2", len(series))
 	}
-}
-
-func uidAndPixels(t *testing.T, path string) (string, string) {
-	t.Helper()
-	ds, err := dicom.ParseFile(path, nil)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	uid, err := ds.FindElementByTag(tag.SOPInstanceUID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px, err := ds.FindElementByTag(tag.PixelData)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := px.Value.GetValue().(dicom.PixelDataInfo).Frames[0].GetNativeFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dicom.MustGetStrings(uid.Value)[0], fmt.Sprint(fr.RawDataSlice())
 }
 
 // The request is a well-formed multipart/related of application/dicom parts

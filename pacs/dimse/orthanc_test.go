@@ -37,26 +37,8 @@ func TestStoreToOrthanc(t *testing.T) {
 	}
 
 	insts := instances(t, t.TempDir(), 4)
-	send := func() {
-		pcs, err := ContextsFor(insts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := Connect(ctx, p, pcs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, in := range insts {
-			if err := a.Store(ctx, in); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := a.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send()
-	send() // a resend: Orthanc keys instances by their UIDs
+	storeAll(t, ctx, p, insts)
+	storeAll(t, ctx, p, insts) // a resend: Orthanc keys instances by their UIDs
 
 	got := o.Instances(t)
 	if len(got) != len(insts) {

@@ -28,6 +28,27 @@ func instances(t *testing.T, dir string, slices int) []Instance {
 	return out
 }
 
+// storeAll sends insts to p in one association and releases it.
+func storeAll(t *testing.T, ctx context.Context, p Peer, insts []Instance) {
+	t.Helper()
+	pcs, err := ContextsFor(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Connect(ctx, p, pcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		if err := a.Store(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func elementValue(t *testing.T, path string, tg tag.Tag) string {
 	t.Helper()
 	ds, err := dicom.ParseFile(path, nil)
@@ -73,22 +94,7 @@ func TestStoreToStoreSCP(t *testing.T) {
 		t.Fatalf("echo: %v", err)
 	}
 	insts := instances(t, t.TempDir(), 5)
-	pcs, err := ContextsFor(insts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Connect(ctx, p, pcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range insts {
-		if err := a.Store(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := a.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	storeAll(t, ctx, p, insts)
 	got := scp.Files(t)
 	if len(got) != len(insts) {
 		t.Fatalf("storescp holds %d files, sent %d", len(got), len(insts))

@@ -31,19 +31,7 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("echo over TLS: %v", err)
 	}
 	insts := instances(t, t.TempDir(), 2)
-	pcs, _ := ContextsFor(insts)
-	a, err := Connect(ctx, p, pcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range insts {
-		if err := a.Store(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := a.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	storeAll(t, ctx, p, insts)
 	if got := len(scp.Files(t)); got != len(insts) {
 		t.Errorf("storescp holds %d files over TLS, sent %d", got, len(insts))
 	}
