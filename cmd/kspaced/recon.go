@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 func newReconCmd() *cobra.Command {
 	var (
 		cfgPath, method, out, prior string
+		cpuProfile                  string
 		covariance                  string
 		deviceName                  string
 		npy, dicom, previews        bool
@@ -76,6 +78,13 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			var devs device.Set
 			defer devs.Close()
 			dev, err := jobDevice(&devs, cfg)
@@ -110,5 +119,19 @@ searched recursively; DICOM files in it name the study the output joins.`,
 	f.IntVar(&cg, "cg", d.Sampler.CGIterations, "conjugate-gradient iterations per step (mmps, jacobian covariance)")
 	f.StringVar(&covariance, "covariance", d.Sampler.Covariance, "auto | jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance; auto uses it when the prior has one)")
 	f.IntVar(&samples, "samples", d.Sampler.Samples, "posterior samples (mmps, dps)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the reconstruction to this file (go tool pprof)")
 	return cmd
+}
+
+// startCPUProfile profiles the process's CPU into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
