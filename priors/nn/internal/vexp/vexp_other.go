@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package vexp
+
+// Enabled is false: there is no kernel on this platform.
+var Enabled = false
+
+func affineAVX2(dst, src *float32, n int, a, b float32) { panic("vexp: no kernel on this platform") }
