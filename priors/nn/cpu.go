@@ -233,20 +233,7 @@ func (j *softmaxJob) run(lo, hi int) {
 			}
 			continue
 		}
-		x, y := j.x[r*n:(r+1)*n], j.y[r*n:(r+1)*n]
-		m := float32(math.Inf(-1))
-		for _, v := range x {
-			m = max(m, v)
-		}
-		expAffine(y, x, 1, -m)
-		var s float32
-		for _, e := range y {
-			s += e
-		}
-		inv := 1 / s
-		for i := range y {
-			y[i] *= inv
-		}
+		softmaxRow(j.y[r*n:(r+1)*n], j.x[r*n:(r+1)*n])
 	}
 }
 

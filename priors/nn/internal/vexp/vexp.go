@@ -16,3 +16,36 @@ func Affine(dst, src []float32, a, b float32) int {
 	affineAVX2(&dst[0], &src[0], k, a, b)
 	return k
 }
+
+// AffineSum is Affine that also returns the sum of the k values written
+// (accumulated in eight lanes: a different order from a sequential sum).
+func AffineSum(dst, src []float32, a, b float32) (k int, sum float32) {
+	k = len(dst) &^ 7
+	if !Enabled || k == 0 {
+		return 0, 0
+	}
+	src = src[:k]
+	return k, affineSumAVX2(&dst[0], &src[0], k, a, b)
+}
+
+// Scale multiplies the first k = len(dst) rounded down to a multiple of 8
+// values by c and returns k (0 without the kernel).
+func Scale(dst []float32, c float32) int {
+	k := len(dst) &^ 7
+	if !Enabled || k == 0 {
+		return 0
+	}
+	scaleAVX2(&dst[0], k, c)
+	return k
+}
+
+// Max returns the largest of the first k = len(src) rounded down to a
+// multiple of 8 values, and k (0 without the kernel). NaNs are not
+// propagated reliably.
+func Max(src []float32) (k int, m float32) {
+	k = len(src) &^ 7
+	if !Enabled || k == 0 {
+		return 0, 0
+	}
+	return k, maxAVX2(&src[0], k)
+}

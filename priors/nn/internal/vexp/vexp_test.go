@@ -70,3 +70,49 @@ func BenchmarkAffine(b *testing.B) {
 		Affine(dst, src, 1, 0)
 	}
 }
+
+// AffineSum, Scale and Max against plain loops.
+func TestSumScaleMax(t *testing.T) {
+	if !Enabled {
+		t.Skip("no AVX2+FMA kernel on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	for _, n := range []int{8, 16, 1603} {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(5 * rng.NormFloat64())
+		}
+		src[n/2] = 40 // the largest, away from the ends
+		dst := make([]float32, n)
+		k, sum := AffineSum(dst, src, 1, -3)
+		var want float64
+		for i := range k {
+			want += float64(dst[i])
+			if e := math.Exp(float64(src[i] - 3)); math.Abs(float64(dst[i])-e) > 4e-7*e {
+				t.Fatalf("n=%d: exp %v, want %v", n, dst[i], e)
+			}
+		}
+		if k != n&^7 || math.Abs(float64(sum)-want) > 1e-5*want {
+			t.Errorf("n=%d: AffineSum did %d, sum %v, want %v", n, k, sum, want)
+		}
+		k, m := Max(src)
+		wm := float32(math.Inf(-1))
+		for _, v := range src[:k] {
+			wm = max(wm, v)
+		}
+		if k != n&^7 || m != wm {
+			t.Errorf("n=%d: Max %v of %d, want %v", n, m, k, wm)
+		}
+		c := append([]float32(nil), src...)
+		k = Scale(c, 0.25)
+		for i, v := range c {
+			w := src[i]
+			if i < k {
+				w *= 0.25
+			}
+			if v != w {
+				t.Fatalf("n=%d: Scale value %d = %v, want %v", n, i, v, w)
+			}
+		}
+	}
+}
