@@ -39,7 +39,8 @@ type SamplingRow struct {
 	Scan       string
 	PSNR, SSIM float64 // of |mean| against |truth| (fastMRI conventions)
 	// Coverage is the fraction of foreground pixels (|truth| > 0.1·max)
-	// with ||mean| − |truth|| ≤ 1.645·(std of the samples' magnitudes).
+	// with ||mean| − |truth|| ≤ k·(std of the samples' magnitudes), k =
+	// posterior.IntervalWidth(samples, 0.90): the 90 % interval of n samples.
 	Coverage float64
 	Seconds  float64 // SamplePosterior's wall time
 	CPU      float64 // the process's CPU seconds meanwhile (steadier under outside load)
@@ -66,6 +67,7 @@ func SamplingSteps(ctx context.Context, d priors.Denoiser, obs []retrain.Observa
 		tm := make([]float32, hw)
 		mri.Magnitude(tm, o.Truth)
 		dr := float64(mri.MaxOf(tm))
+		k := posterior.IntervalWidth(samples, 0.90)
 		for _, c := range cfgs {
 			start, cpu := time.Now(), cpuSeconds()
 			p, err := posterior.SamplePosterior(ctx, dd, o.A, o.Y, posterior.SampleOptions{
@@ -87,7 +89,7 @@ func SamplingSteps(ctx context.Context, d priors.Denoiser, obs []retrain.Observa
 			for i, t := range tm {
 				if float64(t) > 0.1*dr {
 					fg++
-					if math.Abs(float64(xm[i]-t)) <= 1.645*float64(p.MagStd[i]) {
+					if math.Abs(float64(xm[i]-t)) <= k*float64(p.MagStd[i]) {
 						in++
 					}
 				}

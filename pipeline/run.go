@@ -15,6 +15,7 @@ import (
 	"github.com/kspaced/kspaced/configs"
 	companions "github.com/kspaced/kspaced/internal/companion"
 	"github.com/kspaced/kspaced/internal/safefile"
+	"github.com/kspaced/kspaced/mri"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 )
 
@@ -105,30 +106,47 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadInput, name, err)
 	}
 	results := make([]*sliceResult, len(v.Slices))
-	for i := range v.Slices {
+	// Sampling takes as many slices at once as MaxBatchPixels allows.
+	batch := sliceBatch(&cfg.Recon, pr, v.Slices[0].Rows, v.Slices[0].Cols)
+	for i0 := 0; i0 < len(v.Slices); {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		i1 := i0 + 1
+		for i1 < len(v.Slices) && i1-i0 < batch && v.Slices[i1].Rows == v.Slices[i0].Rows && v.Slices[i1].Cols == v.Slices[i0].Cols {
+			i1++
+		}
 		var steps func(step, total int) // sampling reports its steps: minutes per slice on a CPU
 		if progress != nil && pr != nil {
-			steps = func(step, total int) { progress(i*total+step, len(v.Slices)*total) }
+			steps = func(step, total int) { progress(i0*total+step*(i1-i0), len(v.Slices)*total) }
 		}
-		r, err := reconstructSlice(ctx, &v.Slices[i], &cfg.Recon, pr, env, rep.Seconds, steps)
+		scans := make([]*mri.Scan, i1-i0)
+		for i := range scans {
+			scans[i] = &v.Slices[i0+i]
+		}
+		rs, err := reconstructSlices(ctx, scans, &cfg.Recon, pr, env, rep.Seconds, steps)
 		if err != nil {
-			return nil, fmt.Errorf("%s slice %d: %w", name, i, err)
+			if i1-i0 == 1 {
+				return nil, fmt.Errorf("%s slice %d: %w", name, i0, err)
+			}
+			return nil, fmt.Errorf("%s slices %d to %d: %w", name, i0, i1-1, err)
 		}
-		results[i] = r
-		rep.Slices++
-		rep.Residual = append(rep.Residual, r.Residual)
-		if pr != nil {
-			rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs, Covariance: r.Covariance}
+		for k, r := range rs {
+			i := i0 + k
+			results[i] = r
+			rep.Slices++
+			rep.Residual = append(rep.Residual, r.Residual)
+			if pr != nil {
+				rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs, Covariance: r.Covariance}
+			}
+			for _, w := range r.Warnings {
+				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", name, i, w))
+			}
+			if progress != nil && pr == nil {
+				progress(i+1, len(v.Slices))
+			}
 		}
-		for _, w := range r.Warnings {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", name, i, w))
-		}
-		if progress != nil && pr == nil {
-			progress(i+1, len(v.Slices))
-		}
+		i0 = i1
 	}
 	rep.addQC(name, results)
 	stop = timer(rep.Seconds, "write")

@@ -65,35 +65,72 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 	return &prior{d: d, name: name, dev: dev, release: release}, nil
 }
 
-// samplePosterior draws rc.Sampler.Samples posterior samples of a prepared
-// slice and fills res with their mean, magnitude std and residual.
-func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Recon, res *sliceResult, progress func(step, total int)) error {
-	s := p.Scan
-	if !(p.NoiseVar > 0) {
-		return fmt.Errorf("%w: the noise level of this slice is unknown (no noise scan, and none could be estimated from the data); %s needs it for the likelihood and will not assume 0", ErrBadInput, rc.Method)
+// MaxBatchPixels bounds how many slices of a volume samplePosterior samples
+// as one denoiser batch: samples × rows × cols summed over the slices stays
+// at or below it (one slice always goes). 1 Mi pixels is 8 samples of 8
+// slices at 128², or of one slice at 320² (about 2 GB of network
+// activations on the CPU, measured at 320²).
+var MaxBatchPixels = 1 << 20
+
+// sliceBatch is how many slices of rows×cols samplePosterior takes at once
+// for rc (1 for classical methods).
+func sliceBatch(rc *configs.Recon, pr *prior, rows, cols int) int {
+	if pr == nil {
+		return 1
+	}
+	return max(1, MaxBatchPixels/max(1, rc.Sampler.Samples*rows*cols))
+}
+
+// samplePosterior draws rc.Sampler.Samples posterior samples of each
+// prepared slice of ps (all of one size), all slices' samples as one batch
+// through the denoiser, and fills res[i] with slice i's mean, magnitude std
+// and residual. Each slice's samples are those it would get alone (its own
+// random stream, seeded by recon.sampler.seed), up to float rounding.
+func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs.Recon, res []*sliceResult, progress func(step, total int)) error {
+	s0 := ps[0].Scan
+	for i, p := range ps {
+		if !(p.NoiseVar > 0) {
+			return fmt.Errorf("%w: the noise level of this slice is unknown (no noise scan, and none could be estimated from the data); %s needs it for the likelihood and will not assume 0", ErrBadInput, rc.Method)
+		}
+		if p.Scan.Rows != s0.Rows || p.Scan.Cols != s0.Cols {
+			return fmt.Errorf("slice %d is %d×%d, slice 0 of its batch %d×%d", i, p.Scan.Rows, p.Scan.Cols, s0.Rows, s0.Cols)
+		}
 	}
 	if c, _, _ := pr.d.Shape(); c != 2 {
 		return fmt.Errorf("%w: prior %s has %d channels, want 2 (complex images)", ErrBadInput, pr.name, c)
 	}
 	// A network prior serves any matrix (padded to its stride, cropped back).
-	d, err := priors.ForSize(pr.d, s.Rows, s.Cols)
+	d, err := priors.ForSize(pr.d, s0.Rows, s0.Cols)
 	if err != nil {
 		return fmt.Errorf("%w: prior %s: %v", ErrBadInput, pr.name, err)
 	}
-	var op mri.Operator = p.Op // the CPU's SENSE, built by Prepare
-	if pr.dev.Name() != "cpu" {
-		dop, err := pr.dev.Operator(p.Maps, s.Coils, s.Rows, s.Cols, s.Mask)
+	probs := make([]posterior.Problem, len(ps))
+	for i, p := range ps {
+		s := p.Scan
+		var op mri.Operator = p.Op // the CPU's SENSE, built by Prepare
+		if pr.dev.Name() != "cpu" {
+			dop, err := pr.dev.Operator(p.Maps, s.Coils, s.Rows, s.Cols, s.Mask)
+			if err != nil {
+				return err
+			}
+			defer pr.dev.Release(dop)
+			op = dop
+		}
+		// The sampler sees only the sampled k-space: MMPS's CG then runs on a
+		// quarter of the values at 4× (the unsampled ones are zeros of A's output).
+		rop, err := posterior.Restrict(op, posterior.Measured(s.Mask, s.Coils))
 		if err != nil {
 			return err
 		}
-		defer pr.dev.Release(dop)
-		op = dop
+		y := make([]complex64, rop.OutLen())
+		rop.Gather(y, s.KSpace)
+		probs[i] = posterior.Problem{A: rop, Y: y, NoiseVar: p.NoiseVar, Scale: p.Scale}
 	}
 	sp := rc.Sampler
 	cov, steps := samplerSettings(pr.d, rc)
-	post, err := posterior.SamplePosterior(ctx, d, op, s.KSpace, posterior.SampleOptions{
+	posts, err := posterior.SamplePosteriors(ctx, d, probs, posterior.SampleOptions{
 		Method: rc.Method, Covariance: cov, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
-		Zeta: sp.Zeta, Seed: sp.Seed, NoiseVar: p.NoiseVar, Scale: p.Scale, Progress: progress,
+		Zeta: sp.Zeta, Seed: sp.Seed, Progress: progress,
 	})
 	if derr := pr.dev.Err(); derr != nil {
 		return fmt.Errorf("device: %w", derr)
@@ -101,19 +138,22 @@ func samplePosterior(ctx context.Context, p *Prepared, pr *prior, rc *configs.Re
 	if err != nil {
 		return err
 	}
-	// Where the coil maps vanish the data say nothing and the samples are
-	// the prior's own background; the reconstruction is 0 there, as with
-	// the classical methods (and `bart pics`).
-	support := p.Support()
-	for i, in := range support {
-		if !in {
-			post.Mean[i], post.MagStd[i] = 0, 0
+	for i, post := range posts {
+		// Where the coil maps vanish the data say nothing and the samples are
+		// the prior's own background; the reconstruction is 0 there, as with
+		// the classical methods (and `bart pics`).
+		support := ps[i].Support()
+		for k, in := range support {
+			if !in {
+				post.Mean[k], post.MagStd[k] = 0, 0
+			}
 		}
-	}
-	res.Image, res.Std, res.Residual = post.Mean, post.MagStd, post.Residual
-	res.DenoiserEvals, res.VJPs = post.DenoiserEvals, post.VJPs
-	if rc.Method == "mmps" {
-		res.Covariance = cov
+		r := res[i]
+		r.Image, r.Std, r.Residual = post.Mean, post.MagStd, post.Residual
+		r.DenoiserEvals, r.VJPs = post.DenoiserEvals, post.VJPs
+		if rc.Method == "mmps" {
+			r.Covariance = cov
+		}
 	}
 	return nil
 }

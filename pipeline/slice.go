@@ -29,35 +29,51 @@ type sliceResult struct {
 // reconstructSlice prepares s (whitening it in place) and reconstructs it
 // with rc.Method.
 func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64, steps func(step, total int)) (*sliceResult, error) {
-	stop := timer(timings, "prepare")
-	p, err := Prepare(ctx, s, rc.CoilMaps)
-	stop()
+	res, err := reconstructSlices(ctx, []*mri.Scan{s}, rc, pr, env, timings, steps)
 	if err != nil {
 		return nil, err
 	}
-	res := &sliceResult{ZeroFilled: p.ZeroFilled, NoiseVar: p.NoiseVar, Warnings: p.Warnings}
-	if pr != nil {
-		stop := timer(timings, "sampling")
-		err := samplePosterior(ctx, p, pr, rc, res, steps)
+	return res[0], nil
+}
+
+// reconstructSlices is reconstructSlice for slices of one size; a sampling
+// method samples them all as one batch (samplePosterior).
+func reconstructSlices(ctx context.Context, scans []*mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64, steps func(step, total int)) ([]*sliceResult, error) {
+	ps := make([]*Prepared, len(scans))
+	res := make([]*sliceResult, len(scans))
+	for i, s := range scans {
+		stop := timer(timings, "prepare")
+		p, err := Prepare(ctx, s, rc.CoilMaps)
 		stop()
 		if err != nil {
 			return nil, err
 		}
-		stop = timer(timings, "qc")
-		measureQC(p, res, rc, env)
+		ps[i] = p
+		res[i] = &sliceResult{ZeroFilled: p.ZeroFilled, NoiseVar: p.NoiseVar, Warnings: p.Warnings}
+	}
+	if pr != nil {
+		stop := timer(timings, "sampling")
+		err := samplePosterior(ctx, ps, pr, rc, res, steps)
 		stop()
-		return res, nil
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		for i, p := range ps {
+			stop := timer(timings, "reconstruction")
+			x, it, relres, err := ReconstructClassical(ctx, p, rc)
+			stop()
+			if err != nil {
+				return nil, err
+			}
+			res[i].Image, res[i].Iterations, res[i].Residual = x, it, relres
+		}
 	}
-	stop = timer(timings, "reconstruction")
-	x, it, relres, err := ReconstructClassical(ctx, p, rc)
-	stop()
-	if err != nil {
-		return nil, err
+	for i, p := range ps {
+		stop := timer(timings, "qc")
+		measureQC(p, res[i], rc, env)
+		stop()
 	}
-	res.Image, res.Iterations, res.Residual = x, it, relres
-	stop = timer(timings, "qc")
-	measureQC(p, res, rc, env)
-	stop()
 	return res, nil
 }
 

@@ -18,8 +18,8 @@ func (s *sampler) dpsEstimate(last bool) error {
 	}
 	n := s.n
 	for j := range s.nb {
-		s.rnorm[j] = math.Sqrt(s.residual(s.co, s.xhat[j*n:(j+1)*n]))
-		s.A.Adjoint(s.ci, s.co)
+		s.rnorm[j] = math.Sqrt(s.residual(j, s.co, s.xhat[j*n:(j+1)*n]))
+		s.of(j).A.Adjoint(s.ci, s.co[:s.of(j).m])
 		toChannels(s.bufP[j*n:(j+1)*n], s.ci, s.hw)
 	}
 	if err := vjp(s.bufQ, s.bufP); err != nil {

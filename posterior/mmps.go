@@ -28,10 +28,10 @@ func (s *sampler) mmpsEstimate(sigma float64) error {
 	if err != nil {
 		return err
 	}
-	n, m := s.n, s.m
+	n := s.n
 	s.vjp, s.s2 = vjp, sigma*sigma
 	for j := range s.nb {
-		s.residual(s.res[j*m:(j+1)*m], s.xhat[j*n:(j+1)*n])
+		s.residual(j, s.resJ[j], s.xhat[j*n:(j+1)*n])
 	}
 	clear(s.bufW)
 	err = s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.CGIter, s.opt.CGTol, false)
@@ -59,9 +59,9 @@ func (s *sampler) mmpsDiagEstimate() error {
 		return err
 	}
 	s.evals++
-	n, m := s.n, s.m
+	n := s.n
 	for j := range s.nb {
-		s.residual(s.res[j*m:(j+1)*m], s.xhat[j*n:(j+1)*n])
+		s.residual(j, s.resJ[j], s.xhat[j*n:(j+1)*n])
 	}
 	clear(s.bufW)
 	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
@@ -78,12 +78,15 @@ func (s *sampler) mmpsDiagEstimate() error {
 // each step α·p_j adds α·J Aᴴ p_j, the VJP already computed, to bufW (with
 // the diagonal covariance α·diag(c) Aᴴ p_j, kept from Apply).
 func (s *sampler) newMMPS() {
-	n, m := s.n, s.m
+	n := s.n
 	s.bufW = make([]float32, s.nb*n)
-	s.dir = make([]complex64, s.nb*m)
+	s.dir = make([]complex64, len(s.res))
 	s.resJ, s.dirJ = make([][]complex64, s.nb), make([][]complex64, s.nb)
+	off := 0
 	for j := range s.nb {
-		s.resJ[j], s.dirJ[j] = s.res[j*m:(j+1)*m], s.dir[j*m:(j+1)*m]
+		m := s.of(j).m
+		s.resJ[j], s.dirJ[j] = s.res[off:off+m], s.dir[off:off+m]
+		off += m
 	}
 	s.cg = cg.NewSolver[[]complex64](cg.Complex64{}, s.nb)
 	if s.dd != nil {
@@ -99,7 +102,7 @@ func (s *sampler) newMMPS() {
 					clear(pj)
 					continue
 				}
-				s.A.Adjoint(s.ci, s.dirJ[j])
+				s.of(j).A.Adjoint(s.ci, s.dirJ[j])
 				toChannels(pj, s.ci, s.hw)
 			}
 			if err := s.vjp(s.bufQ, s.bufP); err != nil {
@@ -110,12 +113,14 @@ func (s *sampler) newMMPS() {
 		},
 		// q = Σ_y p + σ² A J Aᴴ p.
 		Apply: func(j int, q, p []complex64) {
+			gr := s.of(j)
+			q = q[:gr.m]
 			fromChannels(s.ci, s.bufQ[j*n:(j+1)*n], s.hw)
-			s.A.Forward(q, s.ci)
+			gr.A.Forward(q, s.ci)
 			for k, a := range q {
 				d := p[k]
-				q[k] = complex(float32(s.noise[k]*float64(real(d))+s.s2*float64(real(a))),
-					float32(s.noise[k]*float64(imag(d))+s.s2*float64(imag(a))))
+				q[k] = complex(float32(gr.noise[k]*float64(real(d))+s.s2*float64(real(a))),
+					float32(gr.noise[k]*float64(imag(d))+s.s2*float64(imag(a))))
 			}
 		},
 		Step: func(j int, alpha float64, _ []complex64) {
@@ -135,18 +140,20 @@ func (s *sampler) newDiagMMPS() {
 	s.cgProblem = cg.Problem[[]complex64]{
 		// q = Σ_y p + A diag(c) Aᴴ p.
 		Apply: func(j int, q, p []complex64) {
+			gr := s.of(j)
+			q = q[:gr.m]
 			qj, cj := s.bufQ[j*n:(j+1)*n], s.cdiag[j*n:(j+1)*n]
-			s.A.Adjoint(s.ci, p)
+			gr.A.Adjoint(s.ci, p)
 			toChannels(qj, s.ci, s.hw)
 			for k, c := range cj {
 				qj[k] *= c
 			}
 			fromChannels(s.ci, qj, s.hw)
-			s.A.Forward(q, s.ci)
+			gr.A.Forward(q, s.ci)
 			for k, a := range q {
 				d := p[k]
-				q[k] = complex(float32(s.noise[k]*float64(real(d))+float64(real(a))),
-					float32(s.noise[k]*float64(imag(d))+float64(imag(a))))
+				q[k] = complex(float32(gr.noise[k]*float64(real(d))+float64(real(a))),
+					float32(gr.noise[k]*float64(imag(d))+float64(imag(a))))
 			}
 		},
 		Step: func(j int, alpha float64, _ []complex64) {
@@ -159,7 +166,7 @@ func (s *sampler) newDiagMMPS() {
 }
 
 func (s *sampler) countCG() {
-	for _, it := range s.cg.Iters {
-		s.cgIters += it
+	for j, it := range s.cg.Iters {
+		s.of(j).cgIters += it
 	}
 }

@@ -110,36 +110,66 @@ func SamplePosterior(ctx context.Context, d priors.Denoiser, A mri.Operator, y [
 	if err := s.run(ctx); err != nil {
 		return nil, err
 	}
-	return s.summarise(), nil
+	return s.summarise(0), nil
+}
+
+// Problem is one image's measurements y = A x + n for SamplePosteriors,
+// with the SampleOptions fields that differ between images (NoiseVar,
+// NoiseVarDiag, Scale; their meaning and defaults as there).
+type Problem struct {
+	A            mri.Operator
+	Y            []complex64
+	NoiseVar     float64
+	NoiseVarDiag []float32
+	Scale        float64
+}
+
+// SamplePosteriors is SamplePosterior for several images (the slices of a
+// volume) at once: the opt.Samples samples of every problem go through the
+// denoiser as one batch, so each step makes one network call for all of
+// them. opt's NoiseVar, NoiseVarDiag and Scale are ignored (each Problem
+// has its own). Every problem's samples equal what SamplePosterior draws for
+// it alone with the same options (each problem has its own random stream
+// seeded by opt.Seed), up to the denoiser's batch invariance.
+func SamplePosteriors(ctx context.Context, d priors.Denoiser, probs []Problem, opt SampleOptions) ([]*Posterior, error) {
+	s, err := newBatchSampler(d, probs, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.run(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]*Posterior, len(probs))
+	for g := range probs {
+		out[g] = s.summarise(g)
+	}
+	return out, nil
 }
 
 type sampler struct {
-	d      priors.Denoiser
-	dd     priors.DiagDenoiser // the diagonal covariance's prior, nil with the Jacobian one
-	cdiag  []float32           // [nb][n]: diag Cov[x | x_t] (diagonal covariance)
-	A      mri.Operator
-	opt    SampleOptions
-	mmps   bool
-	ddim   bool
-	rows   int
-	cols   int
-	nb     int // batch: samples
-	hw     int // pixels per image
-	n      int // real values per image, 2·hw
-	m      int // measurements per image
-	yImage []complex64
-	y      []complex64 // y / Scale
-	noise  []float64   // per-component noise variance σ_y²/(2 Scale²) per measurement
-	x, e   []float32   // [nb][n]: current x_t, (posterior) estimate
-	xhat   []float32   // [nb][n]: unconditional estimate
-	bufP   []float32   // [nb][n]: VJP input
-	bufQ   []float32   // [nb][n]: VJP output
-	bufW   []float32   // [nb][n]: MMPS running J Aᴴ u
-	sig    []float32   // [nb]
-	ci     []complex64 // [hw]
-	co     []complex64 // [m]
-	res    []complex64 // [nb][m]
-	dir    []complex64 // [nb][m]: CG search directions
+	d     priors.Denoiser
+	dd    priors.DiagDenoiser // the diagonal covariance's prior, nil with the Jacobian one
+	cdiag []float32           // [nb][n]: diag Cov[x | x_t] (diagonal covariance)
+	opt   SampleOptions
+	mmps  bool
+	ddim  bool
+	rows  int
+	cols  int
+	grp   []*group    // the problems; sample j belongs to grp[j/per]
+	per   int         // samples per problem
+	nb    int         // batch: all samples of all problems
+	hw    int         // pixels per image
+	n     int         // real values per image, 2·hw
+	x, e  []float32   // [nb][n]: current x_t, (posterior) estimate
+	xhat  []float32   // [nb][n]: unconditional estimate
+	bufP  []float32   // [nb][n]: VJP input
+	bufQ  []float32   // [nb][n]: VJP output
+	bufW  []float32   // [nb][n]: MMPS running J Aᴴ u
+	sig   []float32   // [nb]
+	ci    []complex64 // [hw]
+	co    []complex64 // [largest m]
+	res   []complex64 // [nb][m of the sample's problem]
+	dir   []complex64 // [nb][m of the sample's problem]: CG search directions
 	// MMPS's lockstep CG (newMMPS): per-sample views of res and dir, the
 	// step's VJP and σ².
 	resJ, dirJ [][]complex64
@@ -149,15 +179,38 @@ type sampler struct {
 	s2         float64
 	rnorm      []float64 // [nb]: DPS ‖y − A x̂‖
 	times      []float64
-	rng        *rand.Rand
 	evals      int
 	vjps       int
-	cgIters    int // summed over steps and samples
 }
 
+// group is one problem of the batch: its operator, data, noise and random
+// stream.
+type group struct {
+	A       mri.Operator
+	m       int // measurements
+	yImage  []complex64
+	y       []complex64 // y / Scale
+	noise   []float64   // per-component noise variance σ_y²/(2 Scale²) per measurement
+	scale   float64
+	rng     *rand.Rand
+	cgIters int // summed over steps and the group's samples
+}
+
+// of is the problem of sample j.
+func (s *sampler) of(j int) *group { return s.grp[j/s.per] }
+
 func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOptions) (*sampler, error) {
-	if d == nil || A == nil {
-		return nil, errors.New("sample posterior: nil denoiser or operator")
+	return newBatchSampler(d, []Problem{{A: A, Y: y, NoiseVar: opt.NoiseVar, NoiseVarDiag: opt.NoiseVarDiag, Scale: opt.Scale}}, opt)
+}
+
+func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sampler, error) {
+	if d == nil || len(probs) == 0 {
+		return nil, errors.New("sample posterior: nil denoiser or no problem")
+	}
+	for _, p := range probs {
+		if p.A == nil {
+			return nil, errors.New("sample posterior: nil operator")
+		}
 	}
 	switch opt.Method {
 	case "", "mmps", "dps":
@@ -200,9 +253,6 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 	if opt.Samples == 0 {
 		opt.Samples = DefaultSamples
 	}
-	if opt.Scale == 0 {
-		opt.Scale = 1
-	}
 	switch {
 	case opt.Steps < 2 || opt.Steps > 100000:
 		return nil, fmt.Errorf("sample posterior: %d steps, want 2 to 100000", opt.Steps)
@@ -214,10 +264,6 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 		return nil, fmt.Errorf("sample posterior: %d samples, want 1 to 65536", opt.Samples)
 	case !(opt.Zeta >= 0) || math.IsInf(opt.Zeta, 0):
 		return nil, fmt.Errorf("sample posterior: DPS step %v, want finite and non-negative", opt.Zeta)
-	case !(opt.NoiseVar >= 0) || math.IsInf(opt.NoiseVar, 0):
-		return nil, fmt.Errorf("sample posterior: noise variance %v, want finite and non-negative", opt.NoiseVar)
-	case !(opt.Scale > 0) || math.IsInf(opt.Scale, 0):
-		return nil, fmt.Errorf("sample posterior: scale %v, want finite and positive", opt.Scale)
 	}
 	if opt.Method == "dps" && opt.Zeta == 0 && !opt.HardDC {
 		return nil, errors.New("sample posterior: dps needs a step size Zeta > 0 or HardDC")
@@ -227,8 +273,70 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 		return nil, fmt.Errorf("sample posterior: denoiser shape %d×%d×%d, want 2 channels (real, imaginary)", c, rows, cols)
 	}
 	hw := rows * cols
+	nb, n := len(probs)*opt.Samples, 2*hw
+	grp := make([]*group, len(probs))
+	total, mmax := nb*n, 0
+	for g, p := range probs {
+		gr, err := newGroup(p, hw, opt.Seed)
+		if err != nil {
+			if len(probs) > 1 {
+				return nil, fmt.Errorf("problem %d: %w", g, err)
+			}
+			return nil, err
+		}
+		grp[g], mmax = gr, max(mmax, gr.m)
+		total += 4 * opt.Samples * gr.m
+	}
+	if total > maxBatchValues {
+		return nil, fmt.Errorf("sample posterior: a batch of %d samples of %d×%d images and %d measurements is too large", nb, rows, cols, mmax)
+	}
+	rm := 0
+	for _, gr := range grp {
+		rm += opt.Samples * gr.m
+	}
+	s := &sampler{
+		d: d, dd: dd, opt: opt,
+		mmps: opt.Method != "dps", ddim: opt.Sampler == "ddim",
+		rows: rows, cols: cols, grp: grp, per: opt.Samples, nb: nb, hw: hw, n: n,
+		x: make([]float32, nb*n), e: make([]float32, nb*n), xhat: make([]float32, nb*n),
+		bufP: make([]float32, nb*n), bufQ: make([]float32, nb*n),
+		sig: make([]float32, nb),
+		ci:  make([]complex64, hw), co: make([]complex64, mmax),
+		res:   make([]complex64, rm),
+		rnorm: make([]float64, nb),
+		times: make([]float64, opt.Steps),
+	}
+	if s.mmps {
+		s.newMMPS()
+	}
+	if err := TimeGrid(s.times); err != nil {
+		return nil, fmt.Errorf("sample posterior: %w", err)
+	}
+	if opt.HardDC {
+		for _, gr := range grp {
+			if err := gr.checkPartialIsometry(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// newGroup checks problem p against images of hw pixels and scales its data.
+func newGroup(p Problem, hw int, seed uint64) (*group, error) {
+	scale := p.Scale
+	if scale == 0 {
+		scale = 1
+	}
+	switch {
+	case !(p.NoiseVar >= 0) || math.IsInf(p.NoiseVar, 0):
+		return nil, fmt.Errorf("sample posterior: noise variance %v, want finite and non-negative", p.NoiseVar)
+	case !(scale > 0) || math.IsInf(scale, 0):
+		return nil, fmt.Errorf("sample posterior: scale %v, want finite and positive", p.Scale)
+	}
+	A, y := p.A, p.Y
 	if A.InLen() != hw {
-		return nil, fmt.Errorf("sample posterior: operator takes %d values, denoiser images have %d×%d", A.InLen(), rows, cols)
+		return nil, fmt.Errorf("sample posterior: operator takes %d values, denoiser images have %d", A.InLen(), hw)
 	}
 	m := A.OutLen()
 	if m < 1 || m > mri.MaxCoils*mri.MaxDim*mri.MaxDim {
@@ -237,56 +345,29 @@ func newSampler(d priors.Denoiser, A mri.Operator, y []complex64, opt SampleOpti
 	if len(y) != m {
 		return nil, fmt.Errorf("sample posterior: %d measurements, operator gives %d", len(y), m)
 	}
-	if opt.NoiseVarDiag != nil && len(opt.NoiseVarDiag) != m {
-		return nil, fmt.Errorf("sample posterior: %d noise variances for %d measurements", len(opt.NoiseVarDiag), m)
+	if p.NoiseVarDiag != nil && len(p.NoiseVarDiag) != m {
+		return nil, fmt.Errorf("sample posterior: %d noise variances for %d measurements", len(p.NoiseVarDiag), m)
 	}
-	nb, n := opt.Samples, 2*hw
-	if nb*(n+4*m) > maxBatchValues {
-		return nil, fmt.Errorf("sample posterior: a batch of %d samples of %d×%d images and %d measurements is too large", nb, rows, cols, m)
-	}
-	s := &sampler{
-		d: d, dd: dd, A: A, opt: opt,
-		mmps: opt.Method != "dps", ddim: opt.Sampler == "ddim",
-		rows: rows, cols: cols, nb: nb, hw: hw, n: n, m: m,
-		yImage: y, y: make([]complex64, m), noise: make([]float64, m),
-		x: make([]float32, nb*n), e: make([]float32, nb*n), xhat: make([]float32, nb*n),
-		bufP: make([]float32, nb*n), bufQ: make([]float32, nb*n),
-		sig: make([]float32, nb),
-		ci:  make([]complex64, hw), co: make([]complex64, m),
-		res:   make([]complex64, nb*m),
-		rnorm: make([]float64, nb),
-		times: make([]float64, opt.Steps),
-		rng:   rand.New(rand.NewPCG(opt.Seed, 0x6b73706163656421)),
-	}
-	if s.mmps {
-		s.newMMPS()
-	}
-	inv := 1 / opt.Scale
+	gr := &group{A: A, m: m, yImage: y, y: make([]complex64, m), noise: make([]float64, m), scale: scale,
+		rng: rand.New(rand.NewPCG(seed, 0x6b73706163656421))}
+	inv := 1 / scale
 	for i, v := range y {
 		if !finite64(float64(real(v))) || !finite64(float64(imag(v))) {
 			return nil, fmt.Errorf("sample posterior: measurement %d is not finite (%v)", i, v)
 		}
-		s.y[i] = complex(float32(float64(real(v))*inv), float32(float64(imag(v))*inv))
+		gr.y[i] = complex(float32(float64(real(v))*inv), float32(float64(imag(v))*inv))
 	}
-	for i := range s.noise {
-		v := opt.NoiseVar
-		if opt.NoiseVarDiag != nil {
-			v = float64(opt.NoiseVarDiag[i])
+	for i := range gr.noise {
+		v := p.NoiseVar
+		if p.NoiseVarDiag != nil {
+			v = float64(p.NoiseVarDiag[i])
 			if !(v >= 0) || math.IsInf(v, 0) {
 				return nil, fmt.Errorf("sample posterior: noise variance %d is %v, want finite and non-negative", i, v)
 			}
 		}
-		s.noise[i] = v / 2 * inv * inv
+		gr.noise[i] = v / 2 * inv * inv
 	}
-	if err := TimeGrid(s.times); err != nil {
-		return nil, fmt.Errorf("sample posterior: %w", err)
-	}
-	if opt.HardDC {
-		if err := s.checkPartialIsometry(); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	return gr, nil
 }
 
 // maxBatchValues bounds the sampler's largest buffers (about 1 GiB each).
@@ -299,10 +380,14 @@ func (s *sampler) run(ctx context.Context) error {
 	return s.loop(ctx)
 }
 
-// start draws x_1 ~ N(0, SigmaMax² I).
+// start draws x_1 ~ N(0, SigmaMax² I), each problem's samples from its
+// own stream.
 func (s *sampler) start() {
-	for k := range s.x {
-		s.x[k] = float32(priors.SigmaMax * s.rng.NormFloat64())
+	for g, gr := range s.grp {
+		xs := s.x[g*s.per*s.n : (g+1)*s.per*s.n]
+		for k := range xs {
+			xs[k] = float32(priors.SigmaMax * gr.rng.NormFloat64())
+		}
 	}
 }
 
@@ -361,19 +446,26 @@ func (s *sampler) update(st, ss float64) {
 	}
 	rho := ss * ss / (st * st)
 	sd := ss * math.Sqrt(1-rho)
-	for k, x := range s.x {
-		e := float64(s.e[k])
-		s.x[k] = float32(e + rho*(float64(x)-e) + sd*s.rng.NormFloat64())
+	for g, gr := range s.grp {
+		lo := g * s.per * s.n
+		xs, es := s.x[lo:lo+s.per*s.n], s.e[lo:lo+s.per*s.n]
+		for k, x := range xs {
+			e := float64(es[k])
+			xs[k] = float32(e + rho*(float64(x)-e) + sd*gr.rng.NormFloat64())
+		}
 	}
 }
 
-// residual writes y − A·(image j of v) into r and returns its squared norm.
-func (s *sampler) residual(r []complex64, v []float32) float64 {
+// residual writes y − A·v for sample j's problem into r (its first m
+// values) and returns its squared norm; v is one image.
+func (s *sampler) residual(j int, r []complex64, v []float32) float64 {
+	gr := s.of(j)
+	r = r[:gr.m]
 	fromChannels(s.ci, v, s.hw)
-	s.A.Forward(r, s.ci)
+	gr.A.Forward(r, s.ci)
 	var sum float64
 	for k, a := range r {
-		d := s.y[k] - a
+		d := gr.y[k] - a
 		r[k] = d
 		sum += float64(real(d))*float64(real(d)) + float64(imag(d))*float64(imag(d))
 	}
@@ -385,8 +477,8 @@ func (s *sampler) residual(r []complex64, v []float32) float64 {
 func (s *sampler) project(v []float32) {
 	for j := range s.nb {
 		vj := v[j*s.n : (j+1)*s.n]
-		s.residual(s.co, vj)
-		s.A.Adjoint(s.ci, s.co)
+		s.residual(j, s.co, vj)
+		s.of(j).A.Adjoint(s.ci, s.co[:s.of(j).m])
 		re, im := vj[:s.hw], vj[s.hw:]
 		for i, c := range s.ci {
 			re[i] += real(c)
@@ -397,17 +489,17 @@ func (s *sampler) project(v []float32) {
 
 // checkPartialIsometry verifies A Aᴴ A x ≈ A x on a random x, the condition
 // under which HardDC is a projection onto the data.
-func (s *sampler) checkPartialIsometry() error {
+func (gr *group) checkPartialIsometry() error {
 	rng := rand.New(rand.NewPCG(1, 2))
-	x := make([]complex64, s.hw)
-	ax := make([]complex64, s.m)
-	back := make([]complex64, s.m)
+	x := make([]complex64, gr.A.InLen())
+	ax := make([]complex64, gr.m)
+	back := make([]complex64, gr.m)
 	for i := range x {
 		x[i] = complex(float32(rng.NormFloat64()), float32(rng.NormFloat64()))
 	}
-	s.A.Forward(ax, x)
-	s.A.Adjoint(x, ax)
-	s.A.Forward(back, x)
+	gr.A.Forward(ax, x)
+	gr.A.Adjoint(x, ax)
+	gr.A.Forward(back, x)
 	var num, den float64
 	for k := range ax {
 		d := back[k] - ax[k]
@@ -420,8 +512,10 @@ func (s *sampler) checkPartialIsometry() error {
 	return nil
 }
 
-func (s *sampler) summarise() *Posterior {
-	nb, hw, sc := s.nb, s.hw, s.opt.Scale
+// summarise gives problem g's posterior.
+func (s *sampler) summarise(g int) *Posterior {
+	gr := s.grp[g]
+	nb, hw, sc := s.per, s.hw, gr.scale
 	p := &Posterior{
 		Rows: s.rows, Cols: s.cols,
 		Samples: make([]complex64, nb*hw),
@@ -430,9 +524,9 @@ func (s *sampler) summarise() *Posterior {
 		DenoiserEvals: s.evals, VJPs: s.vjps, Scale: sc,
 	}
 	if s.mmps {
-		p.CGIterations = float64(s.cgIters) / float64(s.opt.Steps*nb)
+		p.CGIterations = float64(gr.cgIters) / float64(s.opt.Steps*nb)
 	}
-	fromChannels(p.Samples, s.e, hw)
+	fromChannels(p.Samples, s.e[g*nb*s.n:(g+1)*nb*s.n], hw)
 	for i := range p.Samples {
 		p.Samples[i] = complex(float32(float64(real(p.Samples[i]))*sc), float32(float64(imag(p.Samples[i]))*sc))
 	}
@@ -460,12 +554,13 @@ func (s *sampler) summarise() *Posterior {
 			p.MagStd[i] = float32(math.Sqrt(vm / float64(nb-1)))
 		}
 	}
-	s.A.Forward(s.co, p.Mean)
+	co := s.co[:gr.m]
+	gr.A.Forward(co, p.Mean)
 	var num, den float64
-	for k, a := range s.co {
-		d := complex128(s.yImage[k]) - complex128(a)
+	for k, a := range co {
+		d := complex128(gr.yImage[k]) - complex128(a)
 		num += real(d)*real(d) + imag(d)*imag(d)
-		yk := complex128(s.yImage[k])
+		yk := complex128(gr.yImage[k])
 		den += real(yk)*real(yk) + imag(yk)*imag(yk)
 	}
 	if den > 0 {

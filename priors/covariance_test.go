@@ -413,3 +413,28 @@ func TestFitCovarianceResume(t *testing.T) {
 		}
 	}
 }
+
+// head-narrow is head with widths 32/32: same shape of output, fewer weights.
+func TestCovHeadNarrow(t *testing.T) {
+	count := func(name string) int {
+		h, err := NewCovHead(name, 2, 32, 32, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range h.Network().Params() {
+			n += p.Value.N
+		}
+		return n
+	}
+	h, err := NewCovHead("head-narrow", 2, 32, 32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := h.Network().Config().Widths; len(w) != 2 || w[0] != 32 || w[1] != 32 {
+		t.Errorf("head-narrow widths %v, want [32 32]", w)
+	}
+	if wide, narrow := count("head"), count("head-narrow"); narrow >= wide/2 {
+		t.Errorf("head-narrow has %d weights, head %d: want well under half", narrow, wide)
+	}
+}

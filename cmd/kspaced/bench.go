@@ -47,7 +47,9 @@ NAME_truth.npy companion (as kspaced simulate and simulate archive write them)
 with each method, exactly as recon does, and scores the magnitudes as fastMRI
 does (PSNR and 7×7 SSIM, data range = the truth's max), per folder: mean ± sd,
 seconds per scan, and for sampling methods the fraction of foreground pixels
-(truth > 0.1·max) inside mean ± 1.645·std. l1-wavelet and bart-pics weights are
+(truth > 0.1·max) inside the 90 % interval mean ± k·std, k = Student t with
+n − 1 degrees of freedom × √(1 + 1/n) for n samples (2.01 for 8; the JSON also
+has the old ±1.645·std figure). l1-wavelet and bart-pics weights are
 tuned on --tune-on (validation scans, never the test folders). Progress goes to
 stderr, a markdown table to stdout. Sampling runs on the CPU.`,
 		Args: cobra.NoArgs,

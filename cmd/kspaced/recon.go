@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -14,8 +15,8 @@ import (
 
 func newReconCmd() *cobra.Command {
 	var (
-		out string
-		rf  reconFlags
+		out, cpuProfile string
+		rf              reconFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "recon INPUT [INPUT...] --out DIR",
@@ -34,6 +35,13 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
+			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
 			}
 			var devs device.Set
 			defer devs.Close()
@@ -64,5 +72,19 @@ searched recursively; DICOM files in it name the study the output joins.`,
 	f.BoolVar(&rf.previews, "previews", true, "write PNG previews")
 	f.StringVar(&rf.device, "device", configs.Default().Recon.Device, "cpu | cuda: where mmps and dps run (cuda needs the CUDA build, make build-cuda; default from config)")
 	rf.registerSampler(cmd)
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the reconstruction to this file (go tool pprof)")
 	return cmd
+}
+
+// startCPUProfile profiles the process's CPU into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -27,7 +27,7 @@ func (r *Report) Markdown(w io.Writer) {
 		fmt.Fprintf(w, "; sampling: prior %s, %d samples, %d steps, CG %d", filepath.Base(sp.Prior), sp.Samples, sp.Steps, sp.CGIterations)
 	}
 	fmt.Fprint(w, "\n\n")
-	fmt.Fprintln(w, "| cell | matrix | method | λ | scans | PSNR (dB) | SSIM | coverage of 90 % intervals | s per scan |")
+	fmt.Fprintln(w, "| cell | matrix | method | λ | scans | PSNR (dB) | SSIM | coverage of 90 % intervals (mean ± t·√(1+1/n)·std) | s per scan |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, c := range r.Cells {
 		lam, cov := "", ""

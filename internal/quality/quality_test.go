@@ -226,8 +226,12 @@ func TestCoverage(t *testing.T) {
 	truth := []float32{1, 2, 0.1, 1}
 	mean := []float32{1.1, 2.5, 5, 1.8}
 	std := []float32{0.1, 0.2, 0, 0.5}
-	if got := Coverage(truth, mean, std); math.Abs(got-2.0/3) > 1e-6 {
+	if got := Coverage(truth, mean, std, 1.645); math.Abs(got-2.0/3) > 1e-6 {
 		t.Errorf("coverage %g, want 2/3", got)
+	}
+	// ±2.6·std (the 90 % interval of 4 samples) takes pixel 1 in too.
+	if got := Coverage(truth, mean, std, 2.6); math.Abs(got-1) > 1e-6 {
+		t.Errorf("coverage %g with k = 2.6, want 1", got)
 	}
 }
 

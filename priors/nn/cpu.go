@@ -120,15 +120,22 @@ func (j *siluJob) run(lo, hi int) {
 	x := j.x[lo:hi]
 	if j.dy == nil {
 		y := j.y[lo:hi]
+		expAffine(y, x, -1, 0) // e^−x, then x·σ(x) = x/(1 + e^−x)
 		for i, v := range x {
-			y[i] = v * sigmoid32(v)
+			y[i] = v * (1 / (1 + y[i]))
 		}
 		return
 	}
 	dx, dy := j.y[lo:hi], j.dy[lo:hi]
-	for i, v := range x {
-		s := sigmoid32(v)
-		dx[i] += dy[i] * s * (1 + v*(1-s))
+	var e [256]float32 // e^−x of a block (dx accumulates, so it cannot hold them)
+	for b := 0; b < len(x); b += len(e) {
+		xb := x[b:min(b+len(e), len(x))]
+		eb := e[:len(xb)]
+		expAffine(eb, xb, -1, 0)
+		for i, v := range xb {
+			s := 1 / (1 + eb[i])
+			dx[b+i] += dy[b+i] * s * (1 + v*(1-s))
+		}
 	}
 }
 
@@ -226,21 +233,7 @@ func (j *softmaxJob) run(lo, hi int) {
 			}
 			continue
 		}
-		x, y := j.x[r*n:(r+1)*n], j.y[r*n:(r+1)*n]
-		m := float32(math.Inf(-1))
-		for _, v := range x {
-			m = max(m, v)
-		}
-		var s float32
-		for i, v := range x {
-			e := exp32(v - m)
-			y[i] = e
-			s += e
-		}
-		inv := 1 / s
-		for i := range y {
-			y[i] *= inv
-		}
+		softmaxRow(j.y[r*n:(r+1)*n], j.x[r*n:(r+1)*n])
 	}
 }
 

@@ -23,5 +23,3 @@ func exp32(x float32) float32 {
 	p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
-
-func sigmoid32(x float32) float32 { return 1 / (1 + exp32(-x)) }
