@@ -79,6 +79,9 @@ type Sampler struct {
 	Samples    int     `yaml:"samples"`
 	Zeta       float64 `yaml:"zeta"`
 	Seed       uint64  `yaml:"seed"`
+	// BatchPixels bounds the slices of a volume sampled as one denoiser
+	// batch: samples × rows × cols over the batch (one slice always goes).
+	BatchPixels int `yaml:"batch_pixels"`
 }
 
 // Output selects what a reconstruction writes.

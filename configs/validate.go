@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
 	v.oneOf("recon.sampler.covariance", s.Covariance, Covariances...)
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
+	v.rangeI("recon.sampler.batch_pixels", s.BatchPixels, 1, 1<<28)
 	sm := c.Simulate
 	v.rangeI("simulate.rows", sm.Rows, 8, maxDim)
 	v.rangeI("simulate.cols", sm.Cols, 8, maxDim)

@@ -81,6 +81,7 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 		"timeout":   `{"daemon": {"job_timeout": "100h"}}`,
 		"retries":   `{"daemon": {"retries": 50}}`,
 		"backoff":   `{"daemon": {"retry_backoff": "1h"}}`,
+		"batch":     `{"recon": {"sampler": {"batch_pixels": 268435456}}}`,
 		"spool":     `{"daemon": {"spool": "/tmp"}}`,
 		"dirs":      `{"daemon": {"prior_dirs": ["/"]}}`,
 		"reader":    `{"daemon": {"reader": {"memory_mb": 65536}}}`,
@@ -113,7 +114,7 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	if low == nil || low.Daemon.JobTimeout != 10*time.Second || low.Daemon.Retries != 0 {
 		t.Errorf("lowered limits not applied: %+v", low)
 	}
-	for id, key := range map[string]string{"timeout": "daemon.job_timeout", "retries": "daemon.retries", "backoff": "daemon.retry_backoff",
+	for id, key := range map[string]string{"timeout": "daemon.job_timeout", "retries": "daemon.retries", "backoff": "daemon.retry_backoff", "batch": "recon.sampler.batch_pixels",
 		"spool": "daemon.spool", "dirs": "daemon.prior_dirs", "reader": "daemon.reader", "prior": "outside daemon.prior_dirs", "priorlink": "outside daemon.prior_dirs",
 		"priorrel": "not an absolute path"} {
 		f := readFailure(t, spool, id)

@@ -25,6 +25,8 @@ func limitJob(base, job *configs.Config) error {
 	lower("daemon.job_timeout", j.JobTimeout <= b.JobTimeout, j.JobTimeout, b.JobTimeout)
 	lower("daemon.retries", j.Retries <= b.Retries, j.Retries, b.Retries)
 	lower("daemon.retry_backoff", j.RetryBackoff <= b.RetryBackoff, j.RetryBackoff, b.RetryBackoff)
+	lower("recon.sampler.batch_pixels", job.Recon.Sampler.BatchPixels <= base.Recon.Sampler.BatchPixels,
+		job.Recon.Sampler.BatchPixels, base.Recon.Sampler.BatchPixels)
 	fixed := func(key string, same bool) {
 		if !same {
 			errs = append(errs, fmt.Errorf("%s is a service setting and cannot be set per job", key))

@@ -16,7 +16,7 @@ import (
 // TestSliceBatchSpeed reconstructs one multi-slice k-space file
 // (KSPACED_SLICEBATCH_SCAN, e.g. `kspaced simulate --slices 4`) with mmps
 // and the built-in prior twice in one process, one slice per denoiser batch
-// and then all slices in one (pipeline.MaxBatchPixels), and logs wall and
+// and then all slices in one (recon.sampler.batch_pixels), and logs wall and
 // CPU seconds of each and the largest difference of the means (minutes;
 // docs/bench/sampling.md). KSPACED_SLICEBATCH=1 runs it.
 func TestSliceBatchSpeed(t *testing.T) {
@@ -27,11 +27,9 @@ func TestSliceBatchSpeed(t *testing.T) {
 	cfg := configs.Default()
 	cfg.Recon.Method = "mmps"
 	cfg.Output.NPY, cfg.Output.DICOM, cfg.Output.Previews = true, false, false
-	saved := pipeline.MaxBatchPixels
-	defer func() { pipeline.MaxBatchPixels = saved }()
 	var means [][]complex64
-	for _, pixels := range []int{1, math.MaxInt32} {
-		pipeline.MaxBatchPixels = pixels
+	for _, pixels := range []int{1, 1 << 28} {
+		cfg.Recon.Sampler.BatchPixels = pixels
 		out := filepath.Join(t.TempDir(), "out")
 		if err := os.Mkdir(out, 0o755); err != nil {
 			t.Fatal(err)
@@ -47,7 +45,7 @@ func TestSliceBatchSpeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		means = append(means, a.Data)
-		t.Logf("MaxBatchPixels %d: %d slices, %.1f s wall, %.1f CPU s, sampling %.1f s", pixels, rep.Slices, wall, cpu, rep.Seconds["sampling"])
+		t.Logf("batch_pixels %d: %d slices, %.1f s wall, %.1f CPU s, sampling %.1f s", pixels, rep.Slices, wall, cpu, rep.Seconds["sampling"])
 	}
 	var peak, diff float64
 	for i, v := range means[0] {

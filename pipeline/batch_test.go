@@ -70,10 +70,8 @@ func TestRunSlicesInOneBatchEqualsOneAtATime(t *testing.T) {
 	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.Samples = 4, 2
 	cfg.Recon.CoilMaps.Calib, cfg.Recon.CoilMaps.Kernel = 10, 4
 	cfg.Output.NPY, cfg.Output.DICOM, cfg.Output.Previews = true, false, false
-	saved := MaxBatchPixels
-	defer func() { MaxBatchPixels = saved }()
 	run := func(pixels int) (mean, std *kspaceio.NPY, rep *Report, ticks int) {
-		MaxBatchPixels = pixels
+		cfg.Recon.Sampler.BatchPixels = pixels
 		out := filepath.Join(dir, "out", filepath.Base(t.Name())+string(rune('a'+pixels%26)))
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			t.Fatal(err)
@@ -100,7 +98,7 @@ func TestRunSlicesInOneBatchEqualsOneAtATime(t *testing.T) {
 		}
 		return mean, std, rep, ticks
 	}
-	if b := sliceBatch(&cfg.Recon, &prior{}, n, n); b != MaxBatchPixels/(2*n*n) {
+	if b := sliceBatch(&cfg.Recon, &prior{}, n, n); b != cfg.Recon.Sampler.BatchPixels/(2*n*n) {
 		t.Fatalf("slice batch %d", b)
 	}
 	m1, s1, r1, t1 := run(1) // one slice per batch

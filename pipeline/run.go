@@ -106,7 +106,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadInput, name, err)
 	}
 	results := make([]*sliceResult, len(v.Slices))
-	// Sampling takes as many slices at once as MaxBatchPixels allows.
+	// Sampling takes as many slices at once as recon.sampler.batch_pixels allows.
 	batch := sliceBatch(&cfg.Recon, pr, v.Slices[0].Rows, v.Slices[0].Cols)
 	for i0 := 0; i0 < len(v.Slices); {
 		if err := ctx.Err(); err != nil {

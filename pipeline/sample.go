@@ -65,20 +65,15 @@ func loadPrior(ctx context.Context, rc *configs.Recon, dev Device) (*prior, erro
 	return &prior{d: d, name: name, dev: dev, release: release}, nil
 }
 
-// MaxBatchPixels bounds how many slices of a volume samplePosterior samples
-// as one denoiser batch: samples × rows × cols summed over the slices stays
-// at or below it (one slice always goes). 1 Mi pixels is 8 samples of 8
-// slices at 128², or of one slice at 320² (about 2 GB of network
-// activations on the CPU, measured at 320²).
-var MaxBatchPixels = 1 << 20
-
 // sliceBatch is how many slices of rows×cols samplePosterior takes at once
-// for rc (1 for classical methods).
+// for rc (1 for classical methods): recon.sampler.batch_pixels bounds
+// samples × rows × cols summed over the slices (about 2 KB of network
+// activations per pixel on the CPU, measured at 320²).
 func sliceBatch(rc *configs.Recon, pr *prior, rows, cols int) int {
 	if pr == nil {
 		return 1
 	}
-	return max(1, MaxBatchPixels/max(1, rc.Sampler.Samples*rows*cols))
+	return max(1, rc.Sampler.BatchPixels/max(1, rc.Sampler.Samples*rows*cols))
 }
 
 // samplePosterior draws rc.Sampler.Samples posterior samples of each
