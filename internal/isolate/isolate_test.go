@@ -427,6 +427,7 @@ func TestRuntimeFatalErrors(t *testing.T) {
 		{"mapwrite", "fatal error of the Go runtime (concurrent map writes)", OutcomeRuntimeFatal},
 		{"bigalloc", "more memory than the 512 MiB", OutcomeMemory},
 		{"panic", "the reader panicked", OutcomePanic},
+		{"nilderef", "the reader panicked", OutcomePanic},
 	} {
 		var u Usage
 		r := &Reader{Limits: Limits{Memory: 512 << 20, Wall: 30 * time.Second}, Env: []string{faultEnv + "=" + c.fault}, Observe: func(x Usage) { u = x }}
