@@ -5,9 +5,8 @@
 // above all) then kills only the child, and the job fails with a plain
 // reason while the daemon and its other jobs go on.
 //
-// The daemon reads through a Reader; `kspaced recon` and `inspect` parse in
-// process, as the user runs them on a file of their choosing and a crash
-// ends only that command (and a child would cost start-up on every call).
+// The daemon, `kspaced batch`, `recon` and `inspect` read through a Reader
+// (a child costs tens of milliseconds of start-up per file, docs/bench/isolate.md).
 package isolate
 
 import (
