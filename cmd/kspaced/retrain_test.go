@@ -84,7 +84,7 @@ func TestRetrainCommandUsage(t *testing.T) {
 	for name, args := range cases {
 		_, err := runRetrain(t, args...)
 		if err == nil || !(isUsage(err) || isCobraUsage(err)) {
-			t.Errorf("%s: error %v is not a usage error (exit status 2)", name, err)
+			t.Errorf("%s: error %v is not a usage error (exit status 64)", name, err)
 		}
 	}
 	cfg := filepath.Join(dir, "bad.yaml")
