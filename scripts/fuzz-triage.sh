@@ -4,9 +4,11 @@
 # child under gdb and group them by signal, the innermost frame of the
 # library that crashed (libc's memcpy and the like skipped) and the kspaced C
 # function that called into it. A new group is a new crash class to look at.
-#   scripts/fuzz-triage.sh CRASHDIR      (needs gdb; writes CRASHDIR/triage.txt)
+#   scripts/fuzz-triage.sh CRASHDIR [N]  (needs gdb; writes CRASHDIR/triage.txt)
+# With N, only N inputs drawn at random (a fixed draw; gdb takes seconds each).
 set -euo pipefail
-dir=$(realpath "${1:?usage: fuzz-triage.sh CRASHDIR}")
+dir=$(realpath "${1:?usage: fuzz-triage.sh CRASHDIR [N]}")
+n=${2:-0}
 export PATH=/usr/local/go/bin:$PATH
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -14,8 +16,14 @@ trap 'rm -rf "$work"' EXIT
 go test -c -o "$work/isolate.test" ./internal/isolate/
 out="$dir/triage.txt"
 : > "$out"
-for in in "$dir"/*.in; do
-  [ -e "$in" ] || continue
+inputs() {
+  if ((n > 0)); then
+    ls "$dir"/*.in | shuf -n "$n" --random-source=<(yes)
+  else
+    ls "$dir"/*.in
+  fi
+}
+for in in $(inputs 2>/dev/null); do
   name=$(basename "$in" .in)
   job="$work/job"
   rm -rf "$job" && mkdir -p "$job"
