@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,19 +8,12 @@ import (
 	"testing"
 )
 
-// runBin runs the built kspaced and returns its exit status and output.
+// runBin runs the built kspaced and returns its exit status (exitStatus)
+// and output.
 func runBin(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	out, err := exec.Command(kspacedBin, args...).CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	}
-	t.Fatalf("kspaced %v: %v", args, err)
-	return 0, ""
+	return exitStatus(err), string(out)
 }
 
 // recon and inspect read through the reader child (issue 20): on an
