@@ -1,6 +1,7 @@
 package dicomio
 
 import (
+	"fmt"
 	"maps"
 	"math/rand"
 	"os"
@@ -10,22 +11,43 @@ import (
 	"testing"
 
 	"github.com/suyashkumar/dicom/pkg/uid"
+
+	"github.com/kspaced/kspaced/internal/testutil"
 )
 
 // Distinctive patient data the hostile files carry; no error may quote any
-// 5-byte piece of them.
+// piece of them (testutil.QuotesPHI: 5 bytes with a letter, or a run of 5
+// or more digits that is part of a marker's, not a number that holds them).
 var phiMarkers = []string{"Qzvbex^Wyrmhold", "PIDQ7730215XK", "19230417", "Drq^Fennimore", "OPIDZZ5519", "ACCQ88213"}
 
-// phiLeak returns the marker piece s contains, or "".
-func phiLeak(s string) string {
-	for _, m := range phiMarkers {
-		for i := 0; i+5 <= len(m); i++ {
-			if strings.Contains(s, m[i:i+5]) {
-				return m[i : i+5]
-			}
+// phiLeak returns the marker piece s quotes, or "".
+func phiLeak(s string) string { return testutil.QuotesPHI(s, phiMarkers) }
+
+// TestPHICheckCatchesQuotes: the check TestErrorsCarryNoPatientData relies
+// on passes the real errors of a cut file, fails the same error when it
+// quotes the patient's name or birth date, and is not fooled by a byte
+// count whose digits hold the birth date (a CI run once was).
+func TestPHICheckCatchesQuotes(t *testing.T) {
+	b := hostilePHIFiles()["plain "+uid.ExplicitVRLittleEndian]
+	_, err := decode(b[:len(b)/2], ReadOptions{})
+	if err == nil {
+		t.Fatal("a file cut in half was read")
+	}
+	if p := phiLeak(err.Error()); p != "" {
+		t.Fatalf("a real error quotes %q: %v", p, err)
+	}
+	for _, bad := range []error{
+		fmt.Errorf("%w: patient %q", err, phiMarkers[0]),
+		fmt.Errorf("%w: name %s", err, phiMarkers[0][3:9]),
+		fmt.Errorf("%w: date %s", err, phiMarkers[2]),
+	} {
+		if phiLeak(bad.Error()) == "" {
+			t.Errorf("not caught: %v", bad)
 		}
 	}
-	return ""
+	if p := phiLeak(fmt.Errorf("%w: element of 13041756 bytes", err).Error()); p != "" {
+		t.Errorf("a byte count 13041756 read as patient data %q", p)
+	}
 }
 
 // phiVal is one element's VR and value.

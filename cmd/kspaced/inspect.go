@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kspaced/kspaced/mri/kspaceio"
+	"github.com/kspaced/kspaced/configs"
 )
 
 func newInspectCmd() *cobra.Command {
@@ -16,9 +16,12 @@ func newInspectCmd() *cobra.Command {
 		Short: "Summarise k-space files: format, dimensions, coils, sampling, calibration region",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Parsed in a child with the daemon's default limits: a file
+			// that crashes the HDF5 library fails with a reason instead.
+			rd := reader(configs.Default(), nil)
 			failed := 0
 			for _, p := range args {
-				v, err := kspaceio.Read(p)
+				v, err := rd.KSpace(cmd.Context(), p)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "kspaced:", err)
 					failed++

@@ -15,8 +15,23 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// usageError marks errors in how kspaced was called (exit status 2); every
-// other failure exits with status 1.
+// Exit statuses. Usage errors take sysexits.h's EX_USAGE, not 2: Go's
+// runtime exits with 2 on a fatal error or an unrecovered panic in a
+// goroutine, and a crash must not read as "called wrongly" (a supervisor
+// restarts a crash and should not retry a bad command line or config).
+const (
+	exitFailure = 1
+	exitUsage   = 64
+)
+
+// exitHelp is the root command's note on exit statuses.
+const exitHelp = `Exit status: 0 success; 1 failure (unreadable input, failed reconstruction,
+failed jobs of a batch); 64 usage error (bad flag, argument or config); 2 or
+death by a signal: kspaced crashed (a fatal error of the Go runtime, a panic
+in a background goroutine) — please report it.`
+
+// usageError marks errors in how kspaced was called (exitUsage); every
+// other failure exits with exitFailure.
 type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
@@ -29,14 +44,15 @@ func main() {
 	os.Exit(execute(newRootCmd(), os.Args[1:], os.Stderr))
 }
 
-// execute runs root and returns the exit status: 0, 2 for a usage error,
-// 1 for every other failure — a panic included (Go's own exit status for
-// one is 2, which would read as "called wrongly").
+// execute runs root and returns the exit status: 0, exitUsage for a usage
+// error, exitFailure for every other failure — a panic of the command
+// included. What execute cannot recover (a runtime fatal error, a panic in
+// another goroutine) exits with Go's status 2.
 func execute(root *cobra.Command, args []string, stderr io.Writer) (code int) {
 	defer func() {
 		if v := recover(); v != nil {
 			fmt.Fprintf(stderr, "kspaced: internal error: %v\n%s", v, debug.Stack())
-			code = 1
+			code = exitFailure
 		}
 	}()
 	root.SetArgs(args)
@@ -47,9 +63,9 @@ func execute(root *cobra.Command, args []string, stderr io.Writer) (code int) {
 	fmt.Fprintln(stderr, "kspaced:", err)
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
-		return 2
+		return exitUsage
 	}
-	return 1
+	return exitFailure
 }
 
 func newRootCmd() *cobra.Command {
@@ -59,7 +75,9 @@ func newRootCmd() *cobra.Command {
 		Long: `kspaced reconstructs undersampled multi-coil k-space (ISMRMRD, fastMRI HDF5,
 BART .cfl, NumPy .npy) and writes the reconstruction and its uncertainty map as
 DICOM series of the same study. Run 'kspaced serve' as a drop-folder service or
-'kspaced recon FILE' for one file.`,
+'kspaced recon FILE' for one file.
+
+` + exitHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

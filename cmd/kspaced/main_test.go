@@ -3,14 +3,16 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/spf13/cobra"
 )
 
-// Exit status 2 is for usage errors only; a failure — a panic, a system
-// error that says "invalid argument" — is 1 (issue 20).
+// Usage errors exit with 64 (EX_USAGE), so that Go's own status 2 for a
+// crash stands apart; a failure — a panic, a system error that says
+// "invalid argument" — is 1 (issue 20).
 func TestExitStatus(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -18,9 +20,9 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{[]string{"boom"}, 1},
 		{[]string{"einval"}, 1},
-		{[]string{"nosuchcommand"}, 2},
-		{[]string{"inspect"}, 2},
-		{[]string{"serve", "--workers", "x"}, 2},
+		{[]string{"nosuchcommand"}, 64},
+		{[]string{"inspect"}, 64},
+		{[]string{"serve", "--workers", "x"}, 64},
 		{[]string{"ok"}, 0},
 	}
 	for _, c := range cases {
@@ -35,6 +37,16 @@ func TestExitStatus(t *testing.T) {
 		var stderr bytes.Buffer
 		if got := execute(root, c.args, &stderr); got != c.want {
 			t.Errorf("kspaced %v: exit %d, want %d (%s)", c.args, got, c.want, stderr.String())
+		}
+	}
+}
+
+// `kspaced --help` names the exit statuses, the crash one included.
+func TestHelpNamesExitStatuses(t *testing.T) {
+	code, out := runBin(t, "--help")
+	for _, s := range []string{"Exit status:", "64 usage error", "kspaced crashed"} {
+		if code != 0 || !strings.Contains(out, s) {
+			t.Errorf("kspaced --help: exit %d, lacks %q:\n%s", code, s, out)
 		}
 	}
 }

@@ -229,7 +229,7 @@ func TestPACSCommands(t *testing.T) {
 	if got := len(scp.Files(t)); got != files {
 		t.Errorf("storescp holds %d files, want %d", got, files)
 	}
-	if out, code := run("pacs", "echo", "nosuch"); code != 2 || !strings.Contains(out, "configured: scp, off") {
+	if out, code := run("pacs", "echo", "nosuch"); code != exitUsage || !strings.Contains(out, "configured: scp, off") {
 		t.Errorf("unknown destination: %d %s", code, out)
 	}
 	if out, code := run("pacs", "echo", "off"); code != 1 || !strings.Contains(out, "connection refused") {

@@ -49,7 +49,8 @@ searched recursively; DICOM files in it name the study the output joins.`,
 			if err != nil {
 				return err
 			}
-			rep, err := pipeline.Run(cmd.Context(), pipeline.Job{ID: filepath.Base(args[0]), Inputs: args, Config: cfg, Device: dev},
+			rep, err := pipeline.Run(cmd.Context(), pipeline.Job{ID: filepath.Base(args[0]), Inputs: args, Config: cfg, Device: dev,
+				Reader: reader(cfg, nil)}, // untrusted files: parsed in a child, as the daemon does
 				out, stderrProgress("reconstructing"))
 			if err != nil {
 				return err

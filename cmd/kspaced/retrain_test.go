@@ -92,7 +92,7 @@ func TestRetrainCommandUsage(t *testing.T) {
 	for name, args := range cases {
 		_, err := runRetrain(t, args...)
 		if err == nil || !(isUsage(err) || isCobraUsage(err)) {
-			t.Errorf("%s: error %v is not a usage error (exit status 2)", name, err)
+			t.Errorf("%s: error %v is not a usage error (exit status 64)", name, err)
 		}
 	}
 	cfg := filepath.Join(dir, "bad.yaml")
@@ -198,9 +198,9 @@ func TestRetrainBinaryExitStatus(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"retrain", "--out", dir}, 2, "--data"},
-		{[]string{"retrain", "--data", empty, "--out", dir, "--rank", "x"}, 2, "rank"},
-		{[]string{"retrain", "--data", empty, "--out", dir, "--epochs", "1", "--train-steps", "3"}, 2, "choose one"},
+		{[]string{"retrain", "--out", dir}, exitUsage, "--data"},
+		{[]string{"retrain", "--data", empty, "--out", dir, "--rank", "x"}, exitUsage, "rank"},
+		{[]string{"retrain", "--data", empty, "--out", dir, "--epochs", "1", "--train-steps", "3"}, exitUsage, "choose one"},
 		{[]string{"retrain", "--data", empty, "--out", filepath.Join(dir, "o")}, 1, "no files"},
 	} {
 		out, err := exec.Command(kspacedBin, tc.args...).CombinedOutput()

@@ -732,8 +732,8 @@ func TestServeUsageErrors(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(out.String(), c.want) {
-			t.Errorf("%v: exit %v, output %q; want status 2 mentioning %q", c.args, err, out.String(), c.want)
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(out.String(), c.want) {
+			t.Errorf("%v: exit %v, output %q; want status 64 mentioning %q", c.args, err, out.String(), c.want)
 		}
 	}
 	// The testing hook stays out of the help text.

@@ -40,8 +40,19 @@ func demoScan(b *testing.B) string {
 // parse, transfer over the pipe). KSPACED_BENCH_EXE names the binary to
 // start as the child (a built kspaced, whose start-up costs more than this
 // test binary's); by default the test binary itself.
-func BenchmarkReadDemo(b *testing.B) {
-	p := demoScan(b)
+func BenchmarkReadDemo(b *testing.B) { benchRead(b, demoScan(b)) }
+
+// BenchmarkReadFile is BenchmarkReadDemo on the file KSPACED_BENCH_FILE
+// names (skipped without it), e.g. a 128² scan of the prior archive.
+func BenchmarkReadFile(b *testing.B) {
+	p := os.Getenv("KSPACED_BENCH_FILE")
+	if p == "" {
+		b.Skip("KSPACED_BENCH_FILE not set")
+	}
+	benchRead(b, p)
+}
+
+func benchRead(b *testing.B, p string) {
 	b.Run("in-process", func(b *testing.B) {
 		for range b.N {
 			if _, err := kspaceio.Read(p); err != nil {

@@ -5,12 +5,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // faultEnv names simulated parser failures for tests: "KIND" or
 // "KIND:NAME" (only for reads of a file named NAME), several separated by
-// commas, KIND one of segv, hang, spin, hog, or one of the Go runtime's
+// commas, KIND one of segv (a fault as in C code), nilderef, hang, spin, hog, or one of the Go runtime's
 // fatal errors: stack (unbounded recursion), mapwrite (concurrent map
 // writes), bigalloc (one allocation beyond the memory limit), panic. Only test binaries and binaries built with the
 // kspaced_readerfaults tag install envFault; kspaced itself ignores it.
@@ -47,7 +48,11 @@ func envFault(paths []string) {
 func fault(kind string) {
 	switch kind {
 	case "segv":
-		// A fault, as in C code: through a nil pointer, past Go's checks.
+		// A fault as in C code: the runtime cannot turn it into a panic.
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSEGV)
+		time.Sleep(time.Minute)
+	case "nilderef":
+		// A fault in Go code, which the runtime turns into a panic.
 		var p *[1 << 20]int
 		p[4096] = 1
 	case "hang":

@@ -5,9 +5,8 @@
 // above all) then kills only the child, and the job fails with a plain
 // reason while the daemon and its other jobs go on.
 //
-// The daemon reads through a Reader; `kspaced recon` and `inspect` parse in
-// process, as the user runs them on a file of their choosing and a crash
-// ends only that command (and a child would cost start-up on every call).
+// The daemon, `kspaced batch`, `recon` and `inspect` read through a Reader
+// (a child costs tens of milliseconds of start-up per file, docs/bench/isolate.md).
 package isolate
 
 import (
@@ -335,6 +334,11 @@ func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (st
 		return OutcomeMemory, fmt.Errorf("%w: the reader needed more memory than the %d MiB it may use", ErrUnsafe, lim.Memory>>20)
 	case ws.Signaled():
 		return OutcomeCrash, fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, ws.Signal())
+	case panicLine.MatchString(text):
+		// Go code of ours panicked, a nil dereference ("[signal SIGSEGV")
+		// too: a bug to fix, unlike a fault in C code. The panic's value
+		// may hold file content: not shown.
+		return OutcomePanic, fmt.Errorf("%w: the reader panicked (an internal error of kspaced's reader; please report it with the file)", ErrUnsafe)
 	}
 	for _, s := range []string{"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"} {
 		if strings.Contains(text, s) {
@@ -349,10 +353,6 @@ func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (st
 			what = " (" + m[1] + ")"
 		}
 		return OutcomeRuntimeFatal, fmt.Errorf("%w: the reader stopped on a fatal error of the Go runtime%s", ErrUnsafe, what)
-	}
-	if panicLine.MatchString(text) {
-		// The panic's value may hold file content: not shown.
-		return OutcomePanic, fmt.Errorf("%w: the reader panicked (an internal error of kspaced's reader; please report it with the file)", ErrUnsafe)
 	}
 	return OutcomeCrash, fmt.Errorf("%w: the reader crashed (exit status %d)", ErrUnsafe, ws.ExitStatus())
 }

@@ -399,10 +399,8 @@ func TestStudyErrorsCarryNoPatientData(t *testing.T) {
 	}
 	markers := []string{"Qzvbex", "Wyrmhold", "PIDQ7730", "19230417", "Fennimore", "OPIDZZ", "ACCQ88"}
 	for _, e := range fe {
-		for _, m := range markers {
-			if strings.Contains(e.Err.Error(), m) {
-				t.Errorf("%s: error quotes %q: %v", filepath.Base(e.Path), m, e.Err)
-			}
+		if m := testutil.QuotesPHI(e.Err.Error(), markers); m != "" {
+			t.Errorf("%s: error quotes %q: %v", filepath.Base(e.Path), m, e.Err)
 		}
 	}
 	// plain, sop1 and uids read; photometric, sop2, syntax and at least the
@@ -427,6 +425,7 @@ func TestRuntimeFatalErrors(t *testing.T) {
 		{"mapwrite", "fatal error of the Go runtime (concurrent map writes)", OutcomeRuntimeFatal},
 		{"bigalloc", "more memory than the 512 MiB", OutcomeMemory},
 		{"panic", "the reader panicked", OutcomePanic},
+		{"nilderef", "the reader panicked", OutcomePanic},
 	} {
 		var u Usage
 		r := &Reader{Limits: Limits{Memory: 512 << 20, Wall: 30 * time.Second}, Env: []string{faultEnv + "=" + c.fault}, Observe: func(x Usage) { u = x }}

@@ -1,5 +1,6 @@
 // Package testutil finds the external reference tools (BART, dcmtk, Debian's
-// Python with h5py/pydicom/scikit-image, …) that tests compare against.
+// Python with h5py/pydicom/scikit-image, …) that tests compare against, and
+// tells whether a text quotes made-up patient data (QuotesPHI).
 package testutil
 
 import (
