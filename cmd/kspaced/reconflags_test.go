@@ -94,8 +94,8 @@ func TestReconFlagsPerCommand(t *testing.T) {
 		{"slurm", "batch", "--method", "sense", "--in", dir, "--out", dir, "--submit=false"},
 	} {
 		var stderr strings.Builder
-		if code := execute(newRootCmd(), args, &stderr); code != 2 || !strings.Contains(stderr.String(), "recon.sampler") && !strings.Contains(stderr.String(), "--method") {
-			t.Errorf("kspaced %v: exit %d, want 2 (%s)", args, code, stderr.String())
+		if code := execute(newRootCmd(), args, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "recon.sampler") && !strings.Contains(stderr.String(), "--method") {
+			t.Errorf("kspaced %v: exit %d, want %d (%s)", args, code, exitUsage, stderr.String())
 		}
 	}
 }
