@@ -4,6 +4,7 @@ package kspaceio
 
 /*
 #include <hdf5.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
@@ -98,12 +99,25 @@ static int ks_check_links(hid_t f, char *err, size_t cap) {
 	return 0;
 }
 
+// HDF5 opens its file without O_CLOEXEC: a process started meanwhile (the
+// reader child, a peer tool) would inherit the descriptor and with it the
+// file's lock, and a later open of the file fails ("unable to lock file").
+// The callers hold syscall.ForkLock so no fork falls between open and this.
+static void ks_cloexec(hid_t f) {
+	void *h = NULL;
+	if (H5Fget_vfd_handle(f, H5P_DEFAULT, &h) < 0 || h == NULL) return;
+	int fd = *(int *)h; // the default (sec2) driver's handle is its descriptor
+	int fl = fcntl(fd, F_GETFD);
+	if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
 static hid_t ks_open(const char *path, int rw, char *err, size_t cap) {
 	ks_quiet();
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 	H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
 	hid_t f = H5Fopen(path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
 	if (f < 0) ks_fail(err, cap, "open"); // before any other call clears the stack
+	else ks_cloexec(f);
 	H5Pclose(fapl);
 	if (f >= 0 && !rw && ks_check_links(f, err, cap) < 0) { H5Fclose(f); return -1; }
 	return f;
@@ -115,6 +129,7 @@ static hid_t ks_create(const char *path, char *err, size_t cap) {
 	H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
 	hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
 	if (f < 0) ks_fail(err, cap, "create");
+	else ks_cloexec(f);
 	H5Pclose(fapl);
 	return f;
 }
@@ -736,6 +751,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -771,7 +787,9 @@ func h5Open(path string, write bool) (h5, error) {
 	if write {
 		rw = 1
 	}
+	syscall.ForkLock.RLock() // see ks_cloexec
 	id := C.ks_open(cp, rw, e.ptr(), errCap)
+	syscall.ForkLock.RUnlock()
 	if id < 0 {
 		return h5{}, e.err()
 	}
@@ -782,7 +800,9 @@ func h5Create(path string) (h5, error) {
 	var e cerr
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
+	syscall.ForkLock.RLock() // see ks_cloexec
 	id := C.ks_create(cp, e.ptr(), errCap)
+	syscall.ForkLock.RUnlock()
 	if id < 0 {
 		return h5{}, e.err()
 	}
