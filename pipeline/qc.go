@@ -75,18 +75,48 @@ func newQC(rc *configs.Recon, pr *prior) (*qcEnv, []string) {
 	return env, warnings
 }
 
-// measureQC measures a reconstructed slice; a failure is a warning.
-func measureQC(p *Prepared, res *sliceResult, rc *configs.Recon, env *qcEnv) {
+// measureQC measures a reconstructed slice; a failure is a warning. A
+// sampling method's slice is measured on a CG-SENSE reconstruction of the
+// same data (the calibration's method: the data-side measures — fit, line
+// motion, edges — and typicality are calibrated on it, and a posterior mean
+// absorbs motion and model error differently); the uncertainty and the
+// mean's own data-consistency ratio (a note) come from the mean and std.
+func measureQC(ctx context.Context, p *Prepared, res *sliceResult, rc *configs.Recon, env *qcEnv) {
 	if env == nil {
 		return
 	}
-	r, err := qc.Measure(p.QCSlice(res.Image, res.Std), rc.Method, env.prior, env.cal)
+	img, std, method := res.Image, res.Std, rc.Method
+	var own *qc.Result
+	if rc.Sampling() {
+		var err error
+		if own, err = qc.Measure(p.QCSlice(res.Image, res.Std), rc.Method, nil, env.cal); err != nil {
+			res.Warnings = append(res.Warnings, "QC not measured: "+err.Error())
+			return
+		}
+		ref := *rc
+		ref.Method = qcReference
+		if img, _, _, err = ReconstructClassical(ctx, p, &ref); err != nil {
+			res.Warnings = append(res.Warnings, "QC not measured: "+qcReference+" reference: "+err.Error())
+			return
+		}
+		std, method = nil, qcReference
+	}
+	r, err := qc.Measure(p.QCSlice(img, std), method, env.prior, env.cal)
 	if err != nil {
 		res.Warnings = append(res.Warnings, "QC not measured: "+err.Error())
 		return
 	}
+	if own != nil {
+		r.Method, r.Reference, r.Uncertainty = rc.Method, qcReference, own.Uncertainty // (not calibrated: never flags)
+		if dc := own.DataConsistency; dc != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("measured on a %s reconstruction of the same data; the %s mean's own data-consistency ratio is %.3f", qcReference, rc.Method, dc.Ratio))
+		}
+	}
 	res.QC = r
 }
+
+// qcReference is the method a sampling method's QC is measured with.
+const qcReference = "cg-sense"
 
 // addQC adds one file's slices to the job's QC report.
 func (rep *Report) addQC(input string, results []*sliceResult) *QCSeries {

@@ -50,38 +50,7 @@ func TestQCInReportDICOMAndPreview(t *testing.T) {
 		t.Logf("clean: line motion %.2g (threshold %.2g), edge sparsity %.2f (threshold %.2f)", lm.Explained, lm.Threshold, e.Score, e.Threshold)
 	}
 
-	// Motion: rewrite the k-space with shifted lines.
-	a, err := kspaceio.ReadNPY(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := kspaceio.ReadNPY(strings.TrimSuffix(in, ".npy") + "_mask.npy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	coils, rows, cols := a.Shape[0], a.Shape[1], a.Shape[2]
-	ks := a.Data
-	mask := make([]float32, len(m.Data))
-	for i, v := range m.Data {
-		mask[i] = real(v)
-	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	for c := 0; c < cols; c++ {
-		if mask[c] == 0 || rng.Float64() > 0.35 {
-			continue
-		}
-		dy, dx := 8*rng.Float64()-4, 8*rng.Float64()-4
-		for r := 0; r < rows; r++ {
-			ph := -2 * math.Pi * (float64(r-rows/2)*dy/float64(rows) + float64(c-cols/2)*dx/float64(cols))
-			f := complex64(complex(math.Cos(ph), math.Sin(ph)))
-			for co := 0; co < coils; co++ {
-				ks[(co*rows+r)*cols+c] *= f
-			}
-		}
-	}
-	if err := kspaceio.WriteNPYComplex64(in, a.Shape, ks); err != nil {
-		t.Fatal(err)
-	}
+	moveLines(t, in)
 	moved, out := run("moved")
 	if moved.QC.Status != "check" || len(moved.QC.Flags) == 0 {
 		t.Fatalf("moved scan QC %+v (slice %+v)", moved.QC, moved.QC.Series[0].PerSlice[0])
@@ -161,5 +130,81 @@ func TestQCTypicalityForClassicalWithPrior(t *testing.T) {
 	}
 	if _, err := os.Stat(qc.SidecarPath(cfg.Recon.Sampler.Prior)); err == nil && r.Typicality.Threshold == 0 {
 		t.Error("calibrated prior without a threshold")
+	}
+}
+
+// A sampling method's QC is judged on a CG-SENSE reconstruction of the same
+// data: a clean scan sampled with MMPS passes, the same scan with motion is
+// flagged "motion suspected", and both report the samples' uncertainty.
+func TestQCOfSamplingUsesReference(t *testing.T) {
+	dir := t.TempDir()
+	in, _, cfg := simulateBrain(t, dir)
+	cfg.Recon.Method = "mmps"
+	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.Samples = 4, 2
+	run := func(name string) *qc.Result {
+		out := filepath.Join(dir, name)
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(context.Background(), Job{ID: name, Inputs: []string{in}, Config: cfg}, out, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.QC.Series[0].PerSlice[0]
+		if r.Method != "mmps" || r.Reference != "cg-sense" || r.Uncertainty == nil || r.LineMotion == nil ||
+			len(r.Notes) == 0 || !strings.Contains(strings.Join(r.Notes, "; "), "mmps mean's own data-consistency ratio") {
+			b, _ := json.Marshal(r)
+			t.Fatalf("%s: QC %s", name, b)
+		}
+		return r
+	}
+	if clean := run("clean"); clean.Flagged() {
+		t.Fatalf("clean scan flagged: %+v", clean.Flags)
+	}
+	moveLines(t, in)
+	moved := run("moved")
+	var motion bool
+	for _, f := range moved.Flags {
+		motion = motion || f.Code == qc.CodeMotion
+	}
+	if !motion {
+		t.Fatalf("moved scan sampled with mmps: flags %+v", moved.Flags)
+	}
+}
+
+// moveLines rewrites the .npy k-space at in with motion: about a third of
+// its sampled columns acquired with the object shifted by up to 4 px.
+func moveLines(t *testing.T, in string) {
+	t.Helper()
+	a, err := kspaceio.ReadNPY(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kspaceio.ReadNPY(strings.TrimSuffix(in, ".npy") + "_mask.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	coils, rows, cols := a.Shape[0], a.Shape[1], a.Shape[2]
+	ks := a.Data
+	mask := make([]float32, len(m.Data))
+	for i, v := range m.Data {
+		mask[i] = real(v)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for c := 0; c < cols; c++ {
+		if mask[c] == 0 || rng.Float64() > 0.35 {
+			continue
+		}
+		dy, dx := 8*rng.Float64()-4, 8*rng.Float64()-4
+		for r := 0; r < rows; r++ {
+			ph := -2 * math.Pi * (float64(r-rows/2)*dy/float64(rows) + float64(c-cols/2)*dx/float64(cols))
+			f := complex64(complex(math.Cos(ph), math.Sin(ph)))
+			for co := 0; co < coils; co++ {
+				ks[(co*rows+r)*cols+c] *= f
+			}
+		}
+	}
+	if err := kspaceio.WriteNPYComplex64(in, a.Shape, ks); err != nil {
+		t.Fatal(err)
 	}
 }

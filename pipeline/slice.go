@@ -71,7 +71,7 @@ func reconstructSlices(ctx context.Context, scans []*mri.Scan, rc *configs.Recon
 	}
 	for i, p := range ps {
 		stop := timer(timings, "qc")
-		measureQC(p, res[i], rc, env)
+		measureQC(ctx, p, res[i], rc, env)
 		stop()
 	}
 	return res, nil

@@ -24,7 +24,12 @@ type Flag struct {
 
 // Result is the QC of one slice.
 type Result struct {
-	Method          string           `json:"method"`
+	Method string `json:"method"`
+	// Reference names the reconstruction the measures were made on when it
+	// is not the job's own: a sampling method's slice is judged on a
+	// CG-SENSE reconstruction of the same data, which its calibration knows
+	// (pipeline); its std still gives the uncertainty.
+	Reference       string           `json:"reference,omitempty"`
 	DataConsistency *DataConsistency `json:"data_consistency,omitempty"`
 	Noise           *Noise           `json:"noise,omitempty"`
 	LineMotion      *LineMotion      `json:"line_motion,omitempty"`
