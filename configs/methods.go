@@ -1,5 +1,7 @@
 package configs
 
+import "slices"
+
 // Method is one reconstruction method as configs, the CLI and the daemon
 // see it. pipeline holds the function that runs each (TestMethodsRun
 // there checks it covers this table).
@@ -45,6 +47,13 @@ func LookupMethod(name string) (Method, bool) {
 func (r *Recon) Sampling() bool {
 	m, _ := LookupMethod(r.Method)
 	return m.Sampling
+}
+
+// Reads reports whether r.Method reads the recon setting name (one of its
+// Params, e.g. "covariance": MMPS's covariance applies).
+func (r *Recon) Reads(name string) bool {
+	m, _ := LookupMethod(r.Method)
+	return slices.Contains(m.Params, name)
 }
 
 // Param is the value of the recon setting name (a Method.Params entry).

@@ -18,6 +18,9 @@ func TestMethodTable(t *testing.T) {
 		if r.Sampling() != (m.Name == "mmps" || m.Name == "dps") {
 			t.Errorf("%s: Sampling() = %v", m.Name, r.Sampling())
 		}
+		if r.Reads("covariance") != (m.Name == "mmps") || r.Reads("zeta") != (m.Name == "dps") || r.Reads("no-such-setting") {
+			t.Errorf("%s: Reads covariance %v, zeta %v", m.Name, r.Reads("covariance"), r.Reads("zeta"))
+		}
 	}
 	if _, ok := LookupMethod("langevin"); ok {
 		t.Error("unknown method found")

@@ -146,7 +146,7 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 		r := res[i]
 		r.Image, r.Std, r.Residual = post.Mean, post.MagStd, post.Residual
 		r.DenoiserEvals, r.VJPs = post.DenoiserEvals, post.VJPs
-		if rc.Method == "mmps" {
+		if rc.Reads("covariance") {
 			r.Covariance = cov
 		}
 	}
@@ -167,7 +167,7 @@ func samplerSettings(d priors.Denoiser, rc *configs.Recon) (covariance string, s
 	}
 	if steps == 0 {
 		steps = configs.DefaultSteps
-		if covariance == posterior.CovDiagonal && rc.Method == "mmps" {
+		if covariance == posterior.CovDiagonal && rc.Reads("covariance") {
 			steps = configs.DefaultDiagonalSteps
 		}
 	}
