@@ -319,6 +319,20 @@ func roundDur(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
+// memoryExhausted reports whether a child's stderr says it ran out of the
+// address space RLIMIT_AS leaves it: the Go runtime's own allocation
+// failures, and a new thread's stack that cannot be mapped (the runtime
+// or cgo then aborts with SIGABRT; seen once in CI on the memory hog).
+func memoryExhausted(text string) bool {
+	for _, s := range []string{"out of memory", "cannot allocate memory", "failed to reserve",
+		"pthread_create failed", "failed to create new OS thread"} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // classify turns a failed child into an outcome and a reason in plain words.
 func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (string, error) {
 	if ps == nil {
@@ -330,7 +344,7 @@ func classify(werr error, ps *os.ProcessState, tail *stderrHead, lim Limits) (st
 	switch {
 	case cpu >= lim.CPU-time.Second/2 && (ws.Signaled() && (ws.Signal() == syscall.SIGKILL || ws.Signal() == syscall.SIGXCPU)):
 		return OutcomeCPU, fmt.Errorf("%w: the reader used more than %s of CPU time and was stopped", ErrUnsafe, roundDur(lim.CPU))
-	case strings.Contains(text, "out of memory") || strings.Contains(text, "cannot allocate memory") || strings.Contains(text, "failed to reserve"):
+	case memoryExhausted(text):
 		return OutcomeMemory, fmt.Errorf("%w: the reader needed more memory than the %d MiB it may use", ErrUnsafe, lim.Memory>>20)
 	case ws.Signaled():
 		return OutcomeCrash, fmt.Errorf("%w: the reader crashed (%s)", ErrUnsafe, ws.Signal())
