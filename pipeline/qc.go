@@ -85,32 +85,32 @@ func measureQC(ctx context.Context, p *Prepared, res *sliceResult, rc *configs.R
 	if env == nil {
 		return
 	}
+	warn := func(err error) { res.Warnings = append(res.Warnings, "QC not measured: "+err.Error()) }
 	img, std, method := res.Image, res.Std, rc.Method
-	var own *qc.Result
+	var mean *qc.DataConsistency
+	var u *qc.Uncertainty
 	if rc.Sampling() {
 		var err error
-		if own, err = qc.Measure(p.QCSlice(res.Image, res.Std), rc.Method, nil, env.cal); err != nil {
-			res.Warnings = append(res.Warnings, "QC not measured: "+err.Error())
+		if mean, u, err = qc.MeanSummary(p.QCSlice(res.Image, res.Std)); err != nil {
+			warn(err)
 			return
 		}
 		ref := *rc
 		ref.Method = qcReference
 		if img, _, _, err = ReconstructClassical(ctx, p, &ref); err != nil {
-			res.Warnings = append(res.Warnings, "QC not measured: "+qcReference+" reference: "+err.Error())
+			warn(fmt.Errorf("%s reference: %w", qcReference, err))
 			return
 		}
 		std, method = nil, qcReference
 	}
 	r, err := qc.Measure(p.QCSlice(img, std), method, env.prior, env.cal)
 	if err != nil {
-		res.Warnings = append(res.Warnings, "QC not measured: "+err.Error())
+		warn(err)
 		return
 	}
-	if own != nil {
-		r.Method, r.Reference, r.Uncertainty = rc.Method, qcReference, own.Uncertainty // (not calibrated: never flags)
-		if dc := own.DataConsistency; dc != nil {
-			r.Notes = append(r.Notes, fmt.Sprintf("measured on a %s reconstruction of the same data; the %s mean's own data-consistency ratio is %.3f", qcReference, rc.Method, dc.Ratio))
-		}
+	if mean != nil {
+		r.Method, r.Reference, r.Uncertainty = rc.Method, qcReference, u // (not calibrated: never flags)
+		r.Notes = append(r.Notes, fmt.Sprintf("measured on a %s reconstruction of the same data; the %s mean's own data-consistency ratio is %.3f", qcReference, rc.Method, mean.Ratio))
 	}
 	res.QC = r
 }

@@ -89,6 +89,21 @@ func Measure(s *Slice, method string, prior priors.Denoiser, cal *Calibration) (
 	return r, nil
 }
 
+// MeanSummary is what QC takes from a posterior mean and its std when the
+// slice is judged on a reference reconstruction of the same data (pipeline:
+// a sampling method's QC): the mean's own data consistency, uncalibrated,
+// and the uncertainty (nil without a std).
+func MeanSummary(s *Slice) (*DataConsistency, *Uncertainty, error) {
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
+	var u *Uncertainty
+	if s.Std != nil {
+		u = measureUncertainty(s.Image, s.Std)
+	}
+	return measureConsistency(s), u, nil
+}
+
 // PriorImage is img divided by scale (prior space); scale ≤ 0 means 1.
 func PriorImage(img []complex64, scale float64) []complex64 {
 	if !(scale > 0) {
