@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kspaced/kspaced/configs"
 	"github.com/kspaced/kspaced/internal/testutil"
 	"github.com/kspaced/kspaced/mri/kspaceio"
 	"github.com/kspaced/kspaced/qc"
@@ -25,20 +26,7 @@ func TestQCInReportDICOMAndPreview(t *testing.T) {
 	dcmdump := testutil.Tool(t, "dcmdump")
 	dir := t.TempDir()
 	in, _, cfg := simulateBrain(t, dir)
-	run := func(name string) (*Report, string) {
-		out := filepath.Join(dir, name)
-		if err := os.Mkdir(out, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		rep, err := Run(context.Background(), Job{ID: name, Inputs: []string{in}, Config: cfg}, out, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rep.Write(out); err != nil {
-			t.Fatal(err)
-		}
-		return rep, out
-	}
+	run := func(name string) (*Report, string) { return runJob(t, dir, name, in, cfg) }
 	clean, cleanOut := run("clean")
 	if clean.QC == nil || clean.QC.Status != "ok" || len(clean.QC.Series) != 1 || clean.QC.Series[0].PerSlice[0] == nil {
 		b, _ := json.Marshal(clean.QC)
@@ -142,14 +130,7 @@ func TestQCOfSamplingUsesReference(t *testing.T) {
 	cfg.Recon.Method = "mmps"
 	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.Samples = 4, 2
 	run := func(name string) *qc.Result {
-		out := filepath.Join(dir, name)
-		if err := os.Mkdir(out, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		rep, err := Run(context.Background(), Job{ID: name, Inputs: []string{in}, Config: cfg}, out, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep, _ := runJob(t, dir, name, in, cfg)
 		r := rep.QC.Series[0].PerSlice[0]
 		if r.Method != "mmps" || r.Reference != "cg-sense" || r.Uncertainty == nil || r.LineMotion == nil ||
 			len(r.Notes) == 0 || !strings.Contains(strings.Join(r.Notes, "; "), "mmps mean's own data-consistency ratio") {
@@ -207,4 +188,21 @@ func moveLines(t *testing.T, in string) {
 	if err := kspaceio.WriteNPYComplex64(in, a.Shape, ks); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runJob runs in as job name into dir/name and writes its report there.
+func runJob(t *testing.T, dir, name, in string, cfg *configs.Config) (*Report, string) {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Job{ID: name, Inputs: []string{in}, Config: cfg}, out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	return rep, out
 }
