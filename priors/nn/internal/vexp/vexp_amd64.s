@@ -26,44 +26,55 @@ VEC8(onev<>, $0x3f800000)
 VEC8(infv<>, $0x7f800000)
 VEC8(biasv<>, $127)
 
+// AFFINE_SETUP loads the arguments (dst DI, src SI, n CX, a Y8, b Y9) and
+// the constants (Y10–Y15) of the affine kernels.
+#define AFFINE_SETUP \
+	MOVQ dst+0(FP), DI; \
+	MOVQ src+8(FP), SI; \
+	MOVQ n+16(FP), CX; \
+	VBROADCASTSS a+24(FP), Y8; \
+	VBROADCASTSS b+28(FP), Y9; \
+	VMOVUPS log2ev<>(SB), Y10; \
+	VMOVUPS ln2hiv<>(SB), Y11; \
+	VMOVUPS ln2lov<>(SB), Y12; \
+	VMOVUPS hiv<>(SB), Y13; \
+	VMOVUPS lov<>(SB), Y14; \
+	VMOVUPS infv<>(SB), Y15
+
+// EXP8 sets Y3 = exp(a·x + b) for the 8 values x at (SI), leaving Y0 = a·x + b:
+// n = round(x·log2 e) (Y1), r = x − n·ln2hi − n·ln2lo (Y2), the polynomial
+// in r times 2ⁿ = (n + 127) << 23 (Y4); x > 88 gives +Inf, x < −87 gives 0.
+#define EXP8 \
+	VMOVUPS (SI), Y0; \
+	VFMADD213PS Y9, Y8, Y0; \
+	VMULPS Y10, Y0, Y1; \
+	VROUNDPS $0, Y1, Y1; \
+	VMOVAPS Y0, Y2; \
+	VFNMADD231PS Y11, Y1, Y2; \
+	VFNMADD231PS Y12, Y1, Y2; \
+	VMOVUPS c6v<>(SB), Y3; \
+	VFMADD213PS c5v<>(SB), Y2, Y3; \
+	VFMADD213PS c4v<>(SB), Y2, Y3; \
+	VFMADD213PS c3v<>(SB), Y2, Y3; \
+	VFMADD213PS c2v<>(SB), Y2, Y3; \
+	VFMADD213PS onev<>(SB), Y2, Y3; \
+	VFMADD213PS onev<>(SB), Y2, Y3; \
+	VCVTPS2DQ Y1, Y4; \
+	VPADDD biasv<>(SB), Y4, Y4; \
+	VPSLLD $23, Y4, Y4; \
+	VMULPS Y4, Y3, Y3; \
+	VCMPPS $0x1e, Y13, Y0, Y5; \
+	VBLENDVPS Y5, Y15, Y3, Y3; \
+	VCMPPS $0x11, Y14, Y0, Y6; \
+	VANDNPS Y3, Y6, Y3
+
 // func affineAVX2(dst, src *float32, n int, a, b float32)
 // dst[i] = exp(a·src[i] + b) for i < n; n > 0 is a multiple of 8.
 TEXT ·affineAVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	VBROADCASTSS a+24(FP), Y8
-	VBROADCASTSS b+28(FP), Y9
-	VMOVUPS log2ev<>(SB), Y10
-	VMOVUPS ln2hiv<>(SB), Y11
-	VMOVUPS ln2lov<>(SB), Y12
-	VMOVUPS hiv<>(SB), Y13
-	VMOVUPS lov<>(SB), Y14
-	VMOVUPS infv<>(SB), Y15
+	AFFINE_SETUP
 
 loop:
-	VMOVUPS (SI), Y0
-	VFMADD213PS Y9, Y8, Y0 // x = a·src + b
-	VMULPS Y10, Y0, Y1
-	VROUNDPS $0, Y1, Y1 // n
-	VMOVAPS Y0, Y2
-	VFNMADD231PS Y11, Y1, Y2 // r = x − n·ln2hi − n·ln2lo
-	VFNMADD231PS Y12, Y1, Y2
-	VMOVUPS c6v<>(SB), Y3
-	VFMADD213PS c5v<>(SB), Y2, Y3
-	VFMADD213PS c4v<>(SB), Y2, Y3
-	VFMADD213PS c3v<>(SB), Y2, Y3
-	VFMADD213PS c2v<>(SB), Y2, Y3
-	VFMADD213PS onev<>(SB), Y2, Y3
-	VFMADD213PS onev<>(SB), Y2, Y3
-	VCVTPS2DQ Y1, Y4 // 2ⁿ: (n + 127) << 23
-	VPADDD biasv<>(SB), Y4, Y4
-	VPSLLD $23, Y4, Y4
-	VMULPS Y4, Y3, Y3
-	VCMPPS $0x1e, Y13, Y0, Y5 // x > 88: +Inf
-	VBLENDVPS Y5, Y15, Y3, Y3
-	VCMPPS $0x11, Y14, Y0, Y6 // x < −87: 0
-	VANDNPS Y3, Y6, Y3
+	EXP8
 	VMOVUPS Y3, (DI)
 	ADDQ $32, SI
 	ADDQ $32, DI
@@ -76,42 +87,11 @@ loop:
 // affineAVX2 that also returns the sum of the values written (8 lanes,
 // then across them).
 TEXT ·affineSumAVX2(SB), NOSPLIT, $0-36
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-	VBROADCASTSS a+24(FP), Y8
-	VBROADCASTSS b+28(FP), Y9
-	VMOVUPS log2ev<>(SB), Y10
-	VMOVUPS ln2hiv<>(SB), Y11
-	VMOVUPS ln2lov<>(SB), Y12
-	VMOVUPS hiv<>(SB), Y13
-	VMOVUPS lov<>(SB), Y14
-	VMOVUPS infv<>(SB), Y15
+	AFFINE_SETUP
 	VXORPS Y7, Y7, Y7
 
 sumloop:
-	VMOVUPS (SI), Y0
-	VFMADD213PS Y9, Y8, Y0 // x = a·src + b
-	VMULPS Y10, Y0, Y1
-	VROUNDPS $0, Y1, Y1 // n
-	VMOVAPS Y0, Y2
-	VFNMADD231PS Y11, Y1, Y2 // r = x − n·ln2hi − n·ln2lo
-	VFNMADD231PS Y12, Y1, Y2
-	VMOVUPS c6v<>(SB), Y3
-	VFMADD213PS c5v<>(SB), Y2, Y3
-	VFMADD213PS c4v<>(SB), Y2, Y3
-	VFMADD213PS c3v<>(SB), Y2, Y3
-	VFMADD213PS c2v<>(SB), Y2, Y3
-	VFMADD213PS onev<>(SB), Y2, Y3
-	VFMADD213PS onev<>(SB), Y2, Y3
-	VCVTPS2DQ Y1, Y4 // 2ⁿ: (n + 127) << 23
-	VPADDD biasv<>(SB), Y4, Y4
-	VPSLLD $23, Y4, Y4
-	VMULPS Y4, Y3, Y3
-	VCMPPS $0x1e, Y13, Y0, Y5 // x > 88: +Inf
-	VBLENDVPS Y5, Y15, Y3, Y3
-	VCMPPS $0x11, Y14, Y0, Y6 // x < −87: 0
-	VANDNPS Y3, Y6, Y3
+	EXP8
 	VMOVUPS Y3, (DI)
 	VADDPS Y3, Y7, Y7
 	ADDQ $32, SI
