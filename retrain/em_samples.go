@@ -14,15 +14,10 @@ import (
 
 func (o *EMOptions) samplesPerObservation() int { return max(1, o.SamplesPerObservation) }
 
-// eStepSamples draws per samples of each observation into dst, laid out
-// [sample pass][observation][2][rows][cols]; pass 0 is EStep with so's seed,
-// so one sample per observation reproduces the single-sample E-step.
-func eStepSamples(ctx context.Context, d priors.Denoiser, obs []Observation, so posterior.SampleOptions, workers, per int, dst []float32, progress func(done, total int)) error {
-	return eStepSamplesOf(ctx, d, obs, nil, so, workers, per, dst, progress)
-}
-
-// eStepSamplesOf is eStepSamples for the observations listed in which (nil:
-// all), laid out [sample pass][position in which][2][rows][cols].
+// eStepSamplesOf draws per samples of each observation listed in which
+// (nil: all) into dst, laid out [sample pass][position in which][2][rows]
+// [cols]; pass 0 is EStep with so's seed, so one sample per observation
+// reproduces the single-sample E-step.
 func eStepSamplesOf(ctx context.Context, d priors.Denoiser, obs []Observation, which []int, so posterior.SampleOptions, workers, per int, dst []float32, progress func(done, total int)) error {
 	m := len(obs)
 	if which != nil {

@@ -29,7 +29,7 @@ func TestEStepSamplesLayout(t *testing.T) {
 	}
 	two := make([]float32, 2*3*n)
 	var last int
-	if err := eStepSamples(context.Background(), g, obs, so, 1, 2, two, func(done, total int) { last = done * 100 / total }); err != nil {
+	if err := eStepSamplesOf(context.Background(), g, obs, nil, so, 1, 2, two, func(done, total int) { last = done * 100 / total }); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(two[:3*n], one) {
@@ -41,7 +41,7 @@ func TestEStepSamplesLayout(t *testing.T) {
 	if last != 100 {
 		t.Fatalf("progress ended at %d%%", last)
 	}
-	if err := eStepSamples(context.Background(), g, obs, so, 1, 2, make([]float32, 5), nil); err == nil {
+	if err := eStepSamplesOf(context.Background(), g, obs, nil, so, 1, 2, make([]float32, 5), nil); err == nil {
 		t.Fatal("wrong buffer length accepted")
 	}
 }
