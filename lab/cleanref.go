@@ -2,10 +2,8 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/kspaced/kspaced/configs"
@@ -31,13 +29,9 @@ type CleanReferenceOptions struct {
 // as EM's M-steps took through lap Lap. It resumes from Out.train and returns
 // the step count.
 func CleanReference(ctx context.Context, opt CleanReferenceOptions) (int, error) {
-	raw, err := os.ReadFile(filepath.Join(opt.Run, "laps.json"))
+	laps, err := retrain.ReadLaps(opt.Run)
 	if err != nil {
 		return 0, err
-	}
-	var laps []retrain.LapRecord
-	if err := json.Unmarshal(raw, &laps); err != nil {
-		return 0, fmt.Errorf("%s/laps.json: %w", opt.Run, err)
 	}
 	if opt.Lap < 1 || opt.Lap >= len(laps) {
 		return 0, fmt.Errorf("clean reference: lap %d is not a network lap of %s (%d laps)", opt.Lap, opt.Run, len(laps))

@@ -110,7 +110,7 @@ func TestLapAttemptsJSONWithoutTruth(t *testing.T) {
 	if err := writeLaps(dir, []LapRecord{r}); err != nil {
 		t.Fatal(err)
 	}
-	back, err := readLaps(dir)
+	back, err := ReadLaps(dir)
 	if err != nil || len(back) != 1 || back[0].Attempts[0].DataConsistency != 3 {
 		t.Fatalf("%v %+v", err, back)
 	}

@@ -203,7 +203,7 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 	if err := pinRun(opt.Dir, runOf(train, val, opt), opt.AdoptData); err != nil {
 		return nil, err
 	}
-	recs, err := readLaps(opt.Dir)
+	recs, err := ReadLaps(opt.Dir)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +300,7 @@ func pinRun(dir string, run emRun, adopt bool) error {
 		other := norm(have)
 		other.DataID = want.DataID
 		if reflect.DeepEqual(other, want) {
-			recs, err := readLaps(dir)
+			recs, err := ReadLaps(dir)
 			if err != nil {
 				return err
 			}
@@ -323,7 +323,9 @@ func pinRun(dir string, run emRun, adopt bool) error {
 	return fmt.Errorf("em: %s was made for another run (%s; now %s): %s", dir, a, b, hint)
 }
 
-func readLaps(dir string) ([]LapRecord, error) {
+// ReadLaps reads the lap records of the run in dir (none yet: nil), checking
+// that each lists its lap in order and that its checkpoint is there.
+func ReadLaps(dir string) ([]LapRecord, error) {
 	path := filepath.Join(dir, "laps.json")
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {

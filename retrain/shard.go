@@ -57,7 +57,7 @@ func lapPending(train, val []Observation, opt EMOptions, k int) (done bool, err 
 	if err := pinRun(opt.Dir, runOf(train, val, opt), opt.AdoptData); err != nil {
 		return false, err
 	}
-	recs, err := readLaps(opt.Dir)
+	recs, err := ReadLaps(opt.Dir)
 	if err != nil {
 		return false, err
 	}
