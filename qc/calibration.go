@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math"
 	"os"
-	"slices"
 )
 
 // Calibration is what QC compares a slice against: distributions of the
@@ -164,5 +163,3 @@ func (c *Calibration) Merge(o *Calibration) *Calibration {
 	}
 	return out
 }
-
-func sortFloats(v []float64) { slices.Sort(v) }

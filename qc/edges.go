@@ -32,13 +32,7 @@ func measureEdgeSparsity(img []complex64, rows, cols int) *EdgeSparsity {
 	if h < 3 || w < 3 {
 		return nil
 	}
-	mag := make([]float64, len(img))
-	for i, v := range img {
-		mag[i] = math.Hypot(float64(real(v)), float64(imag(v)))
-	}
-	sorted := slices.Clone(mag)
-	slices.Sort(sorted)
-	cut := quantile(sorted, 0.99) / 5
+	mag, cut := foregroundCut(img)
 	b := make([]float64, h*w)
 	for r := 0; r < h; r++ {
 		for c := 0; c < w; c++ {

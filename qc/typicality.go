@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/kspaced/kspaced/priors"
 )
@@ -91,6 +92,18 @@ func TypicalityScore(d priors.Denoiser, img []complex64, rows, cols int, set Typ
 	return t, nil
 }
 
+// foregroundCut returns img's magnitudes and the foreground threshold QC
+// uses: a fifth of their 99th percentile.
+func foregroundCut(img []complex64) (mag []float64, cut float64) {
+	mag = make([]float64, len(img))
+	for i, v := range img {
+		mag[i] = math.Hypot(float64(real(v)), float64(imag(v)))
+	}
+	sorted := slices.Clone(mag)
+	slices.Sort(sorted)
+	return mag, quantile(sorted, 0.99) / 5
+}
+
 // Uncertainty is the posterior spread relative to the signal.
 type Uncertainty struct {
 	// Relative is the mean posterior std over the foreground divided by the
@@ -103,13 +116,7 @@ type Uncertainty struct {
 }
 
 func measureUncertainty(img []complex64, std []float32) *Uncertainty {
-	mag := make([]float64, len(img))
-	for i, v := range img {
-		mag[i] = math.Hypot(float64(real(v)), float64(imag(v)))
-	}
-	sorted := append([]float64(nil), mag...)
-	sortFloats(sorted)
-	cut := quantile(sorted, 0.99) / 5
+	mag, cut := foregroundCut(img)
 	u := &Uncertainty{}
 	var ss, sm float64
 	for i, m := range mag {
