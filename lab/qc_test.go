@@ -39,7 +39,8 @@ func shippedCalibration(t *testing.T, priors []string) map[string]*qc.Calibratio
 // priors of train/default-prior named in KSPACED_QC_PRIORS (comma-separated
 // file names, the first flags; default lap-01 and lap-00), calibrated anew on the 16 calibration slices (32 scans); it prints the table and writes the ROC
 // curve to KSPACED_QC_ROC (if set), and with KSPACED_QC_WRITE_CALIBRATION=1
-// writes qc/classical.qc.json and the priors' sidecars. KSPACED_QC_METHOD
+// writes qc/classical.qc.json and the priors' sidecars (=priors: the sidecars
+// only, as scripts/ship-prior.sh does). KSPACED_QC_METHOD
 // evaluates another classical method (calibrated anew), KSPACED_QC_PRIORS=none
 // leaves typicality out. KSPACED_QC_FROM
 // reuses a run saved with KSPACED_QC_SAVE (KSPACED_QC_RECALIBRATE=1 fits the
@@ -121,9 +122,11 @@ func TestQCEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if os.Getenv("KSPACED_QC_WRITE_CALIBRATION") == "1" {
-		if err := ev.Calibration[""].Save("../qc/classical.qc.json"); err != nil {
-			t.Fatal(err)
+	if w := os.Getenv("KSPACED_QC_WRITE_CALIBRATION"); w == "1" || w == "priors" {
+		if w == "1" {
+			if err := ev.Calibration[""].Save("../qc/classical.qc.json"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, name := range priorNames {
 			if err := ev.Calibration[name].Save(qc.SidecarPath(filepath.Join(priorDir, name))); err != nil {

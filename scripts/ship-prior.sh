@@ -2,6 +2,8 @@
 # make ship-prior LAP=NN: embed network lap NN of the default-prior run
 # (train/default-prior) as the built-in prior, with a diagonal covariance head
 # (OCM) so that MMPS's default covariance (auto) runs without VJPs.
+#   0. the lap's QC calibration (typicality; lab TestQCEvidence with the
+#      archive's test scans, a few minutes), unless its sidecar exists
 #   1. L1-wavelet reconstructions of the run's training archive (corrupted
 #      data only; once, kept in out/prior/l1train)
 #   2. kspaced prior fit-covariance on them (resumable: rerun to continue;
@@ -17,7 +19,10 @@ export PATH=/usr/local/go/bin:$PATH
 bin=out/prior/kspaced
 go build -o "$bin" ./cmd/kspaced
 "$bin" prior show "$src" | grep -q '^kind: *unet' || { echo "ship-prior: $src is not a network prior (the built-in prior must serve any matrix)" >&2; exit 1; }
-[[ -f "$src.qc.json" ]] || { echo "ship-prior: $src.qc.json missing: calibrate QC first (docs/bench/qc.md)" >&2; exit 1; }
+if [[ ! -f "$src.qc.json" ]]; then
+	(cd lab && KSPACED_QC_PRIORS="lap-$lap.safetensors" KSPACED_QC_EVIDENCE=1 KSPACED_QC_WRITE_CALIBRATION=priors \
+		KSPACED_QC_ARCHIVE="$PWD/../out/prior/archive" go test . -run 'TestQCEvidence$' -count=1 -timeout 90m)
+fi
 if [[ ! -f out/prior/l1train/.done ]]; then
 	rm -rf out/prior/l1train
 	"$bin" recon out/prior/archive/train --method l1-wavelet --npy --dicom=false --previews=false --out out/prior/l1train
