@@ -82,6 +82,11 @@ type Sampler struct {
 	// BatchPixels bounds the slices of a volume sampled as one denoiser
 	// batch: samples × rows × cols over the batch (one slice always goes).
 	BatchPixels int `yaml:"batch_pixels"`
+	// SpreadCheck holds out a fifth of each slice's measured lines outside
+	// the centre, samples again from the rest, and scales the slice's std
+	// by how far the held-out values stray from the samples' spread
+	// (posterior.CheckSpread): a truth-free calibration at twice the cost.
+	SpreadCheck bool `yaml:"spread_check"`
 }
 
 // Output selects what a reconstruction writes.

@@ -20,8 +20,8 @@ var MethodTable = []Method{
 	{Name: "zero-filled"},
 	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
 	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
-	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "cg_iterations"}},
-	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "cg_iterations", "spread_check"}},
+	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta", "spread_check"}},
 }
 
 // Methods are the names of MethodTable, in order.
@@ -78,6 +78,8 @@ func (r *Recon) Param(name string) any {
 		return s.CGIterations
 	case "zeta":
 		return s.Zeta
+	case "spread_check":
+		return s.SpreadCheck
 	}
 	return nil
 }

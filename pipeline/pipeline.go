@@ -99,7 +99,11 @@ type Report struct {
 	Slices     int                `json:"slices"`
 	// Residual is ‖y − A x‖ / ‖y‖ over the sampled k-space, per slice.
 	Residual []float64 `json:"data_consistency_residual"`
-	Cost     *Cost     `json:"sampling_cost,omitempty"`
+	// SpreadRatio is, per slice, the factor recon.sampler.spread_check
+	// applied to the std (posterior.CheckSpread; null where the noise alone
+	// explains the held-out lines and the std is left as sampled).
+	SpreadRatio []*float64 `json:"spread_ratio,omitempty"`
+	Cost        *Cost      `json:"sampling_cost,omitempty"`
 	// QC says which slices should not be trusted as they are, and why.
 	QC       *QCReport `json:"qc,omitempty"`
 	Warnings []string  `json:"warnings"`

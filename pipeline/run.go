@@ -136,6 +136,13 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 			results[i] = r
 			rep.Slices++
 			rep.Residual = append(rep.Residual, r.Residual)
+			if cfg.Recon.Sampling() && cfg.Recon.Sampler.SpreadCheck {
+				var f *float64
+				if !math.IsNaN(r.SpreadRatio) {
+					f = &r.SpreadRatio
+				}
+				rep.SpreadRatio = append(rep.SpreadRatio, f)
+			}
 			if pr != nil {
 				rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs, Covariance: r.Covariance}
 			}

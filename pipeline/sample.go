@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/kspaced/kspaced/configs"
@@ -100,6 +101,7 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 		return fmt.Errorf("%w: prior %s: %v", ErrBadInput, pr.name, err)
 	}
 	probs := make([]posterior.Problem, len(ps))
+	ops := make([]mri.Operator, len(ps)) // full k-space, for the spread check
 	for i, p := range ps {
 		s := p.Scan
 		var op mri.Operator = p.Op // the CPU's SENSE, built by Prepare
@@ -111,6 +113,7 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 			defer pr.dev.Release(dop)
 			op = dop
 		}
+		ops[i] = op
 		// The sampler sees only the sampled k-space: MMPS's CG then runs on a
 		// quarter of the values at 4× (the unsampled ones are zeros of A's output).
 		rop, err := posterior.Restrict(op, posterior.Measured(s.Mask, s.Coils))
@@ -123,15 +126,37 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 	}
 	sp := rc.Sampler
 	cov, steps := samplerSettings(pr.d, rc)
-	posts, err := posterior.SamplePosteriors(ctx, d, probs, posterior.SampleOptions{
+	opt := posterior.SampleOptions{
 		Method: rc.Method, Covariance: cov, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, Progress: progress,
-	})
+	}
+	posts, err := posterior.SamplePosteriors(ctx, d, probs, opt)
 	if derr := pr.dev.Err(); derr != nil {
 		return fmt.Errorf("device: %w", derr)
 	}
 	if err != nil {
 		return err
+	}
+	if sp.SpreadCheck {
+		opt.Progress = nil
+		for i, p := range ps {
+			s := p.Scan
+			o := opt
+			o.NoiseVar, o.Scale = probs[i].NoiseVar, probs[i].Scale
+			sc, err := posterior.CheckSpread(ctx, d, ops[i], s.KSpace, s.Mask, s.Rows, s.Cols, s.Coils, o, posterior.HoldOutOptions{Seed: sp.Seed + uint64(i)})
+			if derr := pr.dev.Err(); derr != nil {
+				return fmt.Errorf("device: %w", derr)
+			}
+			if err != nil {
+				return fmt.Errorf("spread check: %w", err)
+			}
+			res[i].SpreadRatio = sc.Ratio
+			if r := sc.Ratio; r > 0 && !math.IsInf(r, 0) { // NaN: the noise explains the residuals
+				for k := range posts[i].MagStd {
+					posts[i].MagStd[k] *= float32(r)
+				}
+			}
+		}
 	}
 	for i, post := range posts {
 		// Where the coil maps vanish the data say nothing and the samples are

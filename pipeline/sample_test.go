@@ -164,6 +164,44 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if rep.Residual[0] > 0.5 {
 		t.Fatalf("gaussian prior: residual %g", rep.Residual[0])
 	}
+	// recon.sampler.spread_check: the same samples (same seed), the std
+	// scaled by the ratio the report gives.
+	plainOut, checkOut := t.TempDir(), t.TempDir()
+	if _, err := Run(context.Background(), Job{ID: "g0", Inputs: []string{in}, Config: cfg}, plainOut, nil); err != nil {
+		t.Fatal(err)
+	}
+	checked := *cfg
+	checked.Recon.Sampler.SpreadCheck = true
+	crep, err := Run(context.Background(), Job{ID: "g1", Inputs: []string{in}, Config: &checked}, checkOut, nil)
+	if err != nil {
+		t.Fatalf("spread check: %v", err)
+	}
+	if len(crep.SpreadRatio) != 1 || crep.SpreadRatio[0] == nil || !(*crep.SpreadRatio[0] > 0) {
+		t.Fatalf("spread check: report spread_ratio %v", crep.SpreadRatio)
+	}
+	ratio := *crep.SpreadRatio[0]
+	readStd := func(dir string) (m, s []complex64) {
+		a, err := kspaceio.ReadNPY(filepath.Join(dir, "phantom.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := kspaceio.ReadNPY(filepath.Join(dir, "phantom_std.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Data, b.Data
+	}
+	m0, s0 := readStd(plainOut)
+	m1, s1 := readStd(checkOut)
+	for i := range s0 {
+		if m0[i] != m1[i] || math.Abs(float64(real(s1[i]))-ratio*float64(real(s0[i]))) > 1e-5*(1+ratio*float64(real(s0[i]))) {
+			t.Fatalf("pixel %d: mean %v and %v, std %v and %v; want equal means and the std × %.4f", i, m0[i], m1[i], s0[i], s1[i], ratio)
+		}
+	}
+	if p, _ := Run(context.Background(), Job{ID: "g2", Inputs: []string{in}, Config: cfg}, t.TempDir(), nil); p != nil && p.SpreadRatio != nil {
+		t.Errorf("spread_ratio reported without the check: %v", p.SpreadRatio)
+	}
+	t.Logf("spread check under the Gaussian prior: std × %.3f", ratio)
 
 	// A network built (trained) at another size reconstructs this one: it is
 	// padded to its stride and cropped back (issue 14).

@@ -22,6 +22,7 @@ type sliceResult struct {
 	DenoiserEvals, VJPs int
 	Covariance          string  // MMPS's covariance as resolved (samplerSettings)
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
+	SpreadRatio         float64 // recon.sampler.spread_check's std factor (0: not checked; NaN: noise explains the held-out lines)
 	Warnings            []string
 	QC                  *qc.Result // nil when it could not be measured
 }

@@ -15,7 +15,8 @@ import (
 type Restricted struct {
 	A    mri.Operator
 	Keep []int
-	full []complex64 // A's output; zero outside Keep for Adjoint
+	full    []complex64 // A's output (Forward)
+	scatter []complex64 // Adjoint's input: zero outside Keep
 }
 
 // Restrict returns G·A keeping A's outputs at the indices keep (increasing,
@@ -27,7 +28,7 @@ func Restrict(A mri.Operator, keep []int) (*Restricted, error) {
 			return nil, fmt.Errorf("restrict: index %d (%d) is out of order or outside [0, %d)", i, k, m)
 		}
 	}
-	return &Restricted{A: A, Keep: keep, full: make([]complex64, m)}, nil
+	return &Restricted{A: A, Keep: keep, full: make([]complex64, m), scatter: make([]complex64, m)}, nil
 }
 
 // Measured lists the indices of [coil][ky][kx] k-space where mask [ky][kx]
@@ -65,10 +66,12 @@ func (r *Restricted) Forward(dst, src []complex64) {
 }
 
 // Adjoint implements mri.Operator: Aᴴ of src scattered to Keep. Only Keep
-// is ever written to full, so the rest stays zero.
+// is ever written to scatter, so the rest stays zero: A's output may be
+// nonzero outside Keep (measured k-space held out of it), and Forward's
+// buffer must not leak in.
 func (r *Restricted) Adjoint(dst, src []complex64) {
 	for i, k := range r.Keep {
-		r.full[k] = src[i]
+		r.scatter[k] = src[i]
 	}
-	r.A.Adjoint(dst, r.full)
+	r.A.Adjoint(dst, r.scatter)
 }

@@ -101,6 +101,9 @@ type Score struct {
 	// CoverageNormal is the same with the normal k = 1.645, what this
 	// metric was before (it holds only 0.835 of exact draws for 8 samples).
 	CoverageNormal *float64 `json:"coverage_1645,omitempty"`
+	// SpreadRatio is the factor recon.sampler.spread_check applied to the
+	// std (absent when not run, or when it left the std as sampled).
+	SpreadRatio *float64 `json:"spread_ratio,omitempty"`
 }
 
 // Cell is one test folder under one method.
@@ -212,7 +215,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				c.Scores = append(c.Scores, sc...)
 				for _, s := range sc {
 					h.logf("%s [%d/%d] %s %s: PSNR %.2f dB, SSIM %.4f%s, %.1f s\n", filepath.Base(dir), k+1, len(files),
-						s.Scan, c.Method, s.PSNR, s.SSIM, coverageText(s.Coverage), s.Seconds)
+						s.Scan, c.Method, s.PSNR, s.SSIM, coverageText(s.Coverage)+spreadText(s.SpreadRatio), s.Seconds)
 				}
 			}
 		}
@@ -229,6 +232,13 @@ func coverageText(c *float64) string {
 		return ""
 	}
 	return fmt.Sprintf(", coverage %.3f", *c)
+}
+
+func spreadText(r *float64) string {
+	if r == nil {
+		return ""
+	}
+	return fmt.Sprintf(", std × %.3f", *r)
 }
 
 // harness holds what the runs share: the base config, a scratch folder and
@@ -293,6 +303,7 @@ type recon struct {
 	std     []float32
 	samples int // behind std
 	seconds float64
+	spread  []*float64 // the report's spread_ratio, per slice
 }
 
 // reconstruct runs method m (weight lambda where it has one) on the file.
@@ -315,7 +326,7 @@ func (h *harness) reconstruct(ctx context.Context, path, m string, lambda float6
 	if err != nil {
 		return nil, err
 	}
-	r := &recon{seconds: time.Since(start).Seconds(), samples: cfg.Recon.Sampler.Samples}
+	r := &recon{seconds: time.Since(start).Seconds(), samples: cfg.Recon.Sampler.Samples, spread: rep.SpreadRatio}
 	for _, o := range rep.Outputs {
 		a, err := kspaceio.ReadNPY(o)
 		if err != nil {
@@ -382,6 +393,9 @@ func scoreAll(name string, t *truth, r *recon) ([]Score, error) {
 			sc.Scan = fmt.Sprintf("%s[%d]", name, s)
 		}
 		sc.Seconds = r.seconds / float64(t.slices)
+		if s < len(r.spread) {
+			sc.SpreadRatio = r.spread[s]
+		}
 		out = append(out, sc)
 	}
 	return out, nil
