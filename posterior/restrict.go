@@ -13,8 +13,8 @@ import (
 // (whose vectors live in A's output space) touches only the sampled values:
 // a quarter of them at 4× acceleration. Not safe for concurrent use.
 type Restricted struct {
-	A    mri.Operator
-	Keep []int
+	A       mri.Operator
+	Keep    []int
 	full    []complex64 // A's output (Forward)
 	scatter []complex64 // Adjoint's input: zero outside Keep
 }
