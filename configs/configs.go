@@ -85,8 +85,12 @@ type Sampler struct {
 	// SpreadCheck holds out a fifth of each slice's measured lines outside
 	// the centre, samples again from the rest, and scales the slice's std
 	// by how far the held-out values stray from the samples' spread
-	// (posterior.CheckSpread): a truth-free calibration at twice the cost.
+	// (posterior.CheckSpread) instead of StdScale: twice the cost, and one
+	// slice's ratio is noisy (docs/bench/sampling.md); for measuring.
 	SpreadCheck bool `yaml:"spread_check"`
+	// StdScale multiplies the posterior std; 0: the prior's own spread
+	// calibration (its QC sidecar's spread.scale; 1 when it has none).
+	StdScale float64 `yaml:"std_scale"`
 }
 
 // Output selects what a reconstruction writes.

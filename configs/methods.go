@@ -20,8 +20,8 @@ var MethodTable = []Method{
 	{Name: "zero-filled"},
 	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
 	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
-	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "cg_iterations", "spread_check"}},
-	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta", "spread_check"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "cg_iterations", "spread_check", "std_scale"}},
+	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta", "spread_check", "std_scale"}},
 }
 
 // Methods are the names of MethodTable, in order.
@@ -80,6 +80,8 @@ func (r *Recon) Param(name string) any {
 		return s.Zeta
 	case "spread_check":
 		return s.SpreadCheck
+	case "std_scale":
+		return s.StdScale
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func (c *Config) Validate() error {
 	v.oneOf("recon.sampler.covariance", s.Covariance, Covariances...)
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
 	v.rangeI("recon.sampler.batch_pixels", s.BatchPixels, 1, 1<<28)
+	v.rangeF("recon.sampler.std_scale", s.StdScale, 0, 10)
 	sm := c.Simulate
 	v.rangeI("simulate.rows", sm.Rows, 8, maxDim)
 	v.rangeI("simulate.cols", sm.Cols, 8, maxDim)

@@ -103,7 +103,11 @@ type Report struct {
 	// applied to the std (posterior.CheckSpread; null where the noise alone
 	// explains the held-out lines and the std is left as sampled).
 	SpreadRatio []*float64 `json:"spread_ratio,omitempty"`
-	Cost        *Cost      `json:"sampling_cost,omitempty"`
+	// StdScale is, per slice of a sampling method, the factor its std was
+	// multiplied by: the spread check's ratio, recon.sampler.std_scale or
+	// the prior's spread calibration (1: none).
+	StdScale []float64 `json:"std_scale,omitempty"`
+	Cost     *Cost     `json:"sampling_cost,omitempty"`
 	// QC says which slices should not be trusted as they are, and why.
 	QC       *QCReport `json:"qc,omitempty"`
 	Warnings []string  `json:"warnings"`

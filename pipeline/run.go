@@ -136,6 +136,9 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 			results[i] = r
 			rep.Slices++
 			rep.Residual = append(rep.Residual, r.Residual)
+			if r.Std != nil {
+				rep.StdScale = append(rep.StdScale, r.StdScale)
+			}
 			if cfg.Recon.Sampling() && cfg.Recon.Sampler.SpreadCheck {
 				var f *float64
 				if !math.IsNaN(r.SpreadRatio) {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"math"
 	"path/filepath"
 
 	"github.com/kspaced/kspaced/configs"
@@ -151,11 +150,6 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 				return fmt.Errorf("spread check: %w", err)
 			}
 			res[i].SpreadRatio = sc.Ratio
-			if r := sc.Ratio; r > 0 && !math.IsInf(r, 0) { // NaN: the noise explains the residuals
-				for k := range posts[i].MagStd {
-					posts[i].MagStd[k] *= float32(r)
-				}
-			}
 		}
 	}
 	for i, post := range posts {

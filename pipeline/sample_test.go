@@ -17,6 +17,7 @@ import (
 	"github.com/kspaced/kspaced/mri/simulate"
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/priors/builtin"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // TestRunMMPSPlumbing runs mmps end to end with a tiny untrained U-Net: it
@@ -320,6 +321,33 @@ func TestSamplerSettings(t *testing.T) {
 		rc.Method, rc.Sampler.Covariance, rc.Sampler.Steps = "mmps", c.cov, c.steps
 		if cov, steps := samplerSettings(c.d, &rc); cov != c.wantCov || steps != c.wantSteps {
 			t.Errorf("%T covariance %s steps %d: got %s, %d; want %s, %d", c.d, c.cov, c.steps, cov, steps, c.wantCov, c.wantSteps)
+		}
+	}
+}
+
+// stdScale's order: the slice's own spread check, recon.sampler.std_scale,
+// the prior's calibration, 1.
+func TestStdScale(t *testing.T) {
+	withCal := &qcEnv{cal: &qc.Calibration{Spread: &qc.Spread{Scale: 1.2, Scans: 10}}}
+	noCal := &qcEnv{cal: qc.Classical()}
+	rc := configs.Default().Recon
+	for _, c := range []struct {
+		check bool
+		scale float64
+		env   *qcEnv
+		ratio float64
+		want  float64
+	}{
+		{false, 0, noCal, 0, 1},
+		{false, 0, withCal, 0, 1.2},
+		{false, 0.9, withCal, 0, 0.9},
+		{true, 0.9, withCal, 1.5, 1.5},
+		{true, 0, withCal, math.NaN(), 1.2}, // noise explains the held-out lines: the calibration stands
+		{false, 0, withCal, 1.5, 1.2},       // a ratio without the check is ignored
+	} {
+		rc.Sampler.SpreadCheck, rc.Sampler.StdScale = c.check, c.scale
+		if got := stdScale(&rc, c.env, c.ratio); got != c.want {
+			t.Errorf("check %v, std_scale %v, ratio %v: %v, want %v", c.check, c.scale, c.ratio, got, c.want)
 		}
 	}
 }

@@ -22,7 +22,8 @@ type sliceResult struct {
 	DenoiserEvals, VJPs int
 	Covariance          string  // MMPS's covariance as resolved (samplerSettings)
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
-	SpreadRatio         float64 // recon.sampler.spread_check's std factor (0: not checked; NaN: noise explains the held-out lines)
+	SpreadRatio         float64 // recon.sampler.spread_check's ratio (0: not checked; NaN: noise explains the held-out lines)
+	StdScale            float64 // the factor Std was multiplied by (stdScale)
 	Warnings            []string
 	QC                  *qc.Result // nil when it could not be measured
 }
@@ -73,6 +74,13 @@ func reconstructSlices(ctx context.Context, scans []*mri.Scan, rc *configs.Recon
 	for i, p := range ps {
 		stop := timer(timings, "qc")
 		measureQC(ctx, p, res[i], rc, env)
+		// After QC: its uncertainty calibration is of the std as sampled.
+		if res[i].Std != nil {
+			res[i].StdScale = stdScale(rc, env, res[i].SpreadRatio)
+			for k := range res[i].Std {
+				res[i].Std[k] *= float32(res[i].StdScale)
+			}
+		}
 		stop()
 	}
 	return res, nil
@@ -131,3 +139,18 @@ func sq(v complex64) float64 {
 func cabs(v complex64) float64 { return math.Sqrt(sq(v)) }
 
 var errNoKSpace = errors.New("no k-space file among the inputs")
+
+// stdScale is what a sampled slice's std is multiplied by: the slice's own
+// spread-check ratio when recon.sampler.spread_check ran and gave one, else
+// recon.sampler.std_scale, else the prior's spread calibration, else 1.
+func stdScale(rc *configs.Recon, env *qcEnv, spreadRatio float64) float64 {
+	switch {
+	case rc.Sampler.SpreadCheck && spreadRatio > 0 && !math.IsInf(spreadRatio, 0): // NaN: the noise explains the residuals
+		return spreadRatio
+	case rc.Sampler.StdScale > 0:
+		return rc.Sampler.StdScale
+	case env != nil && env.cal != nil && env.cal.Spread != nil:
+		return env.cal.Spread.Scale
+	}
+	return 1
+}

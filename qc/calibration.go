@@ -36,7 +36,27 @@ type Calibration struct {
 	Settings    *TypicalitySettings `json:"typicality_settings,omitempty"`
 	Typicality  *Dist               `json:"typicality,omitempty"`
 	Uncertainty *Dist               `json:"uncertainty,omitempty"`
+	// Spread calibrates the prior's posterior std (the sampling methods
+	// multiply theirs by Spread.Scale); nil: used as sampled.
+	Spread *Spread `json:"spread,omitempty"`
 }
+
+// Spread is a prior's std calibration, measured without truth: the median
+// over undersampled scans of posterior.CheckSpread's ratio (held-out
+// k-space lines against the samples' spread there). One scan's ratio is
+// too noisy to use alone (docs/bench/sampling.md); the median of many is not.
+type Spread struct {
+	Scale float64 `json:"scale"`
+	// Scans is how many scans the median is over, Q1 and Q3 the quartiles
+	// of their ratios.
+	Scans  int     `json:"scans"`
+	Q1     float64 `json:"q1"`
+	Q3     float64 `json:"q3"`
+	Source string  `json:"source"`
+}
+
+// MinSpreadScans is the fewest scans a Spread calibration may rest on.
+const MinSpreadScans = 8
 
 // DefaultZ is the flag threshold in log standard deviations.
 const DefaultZ = 3.09
@@ -135,6 +155,9 @@ func (c *Calibration) validate() error {
 	if c.Uncertainty != nil && !ok(*c.Uncertainty) {
 		return errors.New("bad uncertainty calibration")
 	}
+	if s := c.Spread; s != nil && !(s.Scale >= 0.25 && s.Scale <= 4 && s.Scans >= MinSpreadScans) {
+		return fmt.Errorf("spread calibration: scale %v over %d scans, want a scale in [0.25, 4] over at least %d", s.Scale, s.Scans, MinSpreadScans)
+	}
 	return nil
 }
 
@@ -159,6 +182,9 @@ func (c *Calibration) Merge(o *Calibration) *Calibration {
 		}
 		if x.Uncertainty != nil {
 			out.Uncertainty = x.Uncertainty
+		}
+		if x.Spread != nil {
+			out.Spread = x.Spread
 		}
 	}
 	return out

@@ -384,3 +384,28 @@ func TestLoadSidecar(t *testing.T) {
 		}
 	}
 }
+
+// A spread calibration survives parsing and merging; an implausible one
+// (a scale outside [0.25, 4], or from too few scans) is refused.
+func TestSpreadCalibration(t *testing.T) {
+	good := `{"source": "s", "z": 3.09, "spread": {"scale": 1.12, "scans": 12, "q1": 0.9, "q3": 1.3, "source": "check-spread"}}`
+	c, err := ParseCalibration([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := Classical().Merge(c); m.Spread == nil || m.Spread.Scale != 1.12 || m.Spread.Scans != 12 {
+		t.Fatalf("merged spread %+v", m.Spread)
+	}
+	if m := Classical().Merge(nil); m.Spread != nil {
+		t.Fatalf("classical calibration has a spread: %+v", m.Spread)
+	}
+	for _, bad := range []string{
+		`{"spread": {"scale": 7, "scans": 12}}`,
+		`{"spread": {"scale": 0, "scans": 12}}`,
+		`{"spread": {"scale": 1.1, "scans": 3}}`,
+	} {
+		if _, err := ParseCalibration([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

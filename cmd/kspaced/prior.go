@@ -7,7 +7,7 @@ import (
 )
 
 func newPriorCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "prior", Short: "Inspect diffusion prior checkpoints; fit their covariance heads"}
+	cmd := &cobra.Command{Use: "prior", Short: "Inspect diffusion prior checkpoints; fit their covariance heads; calibrate their std"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show [CHECKPOINT]",
 		Short: "Print a prior's architecture, image-size policy, training data, laps, scores and SHA-256 (no argument: the built-in default prior)",
@@ -24,6 +24,6 @@ func newPriorCmd() *cobra.Command {
 			return d.Write(cmd.OutOrStdout())
 		},
 	})
-	cmd.AddCommand(newFitCovarianceCmd())
+	cmd.AddCommand(newFitCovarianceCmd(), newCheckSpreadCmd())
 	return cmd
 }

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kspaced/kspaced/internal/quality"
+	"github.com/kspaced/kspaced/internal/safefile"
+	"github.com/kspaced/kspaced/qc"
+)
+
+func newCheckSpreadCmd() *cobra.Command {
+	var (
+		rf      reconFlags
+		data    string
+		sidecar string
+		max     int
+		write   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "check-spread --prior CKPT --data DIR [--write]",
+		Short: "Calibrate a prior's posterior std without truth, on held-out k-space lines of undersampled scans",
+		Long: `check-spread samples up to --max-scans k-space files of DIR (scans like the
+prior's own: its training archive) with recon.sampler.spread_check: per
+slice, a fifth of the measured lines outside the centre are held out, the
+posterior is sampled from the rest, and the held-out values' residuals are
+compared with the samples' spread there (1: calibrated; above 1 the std is
+too small). One slice's ratio is noisy; their median is the prior's std
+scale. --write stores it as "spread" in the prior's QC sidecar
+(CKPT.qc.json, or --sidecar), which recon and the daemon then apply to the
+std (recon.sampler.std_scale 0). No truth is read.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := rf.config(cmd)
+			if err != nil {
+				return err
+			}
+			if data == "" {
+				return usagef("--data DIR is required")
+			}
+			if !cfg.Recon.Sampling() {
+				cfg.Recon.Method = "mmps"
+			}
+			if cfg.Recon.Sampler.Prior == "" && write && sidecar == "" {
+				return usagef("the built-in prior's sidecar is embedded: give --prior CKPT or --sidecar FILE")
+			}
+			cfg.Recon.Device = "cpu"
+			sp, _, err := quality.MeasureSpread(cmd.Context(), cfg, data, max, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "std scale %.3f: median of %d slices' held-out-line ratios (quartiles %.3f, %.3f)\n", sp.Scale, sp.Scans, sp.Q1, sp.Q3)
+			if !write {
+				return nil
+			}
+			if sidecar == "" {
+				sidecar = qc.SidecarPath(cfg.Recon.Sampler.Prior)
+			}
+			return writeSpread(sidecar, sp)
+		},
+	}
+	rf.registerSampler(cmd)
+	f := cmd.Flags()
+	f.StringVar(&rf.cfgPath, "config", "", "YAML config merged over the defaults (coil maps, sampler)")
+	f.StringVar(&data, "data", "", "folder of undersampled k-space files like the prior's training scans")
+	f.IntVar(&max, "max-scans", 24, "at most this many files, spread over the folder (0: all)")
+	f.BoolVar(&write, "write", false, "store the scale in the prior's QC sidecar")
+	f.StringVar(&sidecar, "sidecar", "", "the sidecar to write (default CKPT.qc.json)")
+	return cmd
+}
+
+// writeSpread sets the spread part of the calibration in path, keeping its
+// other parts (a new file holds only it).
+func writeSpread(path string, sp *qc.Spread) error {
+	cal := &qc.Calibration{}
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if cal, err = qc.ParseCalibration(raw); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	cal.Spread = sp
+	out, err := json.MarshalIndent(cal, "", "  ")
+	if err != nil {
+		return err
+	}
+	return safefile.WriteFile(path, append(out, '\n'), 0o644)
+}

@@ -1,0 +1,100 @@
+package quality
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/kspaced/kspaced/configs"
+	"github.com/kspaced/kspaced/pipeline"
+	"github.com/kspaced/kspaced/qc"
+)
+
+// SpreadRatio is one slice's held-out-line ratio (posterior.CheckSpread).
+type SpreadRatio struct {
+	Scan  string  `json:"scan"`
+	Ratio float64 `json:"ratio"`
+}
+
+// MeasureSpread calibrates a prior's std without truth: it samples up to
+// max k-space files of dir (spread over the name order; 0: all) with
+// recon.sampler.spread_check under cfg (its method and prior) and returns
+// the median ratio over the slices as a qc.Spread, with every slice's
+// ratio. Slices whose held-out lines the noise alone explains give no
+// ratio and are left out. Progress goes to log (may be nil).
+func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int, log io.Writer) (*qc.Spread, []SpreadRatio, error) {
+	if !cfg.Recon.Sampling() {
+		return nil, nil, fmt.Errorf("spread: %s does not sample", cfg.Recon.Method)
+	}
+	files, err := pipeline.KSpaceCandidates([]string{dir})
+	if err != nil {
+		return nil, nil, err
+	}
+	if max > 0 && max < len(files) {
+		pick := make([]string, max)
+		for i := range pick {
+			pick[i] = files[i*len(files)/max]
+		}
+		files = pick
+	}
+	c := *cfg
+	c.Recon.Sampler.SpreadCheck = true
+	c.Output = configs.Output{}
+	tmp, err := os.MkdirTemp("", "kspaced-spread-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(tmp)
+	var out []SpreadRatio
+	for k, f := range files {
+		rep, err := pipeline.Run(ctx, pipeline.Job{ID: "spread", Inputs: []string{f}, Config: &c}, tmp, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("spread: %s: %w", filepath.Base(f), err)
+		}
+		for s, r := range rep.SpreadRatio {
+			name := filepath.Base(f)
+			if len(rep.SpreadRatio) > 1 {
+				name = fmt.Sprintf("%s[%d]", name, s)
+			}
+			if r == nil {
+				if log != nil {
+					fmt.Fprintf(log, "[%d/%d] %s: noise explains the held-out lines, no ratio\n", k+1, len(files), name)
+				}
+				continue
+			}
+			out = append(out, SpreadRatio{Scan: name, Ratio: *r})
+			if log != nil {
+				fmt.Fprintf(log, "[%d/%d] %s: ratio %.3f\n", k+1, len(files), name, *r)
+			}
+		}
+	}
+	if len(out) < qc.MinSpreadScans {
+		return nil, out, fmt.Errorf("spread: %d slices gave a ratio, a calibration needs at least %d", len(out), qc.MinSpreadScans)
+	}
+	r := make([]float64, len(out))
+	for i, s := range out {
+		r[i] = s.Ratio
+	}
+	slices.Sort(r)
+	sp := &qc.Spread{Scale: quantile(r, 0.5), Scans: len(r), Q1: quantile(r, 0.25), Q3: quantile(r, 0.75),
+		Source: fmt.Sprintf("kspaced prior check-spread: %d slices of %s, %s under %s, %d samples", len(r), dir, c.Recon.Method, pipeline.PriorName(c.Recon.Sampler.Prior), c.Recon.Sampler.Samples)}
+	if !(sp.Scale > 0) || math.IsInf(sp.Scale, 0) {
+		return nil, out, errors.New("spread: median ratio is not a positive number")
+	}
+	return sp, out, nil
+}
+
+// quantile of sorted v, linear between order statistics.
+func quantile(v []float64, q float64) float64 {
+	x := q * float64(len(v)-1)
+	i := int(x)
+	if i+1 >= len(v) {
+		return v[len(v)-1]
+	}
+	return v[i] + (x-float64(i))*(v[i+1]-v[i])
+}
