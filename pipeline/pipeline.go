@@ -99,9 +99,9 @@ type Report struct {
 	Slices     int                `json:"slices"`
 	// Residual is ‖y − A x‖ / ‖y‖ over the sampled k-space, per slice.
 	Residual []float64 `json:"data_consistency_residual"`
-	// SpreadRatio is, per slice, the factor recon.sampler.spread_check
-	// applied to the std (posterior.CheckSpread; null where the noise alone
-	// explains the held-out lines and the std is left as sampled).
+	// SpreadRatio is, per slice, the ratio recon.sampler.spread_check
+	// measured (posterior.CheckSpread; null where the noise alone explains
+	// the held-out lines, or the mask has nothing to hold out).
 	SpreadRatio []*float64 `json:"spread_ratio,omitempty"`
 	// StdScale is, per slice of a sampling method, the factor its std was
 	// multiplied by: the spread check's ratio, recon.sampler.std_scale or

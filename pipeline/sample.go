@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"github.com/kspaced/kspaced/configs"
@@ -146,8 +148,13 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 			if derr := pr.dev.Err(); derr != nil {
 				return fmt.Errorf("device: %w", derr)
 			}
+			if errors.Is(err, posterior.ErrNothingToHoldOut) {
+				res[i].SpreadRatio = math.NaN()
+				res[i].Warnings = append(res[i].Warnings, "spread check skipped: the mask measured nothing outside its calibration lines")
+				continue
+			}
 			if err != nil {
-				return fmt.Errorf("spread check: %w", err)
+				return err
 			}
 			res[i].SpreadRatio = sc.Ratio
 		}

@@ -32,6 +32,10 @@ type SpreadCheck struct {
 	Residual, Spread, NoiseVar float64
 }
 
+// ErrNothingToHoldOut is CheckSpread's error for a mask that measured
+// nothing outside the centre band (its calibration lines alone).
+var ErrNothingToHoldOut = errors.New("spread check: no measured k-space outside the centre to hold out")
+
 // HoldOutOptions says what CheckSpread holds out.
 type HoldOutOptions struct {
 	// Fraction of the measured lines (or points) outside the centre to hold
@@ -62,7 +66,7 @@ func CheckSpread(ctx context.Context, d priors.Denoiser, A mri.Operator, kspace 
 	}
 	held := holdOut(mask, rows, cols, ho)
 	if held.lines == 0 {
-		return SpreadCheck{}, errors.New("spread check: no measured k-space outside the centre to hold out")
+		return SpreadCheck{}, ErrNothingToHoldOut
 	}
 	keepMask := append([]float32(nil), mask...)
 	for _, i := range held.pos {

@@ -2,6 +2,7 @@ package posterior
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -133,5 +134,26 @@ func TestHoldOut(t *testing.T) {
 	}
 	if h = holdOut(make([]float32, rows*cols), rows, cols, HoldOutOptions{}); h.lines != 0 {
 		t.Errorf("empty mask: held out %d", h.lines)
+	}
+}
+
+// A mask of calibration lines alone leaves nothing to hold out: a sentinel
+// error the pipeline turns into "no ratio" and a warning.
+func TestCheckSpreadNothingToHoldOut(t *testing.T) {
+	const h, w = 8, 8
+	g := smpPrior(t, rand.New(rand.NewPCG(1, 1)), h, w, 2, 1)
+	full := make([]bool, h*w)
+	for i := range full {
+		full[i] = true
+	}
+	A := smpNewMaskedFFT(h, w, full)
+	mask := make([]float32, h*w)
+	for y := range h {
+		mask[y*w+w/2] = 1 // the centre column only
+	}
+	_, y := smpMeasure(t, rand.New(rand.NewPCG(2, 2)), g, A, 0.01)
+	_, err := CheckSpread(context.Background(), g, A, y, mask, h, w, 1, SampleOptions{Steps: 4, Samples: 2, NoiseVar: 0.01}, HoldOutOptions{})
+	if !errors.Is(err, ErrNothingToHoldOut) {
+		t.Fatalf("centre-only mask: %v, want ErrNothingToHoldOut", err)
 	}
 }

@@ -25,8 +25,8 @@ type SpreadRatio struct {
 // max k-space files of dir (spread over the name order; 0: all) with
 // recon.sampler.spread_check under cfg (its method and prior) and returns
 // the median ratio over the slices as a qc.Spread, with every slice's
-// ratio. Slices whose held-out lines the noise alone explains give no
-// ratio and are left out. Progress goes to log (may be nil).
+// ratio. Slices that give no ratio (the noise alone explains their
+// held-out lines, or their mask measured only the centre) are left out. Progress goes to log (may be nil).
 func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int, log io.Writer) (*qc.Spread, []SpreadRatio, error) {
 	if !cfg.Recon.Sampling() {
 		return nil, nil, fmt.Errorf("spread: %s does not sample", cfg.Recon.Method)
@@ -63,7 +63,7 @@ func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int
 			}
 			if r == nil {
 				if log != nil {
-					fmt.Fprintf(log, "[%d/%d] %s: noise explains the held-out lines, no ratio\n", k+1, len(files), name)
+					fmt.Fprintf(log, "[%d/%d] %s: no ratio (nothing to hold out, or the noise explains the held-out lines)\n", k+1, len(files), name)
 				}
 				continue
 			}
