@@ -22,7 +22,7 @@ type sliceResult struct {
 	DenoiserEvals, VJPs int
 	Covariance          string  // MMPS's covariance as resolved (samplerSettings)
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
-	SpreadRatio         float64 // recon.sampler.spread_check's ratio (0: not checked; NaN: noise explains the held-out lines)
+	SpreadRatio         float64 // recon.sampler.spread_check's ratio (0: not checked; NaN: none, nothing held out or noise explains it)
 	StdScale            float64 // the factor Std was multiplied by (stdScale)
 	Warnings            []string
 	QC                  *qc.Result // nil when it could not be measured
@@ -145,7 +145,7 @@ var errNoKSpace = errors.New("no k-space file among the inputs")
 // recon.sampler.std_scale, else the prior's spread calibration, else 1.
 func stdScale(rc *configs.Recon, env *qcEnv, spreadRatio float64) float64 {
 	switch {
-	case rc.Sampler.SpreadCheck && spreadRatio > 0 && !math.IsInf(spreadRatio, 0): // NaN: the noise explains the residuals
+	case rc.Sampler.SpreadCheck && spreadRatio > 0 && !math.IsInf(spreadRatio, 0): // NaN: no ratio
 		return spreadRatio
 	case rc.Sampler.StdScale > 0:
 		return rc.Sampler.StdScale
