@@ -107,7 +107,10 @@ type Report struct {
 	// multiplied by: the spread check's ratio, recon.sampler.std_scale or
 	// the prior's spread calibration (1: none).
 	StdScale []float64 `json:"std_scale,omitempty"`
-	Cost     *Cost     `json:"sampling_cost,omitempty"`
+	// PixelMM is, per sampled slice, the in-plane pixel size the prior's
+	// calibration was read at (0: the file gives no field of view).
+	PixelMM []float64 `json:"pixel_mm,omitempty"`
+	Cost    *Cost     `json:"sampling_cost,omitempty"`
 	// QC says which slices should not be trusted as they are, and why.
 	QC       *QCReport `json:"qc,omitempty"`
 	Warnings []string  `json:"warnings"`

@@ -124,7 +124,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 		for i := range scans {
 			scans[i] = &v.Slices[i0+i]
 		}
-		rs, err := reconstructSlices(ctx, scans, &cfg.Recon, pr, env, rep.Seconds, steps)
+		rs, err := reconstructSlices(ctx, scans, pixelSize(v.Meta, v.Slices[i0].Rows, v.Slices[i0].Cols), &cfg.Recon, pr, env, rep.Seconds, steps)
 		if err != nil {
 			if i1-i0 == 1 {
 				return nil, fmt.Errorf("%s slice %d: %w", name, i0, err)
@@ -138,6 +138,7 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 			rep.Residual = append(rep.Residual, r.Residual)
 			if r.Std != nil {
 				rep.StdScale = append(rep.StdScale, r.StdScale)
+				rep.PixelMM = append(rep.PixelMM, r.PixelMM)
 			}
 			if cfg.Recon.Sampling() && cfg.Recon.Sampler.SpreadCheck {
 				var f *float64
@@ -310,4 +311,20 @@ func parameters(cfg *configs.Config) map[string]any {
 func timer(t map[string]float64, key string) func() {
 	start := time.Now()
 	return func() { t[key] += time.Since(start).Seconds() }
+}
+
+// pixelSize is the mean in-plane pixel size in mm of a rows×cols slice of
+// a file with header m: its reconstruction field of view over its matrix
+// (the image matrix when the header gives none); 0 when the header has no
+// field of view (NumPy, BART files).
+func pixelSize(m kspaceio.Meta, rows, cols int) float64 {
+	fx, fy := m.ReconFOVmm[0], m.ReconFOVmm[1]
+	if !(fx > 0 && fy > 0) || rows < 1 || cols < 1 {
+		return 0
+	}
+	nx, ny := m.ReconMatrix[0], m.ReconMatrix[1]
+	if nx < 1 || ny < 1 {
+		nx, ny = cols, rows
+	}
+	return (fx/float64(nx) + fy/float64(ny)) / 2
 }

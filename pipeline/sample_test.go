@@ -326,9 +326,9 @@ func TestSamplerSettings(t *testing.T) {
 }
 
 // stdScale's order: the slice's own spread check, recon.sampler.std_scale,
-// the prior's calibration, 1.
+// the prior's calibration (qc's TestSpreadCalibration: by pixel size), 1.
 func TestStdScale(t *testing.T) {
-	withCal := &qcEnv{cal: &qc.Calibration{Spread: &qc.Spread{Scale: 1.2, Scans: 10}}}
+	withCal := &qcEnv{cal: &qc.Calibration{Spread: []qc.Spread{{PixelMM: 1.5, Scale: 1.2, Scans: 10}}}}
 	noCal := &qcEnv{cal: qc.Classical()}
 	rc := configs.Default().Recon
 	for _, c := range []struct {
@@ -346,8 +346,23 @@ func TestStdScale(t *testing.T) {
 		{false, 0, withCal, 1.5, 1.2},       // a ratio without the check is ignored
 	} {
 		rc.Sampler.SpreadCheck, rc.Sampler.StdScale = c.check, c.scale
-		if got := stdScale(&rc, c.env, c.ratio); got != c.want {
+		if got := stdScale(&rc, c.env, c.ratio, 0.9); got != c.want {
 			t.Errorf("check %v, std_scale %v, ratio %v: %v, want %v", c.check, c.scale, c.ratio, got, c.want)
 		}
+	}
+}
+
+func TestPixelSize(t *testing.T) {
+	var m kspaceio.Meta
+	if got := pixelSize(m, 128, 128); got != 0 {
+		t.Errorf("no field of view: %v, want 0 (unknown)", got)
+	}
+	m.ReconFOVmm = [3]float64{220, 220, 5}
+	if got := pixelSize(m, 256, 256); math.Abs(got-220.0/256) > 1e-12 {
+		t.Errorf("FOV 220 mm, no recon matrix, 256² image: %v", got)
+	}
+	m.ReconMatrix = [3]int{320, 320, 1} // fastMRI: k-space 640 wide (readout oversampling), image 320
+	if got := pixelSize(m, 640, 368); math.Abs(got-220.0/320) > 1e-12 {
+		t.Errorf("recon matrix 320: %v, want %v", got, 220.0/320)
 	}
 }

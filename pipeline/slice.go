@@ -24,6 +24,7 @@ type sliceResult struct {
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
 	SpreadRatio         float64 // recon.sampler.spread_check's ratio (0: not checked; NaN: none, nothing held out or noise explains it)
 	StdScale            float64 // the factor Std was multiplied by (stdScale)
+	PixelMM             float64 // in-plane pixel size StdScale was chosen for (0: unknown)
 	Warnings            []string
 	QC                  *qc.Result // nil when it could not be measured
 }
@@ -31,16 +32,17 @@ type sliceResult struct {
 // reconstructSlice prepares s (whitening it in place) and reconstructs it
 // with rc.Method.
 func reconstructSlice(ctx context.Context, s *mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64, steps func(step, total int)) (*sliceResult, error) {
-	res, err := reconstructSlices(ctx, []*mri.Scan{s}, rc, pr, env, timings, steps)
+	res, err := reconstructSlices(ctx, []*mri.Scan{s}, 0, rc, pr, env, timings, steps)
 	if err != nil {
 		return nil, err
 	}
 	return res[0], nil
 }
 
-// reconstructSlices is reconstructSlice for slices of one size; a sampling
+// reconstructSlices is reconstructSlice for slices of one size and in-plane
+// pixel size pixelMM (0: unknown, for the std calibration); a sampling
 // method samples them all as one batch (samplePosterior).
-func reconstructSlices(ctx context.Context, scans []*mri.Scan, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64, steps func(step, total int)) ([]*sliceResult, error) {
+func reconstructSlices(ctx context.Context, scans []*mri.Scan, pixelMM float64, rc *configs.Recon, pr *prior, env *qcEnv, timings map[string]float64, steps func(step, total int)) ([]*sliceResult, error) {
 	ps := make([]*Prepared, len(scans))
 	res := make([]*sliceResult, len(scans))
 	for i, s := range scans {
@@ -76,7 +78,7 @@ func reconstructSlices(ctx context.Context, scans []*mri.Scan, rc *configs.Recon
 		measureQC(ctx, p, res[i], rc, env)
 		// After QC: its uncertainty calibration is of the std as sampled.
 		if res[i].Std != nil {
-			res[i].StdScale = stdScale(rc, env, res[i].SpreadRatio)
+			res[i].StdScale, res[i].PixelMM = stdScale(rc, env, res[i].SpreadRatio, pixelMM), pixelMM
 			for k := range res[i].Std {
 				res[i].Std[k] *= float32(res[i].StdScale)
 			}
@@ -142,15 +144,16 @@ var errNoKSpace = errors.New("no k-space file among the inputs")
 
 // stdScale is what a sampled slice's std is multiplied by: the slice's own
 // spread-check ratio when recon.sampler.spread_check ran and gave one, else
-// recon.sampler.std_scale, else the prior's spread calibration, else 1.
-func stdScale(rc *configs.Recon, env *qcEnv, spreadRatio float64) float64 {
+// recon.sampler.std_scale, else the prior's spread calibration at the
+// slice's pixel size, else 1.
+func stdScale(rc *configs.Recon, env *qcEnv, spreadRatio, pixelMM float64) float64 {
 	switch {
 	case rc.Sampler.SpreadCheck && spreadRatio > 0 && !math.IsInf(spreadRatio, 0): // NaN: no ratio
 		return spreadRatio
 	case rc.Sampler.StdScale > 0:
 		return rc.Sampler.StdScale
-	case env != nil && env.cal != nil && env.cal.Spread != nil:
-		return env.cal.Spread.Scale
+	case env != nil && env.cal != nil:
+		return env.cal.StdScale(pixelMM)
 	}
 	return 1
 }

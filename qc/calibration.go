@@ -1,6 +1,7 @@
 package qc
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"slices"
 )
 
 // Calibration is what QC compares a slice against: distributions of the
@@ -36,17 +38,22 @@ type Calibration struct {
 	Settings    *TypicalitySettings `json:"typicality_settings,omitempty"`
 	Typicality  *Dist               `json:"typicality,omitempty"`
 	Uncertainty *Dist               `json:"uncertainty,omitempty"`
-	// Spread calibrates the prior's posterior std (the sampling methods
-	// multiply theirs by Spread.Scale); nil: used as sampled.
-	Spread *Spread `json:"spread,omitempty"`
+	// Spread calibrates the prior's posterior std, one entry per pixel size
+	// measured (the sampling methods multiply theirs by StdScale); empty:
+	// used as sampled.
+	Spread []Spread `json:"spread,omitempty"`
 }
 
-// Spread is a prior's std calibration, measured without truth: the median
-// over undersampled scans of posterior.CheckSpread's ratio (held-out
-// k-space lines against the samples' spread there). One scan's ratio is
-// too noisy to use alone (docs/bench/sampling.md); the median of many is not.
+// Spread is a prior's std calibration at one pixel size, measured without
+// truth: the median over undersampled scans of posterior.CheckSpread's
+// ratio (held-out k-space lines against the samples' spread there). One
+// scan's ratio is too noisy to use alone (docs/bench/sampling.md); the
+// median of many is not. It depends on the pixel size: a prior is
+// calibrated where its training images were and not elsewhere.
 type Spread struct {
-	Scale float64 `json:"scale"`
+	// PixelMM is the median in-plane pixel size of the scans (0: unknown).
+	PixelMM float64 `json:"pixel_mm,omitempty"`
+	Scale   float64 `json:"scale"`
 	// Scans is how many scans the median is over, Q1 and Q3 the quartiles
 	// of their ratios.
 	Scans  int     `json:"scans"`
@@ -155,8 +162,10 @@ func (c *Calibration) validate() error {
 	if c.Uncertainty != nil && !ok(*c.Uncertainty) {
 		return errors.New("bad uncertainty calibration")
 	}
-	if s := c.Spread; s != nil && !(s.Scale >= 0.25 && s.Scale <= 4 && s.Scans >= MinSpreadScans) {
-		return fmt.Errorf("spread calibration: scale %v over %d scans, want a scale in [0.25, 4] over at least %d", s.Scale, s.Scans, MinSpreadScans)
+	for _, s := range c.Spread {
+		if !(s.Scale >= 0.25 && s.Scale <= 4 && s.Scans >= MinSpreadScans && s.PixelMM >= 0 && s.PixelMM < 100) {
+			return fmt.Errorf("spread calibration: scale %v at %v mm over %d scans, want a scale in [0.25, 4] over at least %d", s.Scale, s.PixelMM, s.Scans, MinSpreadScans)
+		}
 	}
 	return nil
 }
@@ -183,9 +192,43 @@ func (c *Calibration) Merge(o *Calibration) *Calibration {
 		if x.Uncertainty != nil {
 			out.Uncertainty = x.Uncertainty
 		}
-		if x.Spread != nil {
+		if len(x.Spread) > 0 {
 			out.Spread = x.Spread
 		}
 	}
 	return out
+}
+
+// StdScale is the factor for a sampled std at pixel size pixelMM (0:
+// unknown): 1 without a spread calibration; the one entry's scale when
+// there is one; else linear in log pixel size between the two entries
+// around it, the nearest entry's beyond them. An unknown pixel size takes
+// the first entry, the one measured on the prior's own training scans.
+func (c *Calibration) StdScale(pixelMM float64) float64 {
+	var known []Spread
+	for _, s := range c.Spread {
+		if s.PixelMM > 0 {
+			known = append(known, s)
+		}
+	}
+	switch {
+	case len(c.Spread) == 0:
+		return 1
+	case len(c.Spread) == 1 || !(pixelMM > 0) || len(known) == 0:
+		return c.Spread[0].Scale
+	}
+	slices.SortFunc(known, func(a, b Spread) int { return cmp.Compare(a.PixelMM, b.PixelMM) })
+	if pixelMM <= known[0].PixelMM {
+		return known[0].Scale
+	}
+	for i := 1; i < len(known); i++ {
+		if lo, hi := known[i-1], known[i]; pixelMM <= hi.PixelMM {
+			if hi.PixelMM == lo.PixelMM {
+				return hi.Scale
+			}
+			t := math.Log(pixelMM/lo.PixelMM) / math.Log(hi.PixelMM/lo.PixelMM)
+			return lo.Scale + t*(hi.Scale-lo.Scale)
+		}
+	}
+	return known[len(known)-1].Scale
 }

@@ -388,21 +388,37 @@ func TestLoadSidecar(t *testing.T) {
 // A spread calibration survives parsing and merging; an implausible one
 // (a scale outside [0.25, 4], or from too few scans) is refused.
 func TestSpreadCalibration(t *testing.T) {
-	good := `{"source": "s", "z": 3.09, "spread": {"scale": 1.12, "scans": 12, "q1": 0.9, "q3": 1.3, "source": "check-spread"}}`
+	good := `{"source": "s", "z": 3.09, "spread": [{"pixel_mm": 1.6, "scale": 1.3, "scans": 12, "q1": 0.9, "q3": 1.4, "source": "check-spread"},
+		{"pixel_mm": 0.8, "scale": 1.0, "scans": 10, "q1": 0.9, "q3": 1.1, "source": "check-spread"}]}`
 	c, err := ParseCalibration([]byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := Classical().Merge(c); m.Spread == nil || m.Spread.Scale != 1.12 || m.Spread.Scans != 12 {
+	m := Classical().Merge(c)
+	if len(m.Spread) != 2 || m.Spread[0].Scale != 1.3 || m.Spread[1].Scans != 10 {
 		t.Fatalf("merged spread %+v", m.Spread)
 	}
-	if m := Classical().Merge(nil); m.Spread != nil {
-		t.Fatalf("classical calibration has a spread: %+v", m.Spread)
+	// Linear in log pixel size between the entries, the nearest beyond
+	// them, the first (the prior's own scans) for an unknown size.
+	for _, c := range []struct{ px, want float64 }{
+		{1.6, 1.3}, {0.8, 1.0}, {2.5, 1.3}, {0.5, 1.0}, {math.Sqrt(1.6 * 0.8), 1.15}, {0, 1.3},
+	} {
+		if got := m.StdScale(c.px); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("StdScale(%v) = %v, want %v", c.px, got, c.want)
+		}
+	}
+	if s := Classical().Merge(nil); s.Spread != nil || s.StdScale(1) != 1 {
+		t.Fatalf("classical calibration has a spread: %+v", s.Spread)
+	}
+	one := &Calibration{Spread: []Spread{{PixelMM: 1.6, Scale: 1.2, Scans: 9}}}
+	if one.StdScale(0.5) != 1.2 || one.StdScale(0) != 1.2 {
+		t.Errorf("one entry: %v, %v; want its scale everywhere", one.StdScale(0.5), one.StdScale(0))
 	}
 	for _, bad := range []string{
-		`{"spread": {"scale": 7, "scans": 12}}`,
-		`{"spread": {"scale": 0, "scans": 12}}`,
-		`{"spread": {"scale": 1.1, "scans": 3}}`,
+		`{"spread": [{"scale": 7, "scans": 12}]}`,
+		`{"spread": [{"scale": 0, "scans": 12}]}`,
+		`{"spread": [{"scale": 1.1, "scans": 3}]}`,
+		`{"spread": [{"scale": 1.1, "scans": 12, "pixel_mm": -1}]}`,
 	} {
 		if _, err := ParseCalibration([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)

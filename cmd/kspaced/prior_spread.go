@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -31,9 +33,12 @@ slice, a fifth of the measured lines outside the centre are held out, the
 posterior is sampled from the rest, and the held-out values' residuals are
 compared with the samples' spread there (1: calibrated; above 1 the std is
 too small). One slice's ratio is noisy; their median is the prior's std
-scale. --write stores it as "spread" in the prior's QC sidecar
-(CKPT.qc.json, or --sidecar), which recon and the daemon then apply to the
-std (recon.sampler.std_scale 0). No truth is read.`,
+scale at the folder's median pixel size. --write stores it in the "spread"
+list of the prior's QC sidecar (CKPT.qc.json, or --sidecar), replacing an
+entry within 15 % of that pixel size; recon and the daemon multiply the std
+by the scale at each file's pixel size (interpolated between entries;
+recon.sampler.std_scale 0). Run it on the prior's training scans first, then
+on scans at other pixel sizes. No truth is read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := rf.config(cmd)
@@ -54,7 +59,7 @@ std (recon.sampler.std_scale 0). No truth is read.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "std scale %.3f: median of %d slices' held-out-line ratios (quartiles %.3f, %.3f)\n", sp.Scale, sp.Scans, sp.Q1, sp.Q3)
+			fmt.Fprintf(cmd.OutOrStdout(), "std scale %.3f at %.2f mm pixels: median of %d slices' held-out-line ratios (quartiles %.3f, %.3f)\n", sp.Scale, sp.PixelMM, sp.Scans, sp.Q1, sp.Q3)
 			if !write {
 				return nil
 			}
@@ -74,8 +79,10 @@ std (recon.sampler.std_scale 0). No truth is read.`,
 	return cmd
 }
 
-// writeSpread sets the spread part of the calibration in path, keeping its
-// other parts (a new file holds only it).
+// writeSpread puts sp into the spread part of the calibration in path: it
+// replaces an entry within 15 % of its pixel size (or of unknown size when
+// sp's is unknown) and keeps the others and the file's other parts, the
+// prior's own training scans' entry first (a new file holds only sp).
 func writeSpread(path string, sp *qc.Spread) error {
 	cal := &qc.Calibration{}
 	raw, err := os.ReadFile(path)
@@ -88,7 +95,17 @@ func writeSpread(path string, sp *qc.Spread) error {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	cal.Spread = sp
+	same := func(o qc.Spread) bool {
+		if o.PixelMM == 0 || sp.PixelMM == 0 {
+			return o.PixelMM == sp.PixelMM
+		}
+		return math.Abs(math.Log(o.PixelMM/sp.PixelMM)) < math.Log(1.15)
+	}
+	if i := slices.IndexFunc(cal.Spread, same); i >= 0 {
+		cal.Spread[i] = *sp
+	} else {
+		cal.Spread = append(cal.Spread, *sp)
+	}
 	out, err := json.MarshalIndent(cal, "", "  ")
 	if err != nil {
 		return err

@@ -51,6 +51,7 @@ func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int
 	}
 	defer os.RemoveAll(tmp)
 	var out []SpreadRatio
+	var pixels []float64
 	for k, f := range files {
 		rep, err := pipeline.Run(ctx, pipeline.Job{ID: "spread", Inputs: []string{f}, Config: &c}, tmp, nil)
 		if err != nil {
@@ -68,6 +69,9 @@ func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int
 				continue
 			}
 			out = append(out, SpreadRatio{Scan: name, Ratio: *r})
+			if s < len(rep.PixelMM) && rep.PixelMM[s] > 0 {
+				pixels = append(pixels, rep.PixelMM[s])
+			}
 			if log != nil {
 				fmt.Fprintf(log, "[%d/%d] %s: ratio %.3f\n", k+1, len(files), name, *r)
 			}
@@ -81,7 +85,12 @@ func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int
 		r[i] = s.Ratio
 	}
 	slices.Sort(r)
-	sp := &qc.Spread{Scale: quantile(r, 0.5), Scans: len(r), Q1: quantile(r, 0.25), Q3: quantile(r, 0.75),
+	var px float64
+	if len(pixels) > 0 {
+		slices.Sort(pixels)
+		px = quantile(pixels, 0.5)
+	}
+	sp := &qc.Spread{PixelMM: px, Scale: quantile(r, 0.5), Scans: len(r), Q1: quantile(r, 0.25), Q3: quantile(r, 0.75),
 		Source: fmt.Sprintf("kspaced prior check-spread: %d slices of %s, %s under %s, %d samples", len(r), dir, c.Recon.Method, pipeline.PriorName(c.Recon.Sampler.Prior), c.Recon.Sampler.Samples)}
 	if !(sp.Scale > 0) || math.IsInf(sp.Scale, 0) {
 		return nil, out, errors.New("spread: median ratio is not a positive number")

@@ -43,6 +43,9 @@ func TestMeasureSpread(t *testing.T) {
 	if sp.Scans != len(r) || len(r) < qc.MinSpreadScans || sp.Scale != quantile(r, 0.5) || !(sp.Q1 <= sp.Scale && sp.Scale <= sp.Q3) {
 		t.Fatalf("spread %+v from ratios %v", sp, r)
 	}
+	if sp.PixelMM != 1 { // simulate writes 1 mm pixels
+		t.Errorf("pixel size %v mm, want the files' 1 mm", sp.PixelMM)
+	}
 	if !strings.Contains(log.String(), "ratio") || !strings.Contains(sp.Source, "prior.safetensors") {
 		t.Errorf("log %q, source %q", log.String(), sp.Source)
 	}
