@@ -12,6 +12,7 @@ import (
 
 	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/priors/builtin"
+	"github.com/kspaced/kspaced/qc"
 )
 
 // Description is what `kspaced prior show` prints about a checkpoint.
@@ -24,6 +25,8 @@ type Description struct {
 	// Laps are the records of the EM run folder the checkpoint sits in
 	// (laps.json beside it), nil when there is none.
 	Laps []LapRecord
+	// Spread is the std calibration of its QC sidecar (nil: none).
+	Spread []qc.Spread
 }
 
 // Describe reads a prior checkpoint and, when it sits in an EM run folder,
@@ -34,12 +37,26 @@ func Describe(path string) (*Description, error) {
 		return nil, fmt.Errorf("describe prior: %w", err)
 	}
 	laps, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "laps.json"))
-	return describe(path, raw, laps)
+	d, err := describe(path, raw, laps)
+	if err != nil {
+		return nil, err
+	}
+	if cal, err := qc.LoadSidecar(path); err == nil && cal != nil {
+		d.Spread = cal.Spread
+	}
+	return d, nil
 }
 
 // DescribeBuiltin describes the default prior embedded in the binary.
 func DescribeBuiltin() (*Description, error) {
-	return describe(builtin.Name, builtin.Checkpoint(), builtin.Laps())
+	d, err := describe(builtin.Name, builtin.Checkpoint(), builtin.Laps())
+	if err != nil {
+		return nil, err
+	}
+	if cal, err := qc.ParseCalibration(builtin.QCCalibration()); err == nil {
+		d.Spread = cal.Spread
+	}
+	return d, nil
 }
 
 func describe(name string, raw, laps []byte) (*Description, error) {
@@ -103,6 +120,16 @@ func (d *Description) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "covariance:     diagonal exact (Gaussian)\n")
 	default:
 		fmt.Fprintf(&b, "covariance:     jacobian only (no diagonal head: kspaced prior fit-covariance)\n")
+	}
+	if len(d.Spread) == 0 {
+		fmt.Fprintf(&b, "std scale:      none: the std is used as sampled (kspaced prior check-spread)\n")
+	}
+	for k, s := range d.Spread {
+		label := "std scale:     "
+		if k > 0 {
+			label = "               "
+		}
+		fmt.Fprintf(&b, "%s × %.3f at %.2f mm pixels (median of %d held-out-line ratios, quartiles %.3f–%.3f)\n", label, s.Scale, s.PixelMM, s.Scans, s.Q1, s.Q3)
 	}
 	if len(d.Laps) > 0 {
 		fmt.Fprintf(&b, "laps (%s):\n", filepath.Join(filepath.Dir(d.Path), "laps.json"))

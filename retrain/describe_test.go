@@ -34,6 +34,10 @@ func TestDescribe(t *testing.T) {
 	if err := writeLaps(dir, recs); err != nil {
 		t.Fatal(err)
 	}
+	side := `{"spread": [{"pixel_mm": 1.62, "scale": 1.3, "scans": 16, "q1": 1.0, "q3": 1.4}, {"pixel_mm": 0.85, "scale": 1.02, "scans": 12, "q1": 0.9, "q3": 1.1}]}`
+	if err := os.WriteFile(path+".qc.json", []byte(side), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d, err := Describe(path)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +49,8 @@ func TestDescribe(t *testing.T) {
 	s := out.String()
 	t.Logf("\n%s", s)
 	for _, want := range []string{"widths [8 16]", "any matrix: reflect-padded to a multiple of 2", "EM from 44 undersampled scans",
-		"EM lap:         1", "trained on:     8×8 crops at pixel scales [1]", "steps:          400", "* lap  1", "PSNR 21.50 dB", "2 attempts, learning rate 0.0006", "per-scan"} {
+		"EM lap:         1", "trained on:     8×8 crops at pixel scales [1]", "steps:          400", "* lap  1", "PSNR 21.50 dB", "2 attempts, learning rate 0.0006", "per-scan",
+		"std scale:      × 1.300 at 1.62 mm pixels (median of 16", "× 1.020 at 0.85 mm"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("description lacks %q", want)
 		}
