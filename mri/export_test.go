@@ -7,3 +7,11 @@ var (
 	MeanNNDistance = meanNNDistance
 	CountMask      = countMask
 )
+
+// Calibration-matrix noise internals (noise_calib.go).
+var (
+	NoiseFromCalibration = noiseFromCalibration
+	CalibEigenvalues     = calibEigenvalues
+	MPNoise              = mpNoise
+	CentreBlock          = centreBlock
+)
