@@ -69,7 +69,8 @@ const MinSpreadScans = 8
 const DefaultZ = 3.09
 
 // NoiseRatioLimit flags data noisier than declared: the estimate from the
-// data is within about ±15 % (mri.minNoiseSamples) and biased only upwards.
+// data is within about ±15 % (mri.minNoiseSamples) and, for 1-D masks,
+// biased only upwards (2-D masks: docs/bench/noise.md).
 const NoiseRatioLimit = 1.5
 
 // MotionOrder is the LineOrder below which an excess residual is put down

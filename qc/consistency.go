@@ -263,8 +263,11 @@ func quantile(sorted []float64, p float64) float64 {
 type Noise struct {
 	Declared  float64 `json:"declared_variance"`
 	Estimated float64 `json:"estimated_variance"`
-	// Ratio is Estimated/Declared; the estimate is biased up by residual
-	// signal, never down, and within about ±15 % from its samples alone.
+	// Ratio is Estimated/Declared; within about ±15 % from its samples
+	// alone. From readout edges or outer k-space (1-D masks) residual signal
+	// biases it up, never down; from the calibration matrix (2-D masks) it
+	// is unbiased for equal white coil noise and reads low when the coils'
+	// noise is correlated (docs/bench/noise.md).
 	Ratio  float64 `json:"ratio"`
 	Method string  `json:"method"`
 }
