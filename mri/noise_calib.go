@@ -49,11 +49,7 @@ func noiseFromCalibration(s *Scan) (*NoiseEstimate, error) {
 	if len(ev)-p < calibMinBulk || !(s2 > 0) {
 		return nil, fmt.Errorf("calibration matrix: %d of %d eigenvalues left as noise", len(ev)-p, len(ev))
 	}
-	cov := make([]complex64, s.Coils*s.Coils)
-	for c := 0; c < s.Coils; c++ {
-		cov[c*s.Coils+c] = complex(float32(s2), 0)
-	}
-	return &NoiseEstimate{Cov: cov, Method: "calibration matrix (level only)", Samples: b * b, Shrinkage: 1}, nil
+	return &NoiseEstimate{Cov: levelOnly(s2, s.Coils), Method: "calibration matrix (level only)", Samples: b * b, Shrinkage: 1}, nil
 }
 
 // centreBlock is the side of the largest fully sampled square centred at

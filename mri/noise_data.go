@@ -121,18 +121,15 @@ func EstimateNoise(s *Scan) (*NoiseEstimate, error) {
 func outerShape(best, edges *NoiseEstimate) *NoiseEstimate {
 	m := best.Mean()
 	c := int(math.Sqrt(float64(len(best.Cov))))
-	cov := make([]complex64, len(best.Cov))
 	if edges != nil && edges.Mean() > 0 && edges.Mean() <= 1.1*m {
+		cov := make([]complex64, len(best.Cov))
 		r := complex(float32(m/edges.Mean()), 0)
 		for i, v := range edges.Cov {
 			cov[i] = v * r
 		}
 		return &NoiseEstimate{Cov: cov, Method: best.Method + " (coil correlations from readout edges)", Samples: best.Samples, Shrinkage: edges.Shrinkage}
 	}
-	for i := 0; i < c; i++ {
-		cov[i*c+i] = complex(float32(m), 0)
-	}
-	return &NoiseEstimate{Cov: cov, Method: best.Method + " (level only)", Samples: best.Samples, Shrinkage: 1}
+	return &NoiseEstimate{Cov: levelOnly(m, c), Method: best.Method + " (level only)", Samples: best.Samples, Shrinkage: 1}
 }
 
 // noiseFromReadoutEdges uses the fully acquired lines: columns (readout
@@ -383,4 +380,14 @@ func median(v []float64) float64 {
 	} else {
 		return (v[k/2-1] + v[k/2]) / 2
 	}
+}
+
+// levelOnly is the coils×coils covariance m·I (equal, uncorrelated coils):
+// what an estimate that resolves the level but not the correlations gives.
+func levelOnly(m float64, coils int) []complex64 {
+	cov := make([]complex64, coils*coils)
+	for i := 0; i < coils; i++ {
+		cov[i*coils+i] = complex(float32(m), 0)
+	}
+	return cov
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/cmplx"
 	"math/rand/v2"
 
 	"github.com/kspaced/kspaced/mri"
@@ -100,7 +101,7 @@ func CheckSpread(ctx context.Context, d priors.Denoiser, A mri.Operator, kspace 
 			v := complex128(full[k])
 			dv := v - mean[j]
 			mean[j] += dv / complex(float64(s+1), 0)
-			m2[j] += real(dv * cmplxConj(v-mean[j]))
+			m2[j] += real(dv * cmplx.Conj(v-mean[j]))
 		}
 	}
 	var res, spread float64
@@ -117,8 +118,6 @@ func CheckSpread(ctx context.Context, d priors.Denoiser, A mri.Operator, kspace 
 	}
 	return sc, nil
 }
-
-func cmplxConj(z complex128) complex128 { return complex(real(z), -imag(z)) }
 
 // heldOut is what holdOut chose: mask positions and how many lines (or
 // points) they make.

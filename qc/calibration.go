@@ -12,6 +12,8 @@ import (
 	"math"
 	"os"
 	"slices"
+
+	"github.com/kspaced/kspaced/internal/safefile"
 )
 
 // Calibration is what QC compares a slice against: distributions of the
@@ -103,7 +105,13 @@ func SidecarPath(checkpoint string) string { return checkpoint + ".qc.json" }
 
 // LoadSidecar reads the calibration of a checkpoint; (nil, nil) when it has none.
 func LoadSidecar(checkpoint string) (*Calibration, error) {
-	f, err := os.Open(SidecarPath(checkpoint))
+	return LoadCalibration(SidecarPath(checkpoint))
+}
+
+// LoadCalibration reads and checks the calibration file at path; (nil, nil)
+// when there is none.
+func LoadCalibration(path string) (*Calibration, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -114,14 +122,14 @@ func LoadSidecar(checkpoint string) (*Calibration, error) {
 	// A calibration is a few hundred bytes; a large file is not one.
 	raw, err := io.ReadAll(io.LimitReader(f, maxSidecar+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(raw) > maxSidecar {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", SidecarPath(checkpoint), maxSidecar)
+		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxSidecar)
 	}
 	c, err := ParseCalibration(raw)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", SidecarPath(checkpoint), err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return c, nil
 }
@@ -139,13 +147,14 @@ func ParseCalibration(raw []byte) (*Calibration, error) {
 	return &c, nil
 }
 
-// Save writes c as indented JSON.
+// Save writes c as indented JSON, atomically (a reader never sees half a
+// calibration).
 func (c *Calibration) Save(path string) error {
 	raw, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(raw, '\n'), 0o644)
+	return safefile.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
 func (c *Calibration) validate() error {

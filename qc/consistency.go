@@ -248,8 +248,9 @@ func lineIndex(byCol bool, l, j, cols int) int {
 	return l*cols + j
 }
 
-// quantile of sorted values, linearly interpolated.
-func quantile(sorted []float64, p float64) float64 {
+// Quantile of sorted values, linearly interpolated between order statistics
+// (NaN for none).
+func Quantile(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
 		return math.NaN()
 	}

@@ -59,8 +59,8 @@ func measureEdgeSparsity(img []complex64, rows, cols int) *EdgeSparsity {
 	slices.Sort(fg)
 	// A noiseless flat region has q25 = 0: gradients below 0.1 % of the
 	// median foreground level count as flat, keeping the score finite.
-	lo := max(quantile(g, 0.25), 1e-3*quantile(fg, 0.5))
-	return &EdgeSparsity{Score: quantile(g, 0.9) / lo, Pixels: len(g)}
+	lo := max(Quantile(g, 0.25), 1e-3*Quantile(fg, 0.5))
+	return &EdgeSparsity{Score: Quantile(g, 0.9) / lo, Pixels: len(g)}
 }
 
 func interior(b []float64, w, r, c int, cut float64) bool {

@@ -101,7 +101,7 @@ func foregroundCut(img []complex64) (mag []float64, cut float64) {
 	}
 	sorted := slices.Clone(mag)
 	slices.Sort(sorted)
-	return mag, quantile(sorted, 0.99) / 5
+	return mag, Quantile(sorted, 0.99) / 5
 }
 
 // Uncertainty is the posterior spread relative to the signal.

@@ -1,28 +1,23 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
 	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kspaced/kspaced/internal/quality"
-	"github.com/kspaced/kspaced/internal/safefile"
 	"github.com/kspaced/kspaced/qc"
 )
 
 func newCheckSpreadCmd() *cobra.Command {
 	var (
-		rf      reconFlags
-		data    string
-		sidecar string
-		max     int
-		write   bool
+		rf       reconFlags
+		data     string
+		sidecar  string
+		maxScans int
+		write    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check-spread --prior CKPT --data DIR [--write]",
@@ -55,7 +50,7 @@ on scans at other pixel sizes. No truth is read.`,
 				return usagef("the built-in prior's sidecar is embedded: give --prior CKPT or --sidecar FILE")
 			}
 			cfg.Recon.Device = "cpu"
-			sp, _, err := quality.MeasureSpread(cmd.Context(), cfg, data, max, cmd.ErrOrStderr())
+			sp, _, err := quality.MeasureSpread(cmd.Context(), cfg, data, maxScans, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -73,7 +68,7 @@ on scans at other pixel sizes. No truth is read.`,
 	f := cmd.Flags()
 	f.StringVar(&rf.cfgPath, "config", "", "YAML config merged over the defaults (coil maps, sampler)")
 	f.StringVar(&data, "data", "", "folder of undersampled k-space files like the prior's training scans")
-	f.IntVar(&max, "max-scans", 24, "at most this many files, spread over the folder (0: all)")
+	f.IntVar(&maxScans, "max-scans", 24, "at most this many files, spread over the folder (0: all)")
 	f.BoolVar(&write, "write", false, "store the scale in the prior's QC sidecar")
 	f.StringVar(&sidecar, "sidecar", "", "the sidecar to write (default CKPT.qc.json)")
 	return cmd
@@ -84,16 +79,12 @@ on scans at other pixel sizes. No truth is read.`,
 // sp's is unknown) and keeps the others and the file's other parts, the
 // prior's own training scans' entry first (a new file holds only sp).
 func writeSpread(path string, sp *qc.Spread) error {
-	cal := &qc.Calibration{}
-	raw, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
+	cal, err := qc.LoadCalibration(path)
+	if err != nil {
 		return err
-	default:
-		if cal, err = qc.ParseCalibration(raw); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
+	}
+	if cal == nil {
+		cal = &qc.Calibration{}
 	}
 	same := func(o qc.Spread) bool {
 		if o.PixelMM == 0 || sp.PixelMM == 0 {
@@ -106,9 +97,5 @@ func writeSpread(path string, sp *qc.Spread) error {
 	} else {
 		cal.Spread = append(cal.Spread, *sp)
 	}
-	out, err := json.MarshalIndent(cal, "", "  ")
-	if err != nil {
-		return err
-	}
-	return safefile.WriteFile(path, append(out, '\n'), 0o644)
+	return cal.Save(path)
 }

@@ -462,12 +462,18 @@ func scans(dir string, max int) ([]string, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("%s: no k-space file with a NAME_truth.npy companion", dir)
 	}
+	return spreadOver(files, max), nil
+}
+
+// spreadOver keeps at most max of files (0: all), spread evenly over their
+// order.
+func spreadOver(files []string, max int) []string {
 	if max <= 0 || max >= len(files) {
-		return files, nil
+		return files
 	}
 	pick := make([]string, max)
 	for i := range pick {
 		pick[i] = files[i*len(files)/max]
 	}
-	return pick, nil
+	return pick
 }

@@ -188,8 +188,10 @@ func TestBartPicsCell(t *testing.T) {
 	}
 }
 
-func TestSamplingCellHasCoverage(t *testing.T) {
-	test := simulateScans(t, 1, 400)
+// untrainedPrior writes an untrained small U-Net for simN² scans and
+// returns its path: enough to test the sampling plumbing.
+func untrainedPrior(t *testing.T) string {
+	t.Helper()
 	net, err := priors.NewUNet(priors.SmallUNet(simN, simN), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -199,8 +201,13 @@ func TestSamplingCellHasCoverage(t *testing.T) {
 		Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}); err != nil {
 		t.Fatal(err)
 	}
+	return ckpt
+}
+
+func TestSamplingCellHasCoverage(t *testing.T) {
+	test := simulateScans(t, 1, 400)
 	cfg := smallConfig()
-	cfg.Recon.Sampler.Prior = ckpt
+	cfg.Recon.Sampler.Prior = untrainedPrior(t)
 	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.CGIterations, cfg.Recon.Sampler.Samples = 3, 1, 2
 	rep, err := Run(context.Background(), Options{Tests: []string{test}, Methods: []string{"zero-filled", "mmps"}, Config: cfg})
 	if err != nil {

@@ -35,13 +35,7 @@ func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int
 	if err != nil {
 		return nil, nil, err
 	}
-	if max > 0 && max < len(files) {
-		pick := make([]string, max)
-		for i := range pick {
-			pick[i] = files[i*len(files)/max]
-		}
-		files = pick
-	}
+	files = spreadOver(files, max)
 	c := *cfg
 	c.Recon.Sampler.SpreadCheck = true
 	c.Output = configs.Output{}
@@ -88,22 +82,12 @@ func MeasureSpread(ctx context.Context, cfg *configs.Config, dir string, max int
 	var px float64
 	if len(pixels) > 0 {
 		slices.Sort(pixels)
-		px = quantile(pixels, 0.5)
+		px = qc.Quantile(pixels, 0.5)
 	}
-	sp := &qc.Spread{PixelMM: px, Scale: quantile(r, 0.5), Scans: len(r), Q1: quantile(r, 0.25), Q3: quantile(r, 0.75),
+	sp := &qc.Spread{PixelMM: px, Scale: qc.Quantile(r, 0.5), Scans: len(r), Q1: qc.Quantile(r, 0.25), Q3: qc.Quantile(r, 0.75),
 		Source: fmt.Sprintf("kspaced prior check-spread: %d slices of %s, %s under %s, %d samples", len(r), dir, c.Recon.Method, pipeline.PriorName(c.Recon.Sampler.Prior), c.Recon.Sampler.Samples)}
 	if !(sp.Scale > 0) || math.IsInf(sp.Scale, 0) {
 		return nil, out, errors.New("spread: median ratio is not a positive number")
 	}
 	return sp, out, nil
-}
-
-// quantile of sorted v, linear between order statistics.
-func quantile(v []float64, q float64) float64 {
-	x := q * float64(len(v)-1)
-	i := int(x)
-	if i+1 >= len(v) {
-		return v[len(v)-1]
-	}
-	return v[i] + (x-float64(i))*(v[i+1]-v[i])
 }

@@ -2,13 +2,10 @@ package quality
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/kspaced/kspaced/pipeline"
-	"github.com/kspaced/kspaced/priors"
 	"github.com/kspaced/kspaced/qc"
 )
 
@@ -17,18 +14,9 @@ import (
 // means anything is posterior's TestCheckSpreadGaussian.
 func TestMeasureSpread(t *testing.T) {
 	dir := simulateScans(t, qc.MinSpreadScans+1, 500)
-	net, err := priors.NewUNet(priors.SmallUNet(simN, simN), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(t.TempDir(), "prior.safetensors")
-	if err := net.Save(ckpt, priors.CheckpointMeta{Architecture: net.Config(),
-		Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}); err != nil {
-		t.Fatal(err)
-	}
 	cfg := smallConfig()
 	cfg.Recon.Method = "mmps"
-	cfg.Recon.Sampler.Prior = ckpt
+	cfg.Recon.Sampler.Prior = untrainedPrior(t)
 	cfg.Recon.Sampler.Steps, cfg.Recon.Sampler.CGIterations, cfg.Recon.Sampler.Samples = 3, 1, 3
 	var log strings.Builder
 	sp, ratios, err := MeasureSpread(context.Background(), cfg, dir, 0, &log)
@@ -40,7 +28,7 @@ func TestMeasureSpread(t *testing.T) {
 		r[i] = s.Ratio
 	}
 	slices.Sort(r)
-	if sp.Scans != len(r) || len(r) < qc.MinSpreadScans || sp.Scale != quantile(r, 0.5) || !(sp.Q1 <= sp.Scale && sp.Scale <= sp.Q3) {
+	if sp.Scans != len(r) || len(r) < qc.MinSpreadScans || sp.Scale != qc.Quantile(r, 0.5) || !(sp.Q1 <= sp.Scale && sp.Scale <= sp.Q3) {
 		t.Fatalf("spread %+v from ratios %v", sp, r)
 	}
 	if sp.PixelMM != 1 { // simulate writes 1 mm pixels
@@ -52,7 +40,7 @@ func TestMeasureSpread(t *testing.T) {
 	if _, _, err := MeasureSpread(context.Background(), cfg, dir, 3, nil); err == nil || !strings.Contains(err.Error(), "at least") {
 		t.Errorf("3 scans: %v, want too few", err)
 	}
-	if q := quantile([]float64{1, 2, 3, 4}, 0.5); q != 2.5 {
+	if q := qc.Quantile([]float64{1, 2, 3, 4}, 0.5); q != 2.5 {
 		t.Errorf("median of 1..4: %v", q)
 	}
 }
