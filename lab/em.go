@@ -246,7 +246,7 @@ func EMEvidence(ctx context.Context, opt EMEvidenceOptions) (*EMEvidenceResult, 
 		var learn float64
 		if _, err := os.Stat(cleanPath); err != nil {
 			t0 := time.Now()
-			if err := trainClean(ctx, train, rt.Network, rc, steps, cleanPath, opt.Progress); err != nil {
+			if err := trainClean(ctx, train, rt.Network, nil, 0, rc, steps, cleanPath, opt.Progress); err != nil {
 				return nil, err
 			}
 			learn = time.Since(t0).Seconds()
@@ -311,10 +311,11 @@ func l1Recon(ctx context.Context, obs []retrain.Observation, rows, cols int, lam
 	return out, nil
 }
 
-// trainClean trains the EM network from scratch on the clean images behind
-// obs, in the same prior space (truth / Scale), with the retrain optimiser,
-// crops and pixel scales.
-func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetConfig, rc configs.Retrain, steps int, path string, progress io.Writer) error {
+// trainClean trains the EM network on the clean images behind obs, in the
+// same prior space (truth / Scale), with the retrain optimiser, crops and
+// pixel scales: from scratch, or steps − done more steps from start's weights
+// (its checkpoint still counts all steps).
+func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetConfig, start *priors.UNet, done int, rc configs.Retrain, steps int, path string, progress io.Writer) error {
 	hw := cfg.Rows * cfg.Cols
 	ds := &priors.SliceDataset{C: 2, H: cfg.Rows, W: cfg.Cols, Data: make([]float32, 0, len(obs)*2*hw)}
 	for _, o := range obs {
@@ -328,16 +329,19 @@ func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetC
 		}
 		ds.Data = append(ds.Data, img...)
 	}
-	u, err := priors.NewUNet(cfg, rc.Seed)
-	if err != nil {
-		return err
+	u := start
+	if u == nil {
+		var err error
+		if u, err = priors.NewUNet(cfg, rc.Seed); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	to := priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
-		WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, Seed: rc.Seed + 1000, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales,
-		CheckpointPath: path + ".train", CheckpointEvery: max(1, steps/10), Resume: resumeIf(path + ".train"),
+	to := priors.TrainOptions{Steps: steps - done, BatchSize: rc.BatchSize, LR: rc.LearningRate,
+		WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, Seed: rc.Seed + 1000 + uint64(done), CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales,
+		CheckpointPath: path + ".train", CheckpointEvery: max(1, (steps-done)/10), Resume: resumeIf(path + ".train"),
 		DataDescription: "clean training images (reference)", Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme}}
 	tu, err := retrain.TrainingNet(u, to) // the crop-size view shares u's weights, as in EM's M-step
 	if err != nil {

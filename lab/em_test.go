@@ -78,7 +78,9 @@ func TestEMClaims(t *testing.T) {
 // run (docs/bench/prior-recipe.md): KSPACED_CLEAN_REFERENCE=LAP matches EM
 // laps 1…LAP (hours on two cores; resumable: rerun to continue), into
 // KSPACED_CLEAN_REFERENCE_OUT (default out/prior/clean-lap-LAP.safetensors
-// at the repository root). It needs the archive `make prior` writes.
+// at the repository root); KSPACED_CLEAN_REFERENCE_FROM continues an earlier
+// lap's reference instead of starting from scratch. It needs the archive
+// `make prior` writes.
 func TestCleanReference(t *testing.T) {
 	lap, err := strconv.Atoi(os.Getenv("KSPACED_CLEAN_REFERENCE"))
 	if err != nil {
@@ -94,7 +96,7 @@ func TestCleanReference(t *testing.T) {
 		out = filepath.Join(root, "out", "prior", fmt.Sprintf("clean-lap-%02d.safetensors", lap))
 	}
 	steps, err := CleanReference(context.Background(), CleanReferenceOptions{Run: filepath.Join(root, "train", "default-prior"),
-		Data: []string{filepath.Join(root, "out", "prior", "archive", "train")}, Config: cfg, Lap: lap, Out: out, Progress: os.Stderr})
+		Data: []string{filepath.Join(root, "out", "prior", "archive", "train")}, Config: cfg, Lap: lap, Out: out, From: os.Getenv("KSPACED_CLEAN_REFERENCE_FROM"), Progress: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
