@@ -13,7 +13,7 @@ func TestDefaultsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Recon.Method != "cg-sense" || c.Daemon.QuietPeriod != 5*time.Second || c.Simulate.Coils != 8 {
+	if c.Recon.Method != "mmps" || c.Daemon.QuietPeriod != 5*time.Second || c.Simulate.Coils != 8 {
 		t.Fatalf("defaults not decoded: %+v", c)
 	}
 }
@@ -105,7 +105,7 @@ func TestOverlayJSONSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Recon.Method != "zero-filled" || base.Recon.Method != "cg-sense" || c.Recon.Iterations != base.Recon.Iterations {
+	if c.Recon.Method != "zero-filled" || base.Recon.Method != "mmps" || c.Recon.Iterations != base.Recon.Iterations {
 		t.Fatalf("overlay %q, base %q", c.Recon.Method, base.Recon.Method)
 	}
 	if _, err := Overlay(base, []byte(`{"recon": {"methd": "x"}}`), "job.json"); err == nil || !strings.Contains(err.Error(), "methd") {

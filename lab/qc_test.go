@@ -54,7 +54,7 @@ func TestQCEvidence(t *testing.T) {
 	if testing.Short() && !full {
 		t.Skip("a minute or two on two cores")
 	}
-	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	opt := QCOptions{Recon: classicalRecon(), Log: os.Stderr}
 	priorNames := []string{"lap-01.safetensors", "lap-00.safetensors"} // the first flags
 	if full {
 		if v := os.Getenv("KSPACED_QC_PRIORS"); v == "none" {
@@ -193,7 +193,7 @@ func TestQCDevelopment(t *testing.T) {
 	if os.Getenv("KSPACED_QC_DEVELOPMENT") != "1" {
 		t.Skip("KSPACED_QC_DEVELOPMENT=1 prints the measures of cases made from the calibration slices")
 	}
-	cases, err := DevelopmentCases(context.Background(), QCOptions{Recon: configs.Default().Recon})
+	cases, err := DevelopmentCases(context.Background(), QCOptions{Recon: classicalRecon()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestQCMethodCalibration(t *testing.T) {
 	if os.Getenv("KSPACED_QC_METHODS") != "1" {
 		t.Skip("KSPACED_QC_METHODS=1 calibrates zero-filled and l1-wavelet data consistency")
 	}
-	opt := QCOptions{Recon: configs.Default().Recon, Log: os.Stderr}
+	opt := QCOptions{Recon: classicalRecon(), Log: os.Stderr}
 	dists, flagged, err := MethodCalibration(context.Background(), opt, []string{"zero-filled", "l1-wavelet"})
 	if err != nil {
 		t.Fatal(err)
@@ -247,4 +247,13 @@ func TestQCMethodCalibration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// classicalRecon is the default recon section with CG-SENSE, the classical
+// reconstruction the QC evidence and its shipped calibrations are of
+// (KSPACED_QC_METHOD picks another).
+func classicalRecon() configs.Recon {
+	rc := configs.Default().Recon
+	rc.Method = "cg-sense"
+	return rc
 }
