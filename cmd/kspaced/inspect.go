@@ -5,20 +5,23 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/kspaced/kspaced/configs"
 )
 
 func newInspectCmd() *cobra.Command {
 	var phi bool
+	var cfgPath string
 	cmd := &cobra.Command{
 		Use:   "inspect FILE...",
 		Short: "Summarise k-space files: format, dimensions, coils, sampling, calibration region",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Parsed in a child with the daemon's default limits: a file
-			// that crashes the HDF5 library fails with a reason instead.
-			rd := reader(configs.Default(), nil)
+			// Parsed in a child under the configured daemon.reader limits: a
+			// file that crashes the HDF5 library fails with a reason instead.
+			c, err := loadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			rd := reader(c, nil)
 			failed := 0
 			for _, p := range args {
 				v, err := rd.KSpace(cmd.Context(), p)
@@ -35,6 +38,7 @@ func newInspectCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config merged over the defaults (daemon.reader: the reader child's limits)")
 	cmd.Flags().BoolVar(&phi, "phi", false, "also print patient name and ID and every text attribute of the file (may hold protected health information)")
 	return cmd
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,5 +35,26 @@ func TestInspectWithholdsPatientData(t *testing.T) {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("inspect --phi lacks %q:\n%s", s, b.String())
 		}
+	}
+}
+
+// inspect reads under --config's daemon.reader limits: a 192², 8-coil
+// scan (2.4 MB of k-space) is refused at max_output_mb 1 and read at the
+// defaults.
+func TestInspectConfigLimits(t *testing.T) {
+	dir := t.TempDir()
+	if code, out := runBin(t, "simulate", "--source", "shepp-logan", "--coils", "8", "--rows", "192", "--cols", "192", "--out", dir, "--name", "s"); code != 0 {
+		t.Fatalf("simulate: exit %d:\n%s", code, out)
+	}
+	cfg := filepath.Join(dir, "small.yaml")
+	if err := os.WriteFile(cfg, []byte("daemon:\n  reader:\n    max_output_mb: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scan := filepath.Join(dir, "s.h5")
+	if code, out := runBin(t, "inspect", "--config", cfg, scan); code != 1 || !strings.Contains(out, "beyond what one file may bring into memory") {
+		t.Errorf("inspect under max_output_mb 1: exit %d:\n%s", code, out)
+	}
+	if code, out := runBin(t, "inspect", scan); code != 0 || !strings.Contains(out, "coils") {
+		t.Errorf("inspect at the defaults: exit %d:\n%s", code, out)
 	}
 }
