@@ -27,7 +27,7 @@ func newBenchCmd() *cobra.Command {
 	f.BoolVar(&opt.Sampling, "sampling", false, "also time posterior sampling with a small U-Net (minutes on a CPU)")
 	f.IntVar(&opt.Steps, "steps", 64, "sampler steps for --sampling")
 	f.IntVar(&opt.CG, "cg", 3, "MMPS conjugate-gradient iterations for --sampling (CG 1 is always timed too)")
-	cmd.AddCommand(newBenchQualityCmd())
+	cmd.AddCommand(newBenchQualityCmd(), newBenchCompareCmd())
 	return cmd
 }
 
