@@ -42,8 +42,8 @@ func TestTrainCleanContinues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.Provenance.Steps != 13 {
-		t.Errorf("checkpoint counts %d steps, want 13", meta.Provenance.Steps)
+	if meta.Provenance.Steps != 13 || meta.Provenance.Seed != rc.Seed+1000+10 {
+		t.Errorf("checkpoint counts %d steps with seed %d, want 13 and the continuation's %d", meta.Provenance.Steps, meta.Provenance.Seed, rc.Seed+1000+10)
 	}
 	fresh, err := priors.NewUNet(cfg, rc.Seed) // where training from scratch starts
 	if err != nil {

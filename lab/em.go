@@ -350,8 +350,8 @@ func trainClean(ctx context.Context, obs []retrain.Observation, cfg priors.UNetC
 	if _, err := priors.Train(ctx, tu, ds, to, progress); err != nil {
 		return err
 	}
-	if err := u.Save(path, priors.CheckpointMeta{Normalisation: priors.Normalisation{Scheme: pipeline.NormalisationScheme},
-		Provenance: priors.Provenance{Data: "clean training images (reference)", Images: len(obs), Steps: steps, Seed: rc.Seed + 1000,
+	if err := u.Save(path, priors.CheckpointMeta{Normalisation: to.Normalisation,
+		Provenance: priors.Provenance{Data: to.DataDescription, Images: len(obs), Steps: steps, Seed: to.Seed,
 			Crops: priors.CropNote(to)}}); err != nil {
 		return err
 	}

@@ -18,10 +18,7 @@ func LoadCells(path string) ([]Cell, error) {
 		return nil, err
 	}
 	var r struct {
-		Cells []struct {
-			Cell
-			Matrix [2]int `json:"matrix"`
-		} `json:"cells"`
+		Cells []cellJSON `json:"cells"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

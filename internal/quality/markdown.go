@@ -43,16 +43,18 @@ func (r *Report) Markdown(w io.Writer) {
 	}
 }
 
+// cellJSON is a cell as WriteJSON writes it and LoadCells reads it back.
+type cellJSON struct {
+	Cell
+	Matrix   [2]int      `json:"matrix"`
+	PSNR     [2]float64  `json:"psnr_mean_sd"`
+	SSIM     [2]float64  `json:"ssim_mean_sd"`
+	Coverage *[2]float64 `json:"coverage_mean_sd,omitempty"`
+	Seconds  float64     `json:"seconds_per_scan"`
+}
+
 // WriteJSON writes the report, every scan's scores included, to path.
 func (r *Report) WriteJSON(path string) error {
-	type cellJSON struct {
-		Cell
-		Matrix   [2]int      `json:"matrix"`
-		PSNR     [2]float64  `json:"psnr_mean_sd"`
-		SSIM     [2]float64  `json:"ssim_mean_sd"`
-		Coverage *[2]float64 `json:"coverage_mean_sd,omitempty"`
-		Seconds  float64     `json:"seconds_per_scan"`
-	}
 	out := struct {
 		*Report
 		Cells []cellJSON `json:"cells"`
