@@ -120,6 +120,9 @@ type Daemon struct {
 	QuietPeriod    time.Duration `yaml:"quiet_period"`
 	RescanInterval time.Duration `yaml:"rescan_interval"`
 	JobTimeout     time.Duration `yaml:"job_timeout"`
+	// StallTimeout stops an attempt that reports no progress for this long
+	// (0: never); it catches a hung job long before job_timeout.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 	GracePeriod    time.Duration `yaml:"grace_period"`
 	Retries        int           `yaml:"retries"`
 	RetryBackoff   time.Duration `yaml:"retry_backoff"`

@@ -54,6 +54,9 @@ func (c *Config) Validate() error {
 	v.dur("daemon.quiet_period", d.QuietPeriod, 0, 24*time.Hour)
 	v.dur("daemon.rescan_interval", d.RescanInterval, time.Second, 24*time.Hour)
 	v.dur("daemon.job_timeout", d.JobTimeout, time.Second, 7*24*time.Hour)
+	if d.StallTimeout != 0 {
+		v.dur("daemon.stall_timeout", d.StallTimeout, time.Second, 7*24*time.Hour)
+	}
 	v.dur("daemon.grace_period", d.GracePeriod, 0, time.Hour)
 	v.rangeI("daemon.retries", d.Retries, 0, 100)
 	v.dur("daemon.retry_backoff", d.RetryBackoff, 0, 24*time.Hour)

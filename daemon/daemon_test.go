@@ -221,6 +221,44 @@ func TestTimeoutAndPanic(t *testing.T) {
 	}
 }
 
+// TestStallTimeout: an attempt that reports no progress for stall_timeout is
+// stopped as timed out, while one that keeps reporting runs past that window
+// and finishes.
+func TestStallTimeout(t *testing.T) {
+	spool := t.TempDir()
+	proc := func(ctx context.Context, job pipeline.Job, out string, progress pipeline.Progress) (*pipeline.Report, error) {
+		if strings.HasPrefix(filepath.Base(job.Inputs[0]), "hung") {
+			progress(1, 10) // some work, then silence
+			<-ctx.Done()
+			return nil, fmt.Errorf("sample: %w", ctx.Err())
+		}
+		for i := range 10 { // 2.5 s in all, never 250 ms without progress
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+			progress(i+1, 10)
+		}
+		return &pipeline.Report{}, nil
+	}
+	c := testConfig(spool)
+	c.Daemon.StallTimeout = time.Second
+	start(t, c, proc, false)
+	drop(t, spool, "hung.npy", []byte("x"))
+	drop(t, spool, "slow.npy", []byte("x"))
+	testutil.WaitUntil(t, 10*time.Second, "both jobs", func() bool {
+		return len(testutil.Names(t, filepath.Join(spool, DoneDir)))+len(testutil.Names(t, filepath.Join(spool, FailedDir))) == 2
+	})
+	if f := readFailure(t, spool, "hung"); f.Outcome != OutcomeTimeout || f.Attempts != 1 ||
+		!strings.Contains(f.Message, "no progress for 1s") || !strings.Contains(f.Action, "stall_timeout") {
+		t.Errorf("stalled job's error.json = %+v", f)
+	}
+	if _, err := os.Stat(filepath.Join(spool, OutboxDir, "slow", reportFile)); err != nil {
+		t.Errorf("the job that kept reporting progress for 2.5 stall windows did not finish: %v", err)
+	}
+}
+
 func TestSidecarOptions(t *testing.T) {
 	spool := t.TempDir()
 	rec := newRecorder()

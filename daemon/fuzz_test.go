@@ -39,7 +39,7 @@ func FuzzJobOptions(f *testing.F) {
 		}
 		d := c.Daemon
 		if d.JobTimeout > base.Daemon.JobTimeout || d.Retries > base.Daemon.Retries || d.RetryBackoff > base.Daemon.RetryBackoff ||
-			d.JobTimeout < time.Second || d.Spool != base.Daemon.Spool || d.Workers != base.Daemon.Workers {
+			d.JobTimeout < time.Second || d.StallTimeout == 0 || d.StallTimeout > base.Daemon.StallTimeout || d.Spool != base.Daemon.Spool || d.Workers != base.Daemon.Workers {
 			t.Fatalf("accepted options beyond the operator's limits: %+v", d)
 		}
 		if p := c.Recon.Sampler.Prior; p != base.Recon.Sampler.Prior && p != "" && priorAllowed(p, base.Daemon.PriorDirs) != nil {

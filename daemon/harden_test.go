@@ -77,7 +77,8 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	os.WriteFile(outside, []byte("x"), 0o644)
 	os.Symlink(outside, filepath.Join(priors, "link.safetensors"))
 	jobs := map[string]string{
-		"lower":     `{"daemon": {"job_timeout": "10s", "retries": 0, "retry_backoff": "1ms"}}`,
+		"lower":     `{"daemon": {"job_timeout": "10s", "stall_timeout": "10m", "retries": 0, "retry_backoff": "1ms"}}`,
+		"nostall":   `{"daemon": {"stall_timeout": "0s"}}`,
 		"timeout":   `{"daemon": {"job_timeout": "100h"}}`,
 		"retries":   `{"daemon": {"retries": 50}}`,
 		"backoff":   `{"daemon": {"retry_backoff": "1h"}}`,
@@ -111,10 +112,10 @@ func TestJobOptionsCannotRaiseLimits(t *testing.T) {
 	rec.mu.Lock()
 	low := rec.cfgs["lower.npy"]
 	rec.mu.Unlock()
-	if low == nil || low.Daemon.JobTimeout != 10*time.Second || low.Daemon.Retries != 0 {
+	if low == nil || low.Daemon.JobTimeout != 10*time.Second || low.Daemon.StallTimeout != 10*time.Minute || low.Daemon.Retries != 0 {
 		t.Errorf("lowered limits not applied: %+v", low)
 	}
-	for id, key := range map[string]string{"timeout": "daemon.job_timeout", "retries": "daemon.retries", "backoff": "daemon.retry_backoff", "batch": "recon.sampler.batch_pixels",
+	for id, key := range map[string]string{"timeout": "daemon.job_timeout", "nostall": "daemon.stall_timeout", "retries": "daemon.retries", "backoff": "daemon.retry_backoff", "batch": "recon.sampler.batch_pixels",
 		"spool": "daemon.spool", "dirs": "daemon.prior_dirs", "reader": "daemon.reader", "prior": "outside daemon.prior_dirs", "priorlink": "outside daemon.prior_dirs",
 		"priorrel": "not an absolute path"} {
 		f := readFailure(t, spool, id)

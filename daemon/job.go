@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -174,7 +175,11 @@ func (d *Daemon) runJob(stop, hard context.Context, c *claim) {
 		}
 		switch {
 		case timedOut:
-			d.fail(c, &st, rec, OutcomeTimeout, err, cfg.Daemon.JobTimeout)
+			limit := cfg.Daemon.JobTimeout
+			if errors.Is(err, errStalled) {
+				limit = cfg.Daemon.StallTimeout
+			}
+			d.fail(c, &st, rec, OutcomeTimeout, err, limit)
 			return
 		case errors.Is(err, pipeline.ErrBadInput):
 			d.fail(c, &st, rec, OutcomeBadInput, err, 0)
@@ -241,6 +246,38 @@ func parseOptions(base *configs.Config, raw []byte, name string) (*configs.Confi
 
 var errPanic = errors.New("internal error")
 
+// errStalled is the cause of an attempt stopped by daemon.stall_timeout.
+var errStalled = errors.New("no progress within daemon.stall_timeout")
+
+// watchStall returns a child of parent that is cancelled with errStalled once
+// the returned progress function has not been called for limit, and a stop
+// function that ends the watch.
+func watchStall(parent context.Context, limit time.Duration, p pipeline.Progress) (context.Context, pipeline.Progress, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	go func() {
+		tick := time.NewTicker(max(limit/8, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				if now.Sub(time.Unix(0, last.Load())) >= limit {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	}()
+	seen := func(done, total int) {
+		last.Store(time.Now().UnixNano())
+		p(done, total)
+	}
+	return ctx, seen, func() { cancel(context.Canceled) }
+}
+
 // progressLog records a job's progress for /status and logs it at every
 // tenth of the work, so a long job (minutes of posterior sampling) shows it
 // is moving.
@@ -270,11 +307,23 @@ func (d *Daemon) attempt(hard context.Context, c *claim, cfg *configs.Config, in
 	}
 	ctx, cancel := context.WithTimeout(hard, cfg.Daemon.JobTimeout)
 	defer cancel()
+	progress := d.progressLog(c.id, rec)
+	if limit := cfg.Daemon.StallTimeout; limit > 0 {
+		var stop context.CancelFunc
+		ctx, progress, stop = watchStall(ctx, limit, progress)
+		defer stop()
+	}
 	started := time.Now()
 	job := pipeline.Job{ID: c.id, Inputs: inputs, Config: cfg}
-	rep, err = d.call(ctx, job, tmp, d.progressLog(c.id, rec))
+	rep, err = d.call(ctx, job, tmp, progress)
 	if err != nil {
-		return nil, ctx.Err() != nil && hard.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded), err
+		if hard.Err() != nil {
+			return nil, false, err
+		}
+		if errors.Is(context.Cause(ctx), errStalled) {
+			return nil, true, fmt.Errorf("%w: %w", errStalled, err)
+		}
+		return nil, errors.Is(ctx.Err(), context.DeadlineExceeded), err
 	}
 	if rep == nil {
 		return nil, false, fmt.Errorf("%w: processor returned no report", errPanic)
@@ -467,6 +516,11 @@ func explain(outcome string, err error, limit time.Duration, attempts int) Failu
 			f.Action = "Export the raw data from the scanner again and drop it into the inbox; the detail line says which file and why. Retrying this same data will fail the same way."
 		}
 	case OutcomeTimeout:
+		if errors.Is(err, errStalled) {
+			f.Message = fmt.Sprintf("The reconstruction made no progress for %s (the stall limit) and was stopped: it hung, or the machine is far too loaded.", limit)
+			f.Action = "Report this scan to the physicist (it may hang the service again), or raise daemon.stall_timeout; then move the input back into the inbox."
+			break
+		}
 		f.Message = fmt.Sprintf("The reconstruction took longer than the %s limit and was stopped.", limit)
 		f.Action = "Ask the physicist to check the data size and method, or raise daemon.job_timeout; then move the input back into the inbox."
 	case OutcomeInterrupted:

@@ -23,6 +23,7 @@ func limitJob(base, job *configs.Config) error {
 		}
 	}
 	lower("daemon.job_timeout", j.JobTimeout <= b.JobTimeout, j.JobTimeout, b.JobTimeout)
+	lower("daemon.stall_timeout", b.StallTimeout == 0 || j.StallTimeout > 0 && j.StallTimeout <= b.StallTimeout, j.StallTimeout, b.StallTimeout)
 	lower("daemon.retries", j.Retries <= b.Retries, j.Retries, b.Retries)
 	lower("daemon.retry_backoff", j.RetryBackoff <= b.RetryBackoff, j.RetryBackoff, b.RetryBackoff)
 	lower("recon.sampler.batch_pixels", job.Recon.Sampler.BatchPixels <= base.Recon.Sampler.BatchPixels,
