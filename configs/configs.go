@@ -123,12 +123,12 @@ type Daemon struct {
 	// StallTimeout stops an attempt that reports no progress for this long
 	// (0: never); it catches a hung job long before job_timeout.
 	StallTimeout time.Duration `yaml:"stall_timeout"`
-	GracePeriod    time.Duration `yaml:"grace_period"`
-	Retries        int           `yaml:"retries"`
-	RetryBackoff   time.Duration `yaml:"retry_backoff"`
-	MinFreeMB      int64         `yaml:"min_free_mb"`
-	HTTPAddr       string        `yaml:"http_addr"`
-	LogFormat      string        `yaml:"log_format"`
+	GracePeriod  time.Duration `yaml:"grace_period"`
+	Retries      int           `yaml:"retries"`
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+	MinFreeMB    int64         `yaml:"min_free_mb"`
+	HTTPAddr     string        `yaml:"http_addr"`
+	LogFormat    string        `yaml:"log_format"`
 	// PriorDirs are the folders a job's options file may take
 	// recon.sampler.prior from; the service's own prior is always allowed.
 	PriorDirs []string `yaml:"prior_dirs"`
