@@ -59,6 +59,10 @@ type CoilMaps struct {
 // network with a covariance head, else the Jacobian one).
 var Covariances = []string{"auto", "jacobian", "diagonal"}
 
+// StepVariances are the values of recon.sampler.step_variance: posterior's
+// StepVarianceDDPM and StepVariancePosterior.
+var StepVariances = []string{"ddpm", "posterior"}
+
 // Default sampler steps when recon.sampler.steps is 0: the diagonal
 // covariance holds its quality at 32 steps where the Jacobian one needs 64
 // (docs/bench/sampling.md).
@@ -75,10 +79,13 @@ type Sampler struct {
 	// Steps is the sampler's number of steps; 0: DefaultDiagonalSteps with
 	// the diagonal covariance, DefaultSteps otherwise.
 	// Covariance is MMPS's covariance: auto, jacobian or diagonal (Covariances).
-	Covariance string  `yaml:"covariance"`
-	Samples    int     `yaml:"samples"`
-	Zeta       float64 `yaml:"zeta"`
-	Seed       uint64  `yaml:"seed"`
+	Covariance string `yaml:"covariance"`
+	// StepVariance is what each DDPM step draws around its mean: ddpm or
+	// posterior (StepVariances; posterior.SampleOptions).
+	StepVariance string  `yaml:"step_variance"`
+	Samples      int     `yaml:"samples"`
+	Zeta         float64 `yaml:"zeta"`
+	Seed         uint64  `yaml:"seed"`
 	// BatchPixels bounds the slices of a volume sampled as one denoiser
 	// batch: samples × rows × cols over the batch (one slice always goes).
 	BatchPixels int `yaml:"batch_pixels"`

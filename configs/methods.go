@@ -20,7 +20,7 @@ var MethodTable = []Method{
 	{Name: "zero-filled"},
 	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
 	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
-	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "cg_iterations", "spread_check", "std_scale"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "step_variance", "cg_iterations", "spread_check", "std_scale"}},
 	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta", "spread_check", "std_scale"}},
 }
 
@@ -74,6 +74,8 @@ func (r *Recon) Param(name string) any {
 		return s.Seed
 	case "covariance":
 		return s.Covariance
+	case "step_variance":
+		return s.StepVariance
 	case "cg_iterations":
 		return s.CGIterations
 	case "zeta":

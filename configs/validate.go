@@ -36,6 +36,7 @@ func (c *Config) Validate() error {
 	v.rangeI("recon.sampler.cg_iterations", s.CGIterations, 1, 100)
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
 	v.oneOf("recon.sampler.covariance", s.Covariance, Covariances...)
+	v.oneOf("recon.sampler.step_variance", s.StepVariance, StepVariances...)
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
 	v.rangeI("recon.sampler.batch_pixels", s.BatchPixels, 1, 1<<28)
 	v.rangeF("recon.sampler.std_scale", s.StdScale, 0, 10)

@@ -159,4 +159,7 @@ type Cost struct {
 	// Covariance is MMPS's covariance as used (recon.sampler.covariance
 	// auto resolved for the prior).
 	Covariance string `json:"covariance,omitempty"`
+	// StepVariance is the sampler's step variance
+	// (recon.sampler.step_variance).
+	StepVariance string `json:"step_variance,omitempty"`
 }

@@ -127,8 +127,12 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 	}
 	sp := rc.Sampler
 	cov, steps := samplerSettings(pr.d, rc)
+	sv := sp.StepVariance
+	if sv == posterior.StepVariancePosterior && (rc.Method != "mmps" || cov != posterior.CovDiagonal) {
+		return fmt.Errorf("%w: recon.sampler.step_variance posterior needs mmps with the diagonal covariance; this run has %s with the %s one (prior %s)", ErrConfig, rc.Method, cov, pr.name)
+	}
 	opt := posterior.SampleOptions{
-		Method: rc.Method, Covariance: cov, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Method: rc.Method, Covariance: cov, StepVariance: sv, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, Progress: progress,
 	}
 	posts, err := posterior.SamplePosteriors(ctx, d, probs, opt)
@@ -173,7 +177,7 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 		r.Image, r.Std, r.Residual = post.Mean, post.MagStd, post.Residual
 		r.DenoiserEvals, r.VJPs = post.DenoiserEvals, post.VJPs
 		if rc.Reads("covariance") {
-			r.Covariance = cov
+			r.Covariance, r.StepVariance = cov, sv
 		}
 	}
 	return nil

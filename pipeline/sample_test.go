@@ -165,6 +165,23 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if rep.Residual[0] > 0.5 {
 		t.Fatalf("gaussian prior: residual %g", rep.Residual[0])
 	}
+	if rep.Cost == nil || rep.Cost.StepVariance != "ddpm" {
+		t.Fatalf("gaussian prior: cost %+v, want the default step variance ddpm", rep.Cost)
+	}
+	// recon.sampler.step_variance posterior: drawn with the diagonal
+	// covariance (the Gaussian's exact one), refused with the Jacobian one.
+	post := *cfg
+	post.Recon.Sampler.StepVariance, post.Recon.Sampler.Covariance = "posterior", "diagonal"
+	if rep, err = Run(context.Background(), Job{ID: "gp", Inputs: []string{in}, Config: &post}, t.TempDir(), nil); err != nil {
+		t.Fatalf("step variance posterior: %v", err)
+	}
+	if rep.Cost == nil || rep.Cost.StepVariance != "posterior" || rep.Cost.Covariance != "diagonal" || rep.Residual[0] > 0.5 {
+		t.Fatalf("step variance posterior: cost %+v, residual %g", rep.Cost, rep.Residual[0])
+	}
+	post.Recon.Sampler.Covariance = "jacobian"
+	if _, err := Run(context.Background(), Job{ID: "gj", Inputs: []string{in}, Config: &post}, t.TempDir(), nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "step_variance") {
+		t.Errorf("step variance posterior with the Jacobian covariance: error %v, want a configuration error naming step_variance", err)
+	}
 	// recon.sampler.spread_check: the same samples (same seed), the std
 	// scaled by the ratio the report gives.
 	plainOut, checkOut := t.TempDir(), t.TempDir()

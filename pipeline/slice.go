@@ -21,6 +21,7 @@ type sliceResult struct {
 	// Denoiser evaluations and VJPs per posterior sample (sampling methods).
 	DenoiserEvals, VJPs int
 	Covariance          string  // MMPS's covariance as resolved (samplerSettings)
+	StepVariance        string  // recon.sampler.step_variance as used
 	NoiseVar            float64 // per-sample noise variance after whitening; 0 when unknown
 	SpreadRatio         float64 // recon.sampler.spread_check's ratio (0: not checked; NaN: none, nothing held out or noise explains it)
 	StdScale            float64 // the factor Std was multiplied by (stdScale)

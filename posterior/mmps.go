@@ -2,6 +2,7 @@ package posterior
 
 import (
 	"context"
+	"math"
 
 	"github.com/kspaced/kspaced/mri/cg"
 )
@@ -70,6 +71,38 @@ func (s *sampler) mmpsDiagEstimate() error {
 	s.countCG()
 	for k, xh := range s.xhat {
 		s.e[k] = xh + s.bufW[k]
+	}
+	return nil
+}
+
+// drawPosterior writes into s.draw, per sample, a draw w ~ N(0, C) with
+// C = D − D Aᴴ (Σ_y + A D Aᴴ)⁻¹ A D and D = diag(c) of this step: the
+// covariance of the Gaussian posterior whose mean mmpsDiagEstimate found.
+// Matheron's rule: z ~ N(0, D), ε ~ N(0, Σ_y), w = z − D Aᴴ v with
+// (Σ_y + A D Aᴴ) v = A z + ε, the same CG as the mean's.
+func (s *sampler) drawPosterior() error {
+	n := s.n
+	for j := range s.nb {
+		gr := s.of(j)
+		zj := s.draw[j*n : (j+1)*n]
+		for k, c := range s.cdiag[j*n : (j+1)*n] {
+			zj[k] = float32(math.Sqrt(max(float64(c), 0)) * gr.rng.NormFloat64())
+		}
+		fromChannels(s.ci, zj, s.hw)
+		r := s.resJ[j]
+		gr.A.Forward(r, s.ci)
+		for k, v := range gr.noise {
+			sd := math.Sqrt(v)
+			r[k] += complex(float32(sd*gr.rng.NormFloat64()), float32(sd*gr.rng.NormFloat64()))
+		}
+	}
+	clear(s.bufW)
+	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
+		return err
+	}
+	s.countCG()
+	for k, w := range s.bufW {
+		s.draw[k] -= w
 	}
 	return nil
 }

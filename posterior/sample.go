@@ -41,6 +41,14 @@ type SampleOptions struct {
 	// covariance (default DefaultDiagCGIter; CGIter is for the Jacobian
 	// one); CG stops earlier at CGTol (default DiagCGTol).
 	DiagCGIter int
+	// StepVariance is what DDPM's ancestral step draws around its mean:
+	// "ddpm" the forward process's σ_s²(1 − σ_s²/σ_t²) alone, which omits
+	// (1 − σ_s²/σ_t²)²·Cov[x | x_t, y] and so loses variance (16 % at 64
+	// steps on a Gaussian), or "posterior" that term as well, drawn from
+	// MMPS's Gaussian posterior by Matheron's rule (one more CG solve per
+	// step, no network call; the diagonal covariance only, the Jacobian one
+	// has no square root to draw from). Default StepVarianceDDPM.
+	StepVariance string
 	// Samples is the number of posterior samples, drawn as one batch
 	// (default DefaultSamples, as recon.sampler.samples in
 	// configs/default.yaml).
@@ -150,6 +158,7 @@ type sampler struct {
 	d     priors.Denoiser
 	dd    priors.DiagDenoiser // the diagonal covariance's prior, nil with the Jacobian one
 	cdiag []float32           // [nb][n]: diag Cov[x | x_t] (diagonal covariance)
+	draw  []float32           // [nb][n]: a draw of N(0, Cov[x | x_t, y]) (StepVariancePosterior)
 	opt   SampleOptions
 	mmps  bool
 	ddim  bool
@@ -244,6 +253,17 @@ func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sa
 	default:
 		return nil, fmt.Errorf("sample posterior: unknown sampler %q (want ddpm or ddim)", opt.Sampler)
 	}
+	switch opt.StepVariance {
+	case "":
+		opt.StepVariance = StepVarianceDDPM
+	case StepVarianceDDPM:
+	case StepVariancePosterior:
+		if dd == nil || opt.Sampler == "ddim" {
+			return nil, fmt.Errorf("sample posterior: step variance %s needs MMPS with the diagonal covariance and the ddpm sampler", opt.StepVariance)
+		}
+	default:
+		return nil, fmt.Errorf("sample posterior: unknown step variance %q (want %s or %s)", opt.StepVariance, StepVarianceDDPM, StepVariancePosterior)
+	}
 	if opt.Steps == 0 {
 		opt.Steps = 64
 	}
@@ -308,6 +328,9 @@ func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sa
 	}
 	if s.mmps {
 		s.newMMPS()
+	}
+	if opt.StepVariance == StepVariancePosterior {
+		s.draw = make([]float32, nb*n)
 	}
 	if err := TimeGrid(s.times); err != nil {
 		return nil, fmt.Errorf("sample posterior: %w", err)
@@ -415,6 +438,11 @@ func (s *sampler) loop(ctx context.Context) error {
 			s.project(s.e)
 		}
 		if !last {
+			if s.draw != nil {
+				if err := s.drawPosterior(); err != nil {
+					return fmt.Errorf("sample posterior: step %d of %d (σ = %.3g): %w", i+1, steps, st, err)
+				}
+			}
 			s.update(st, priors.Sigma(s.times[i+1]))
 			if !s.mmps {
 				s.dpsStep()
@@ -433,8 +461,10 @@ func (s *sampler) loop(ctx context.Context) error {
 }
 
 // update moves every x_t to x_s given the estimate e of E[x | x_t, y]:
-// DDPM draws x_s ~ N(e + (σ_s²/σ_t²)(x_t − e), σ_s²(σ_t² − σ_s²)/σ_t² I);
-// DDIM sets x_s = e + (σ_s/σ_t)(x_t − e).
+// DDPM draws x_s ~ N(e + (σ_s²/σ_t²)(x_t − e), σ_s²(σ_t² − σ_s²)/σ_t² I),
+// plus (1 − σ_s²/σ_t²)·s.draw with StepVariancePosterior: with x ~ p(x | x_t, y)
+// in x_s = (1 − ρ)x + ρ x_t + noise that is the exact reverse step of a
+// Gaussian posterior. DDIM sets x_s = e + (σ_s/σ_t)(x_t − e).
 func (s *sampler) update(st, ss float64) {
 	if s.ddim {
 		rho := ss / st
@@ -452,6 +482,11 @@ func (s *sampler) update(st, ss float64) {
 		for k, x := range xs {
 			e := float64(es[k])
 			xs[k] = float32(e + rho*(float64(x)-e) + sd*gr.rng.NormFloat64())
+		}
+		if s.draw != nil {
+			for k, w := range s.draw[lo : lo+s.per*s.n] {
+				xs[k] += float32((1 - rho) * float64(w))
+			}
 		}
 	}
 }

@@ -506,6 +506,9 @@ func TestSampleOptionsRejected(t *testing.T) {
 	}{
 		{"method", SampleOptions{Method: "langevin"}, nil, nil, "method"},
 		{"sampler", SampleOptions{Sampler: "euler"}, nil, nil, "sampler"},
+		{"step variance", SampleOptions{StepVariance: "big"}, nil, nil, "step variance"},
+		{"step variance jacobian", SampleOptions{StepVariance: StepVariancePosterior}, nil, nil, "diagonal covariance"},
+		{"step variance ddim", SampleOptions{StepVariance: StepVariancePosterior, Covariance: CovDiagonal, Sampler: "ddim"}, nil, nil, "ddpm sampler"},
 		{"steps", SampleOptions{Steps: 1}, nil, nil, "steps"},
 		{"cg", SampleOptions{CGIter: -1}, nil, nil, "CG iterations"},
 		{"cg tol", SampleOptions{CGTol: nan}, nil, nil, "tolerance"},

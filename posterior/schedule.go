@@ -8,6 +8,12 @@ const (
 	CovDiagonal = "diagonal"
 )
 
+// Step variances of the DDPM sampler (SampleOptions.StepVariance).
+const (
+	StepVarianceDDPM      = "ddpm"
+	StepVariancePosterior = "posterior"
+)
+
 // Library defaults, equal to recon.sampler's in configs/default.yaml
 // (TestDefaultsMatchConfig).
 const (

@@ -17,6 +17,7 @@ import (
 type reconFlags struct {
 	cfgPath                           string // --config
 	method, prior, covariance, device string
+	stepVariance                      string
 	steps, cg, samples                int
 	npy, dicom, previews              bool
 }
@@ -29,6 +30,7 @@ func (r *reconFlags) registerSampler(cmd *cobra.Command) {
 	f.IntVar(&r.steps, "steps", d.Steps, "sampler steps (mmps, dps); 0: 32 with the diagonal covariance, 64 otherwise")
 	f.IntVar(&r.cg, "cg", d.CGIterations, "conjugate-gradient iterations per step (mmps, jacobian covariance)")
 	f.StringVar(&r.covariance, "covariance", d.Covariance, "auto | jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance; auto uses it when the prior has one)")
+	f.StringVar(&r.stepVariance, "step-variance", d.StepVariance, "ddpm | posterior: what each sampler step draws around its mean (posterior: also the posterior covariance term DDPM omits; mmps with the diagonal covariance)")
 	f.IntVar(&r.samples, "samples", d.Samples, "posterior samples (mmps, dps)")
 }
 
@@ -57,8 +59,8 @@ func (r *reconFlags) apply(cmd *cobra.Command, cfg *configs.Config) error {
 		"method": func() { rc.Method = r.method }, "device": func() { rc.Device = r.device },
 		"prior": func() { s.Prior = r.prior }, "steps": func() { s.Steps = r.steps },
 		"cg": func() { s.CGIterations = r.cg }, "covariance": func() { s.Covariance = r.covariance },
-		"samples": func() { s.Samples = r.samples },
-		"npy":     func() { o.NPY = r.npy }, "dicom": func() { o.DICOM = r.dicom }, "previews": func() { o.Previews = r.previews },
+		"samples": func() { s.Samples = r.samples }, "step-variance": func() { s.StepVariance = r.stepVariance },
+		"npy": func() { o.NPY = r.npy }, "dicom": func() { o.DICOM = r.dicom }, "previews": func() { o.Previews = r.previews },
 	} {
 		if cmd.Flags().Changed(flag) {
 			set()
