@@ -96,6 +96,16 @@ func TestEMGuardCatchesDivergedMStep(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, guardFile(2))); err == nil {
 		t.Error("guard state left behind after the lap finished")
 	}
+	// Every lap keeps its validation scans' PSNRs, and the log pairs each
+	// network lap with the one before.
+	for i, r := range onDisk {
+		if len(r.ValidationPSNR) != len(val) {
+			t.Errorf("lap %d: %d validation PSNRs in laps.json, want %d", i, len(r.ValidationPSNR), len(val))
+		}
+	}
+	if !strings.Contains(log.String(), "lap 2 validation, paired: against the lap before (lap 1)") {
+		t.Errorf("no paired comparison in the log:\n%s", log.String())
+	}
 }
 
 // TestLapAttemptsJSONWithoutTruth: attempts of a run without ground truth
@@ -179,5 +189,36 @@ func TestMarkBestWarnsWhenWorseThanStart(t *testing.T) {
 	log.Reset()
 	if best, err = markBest(dir, recs, &log); err != nil || best != 2 || recs[2].WorseThanStart != "" || log.Len() != 0 {
 		t.Fatalf("by data consistency: best %d, err %v, warning %q, log %q", best, err, recs[2].WorseThanStart, log.String())
+	}
+}
+
+// compareLaps pairs the newest lap's validation scans with the lap before
+// and the best lap: differences worked out by hand. Lap 3 against lap 2:
+// +0.2, −0.1, +0.5 (mean +0.2, sd 0.3, se 0.3/√3 = 0.173); against the best,
+// lap 1: −0.3, −0.6, 0 (mean −0.3, sd 0.3, se 0.173).
+func TestCompareLapsPaired(t *testing.T) {
+	recs := []LapRecord{
+		{Lap: 0, ValidationPSNR: []float64{18, 17, 19}},
+		{Lap: 1, Best: true, ValidationPSNR: []float64{21, 20, 22}},
+		{Lap: 2, ValidationPSNR: []float64{20.5, 19.5, 21.5}},
+		{Lap: 3, ValidationPSNR: []float64{20.7, 19.4, 22}},
+	}
+	m, se, better, n, ok := pairedPSNR(recs[2], recs[3])
+	if !ok || n != 3 || better != 2 || math.Abs(m-0.2) > 1e-12 || math.Abs(se-0.3/math.Sqrt(3)) > 1e-12 {
+		t.Fatalf("pairedPSNR = %v ± %v, %d of %d better, ok %v", m, se, better, n, ok)
+	}
+	got := compareLaps(recs)
+	want := "lap 3 validation, paired: against the lap before (lap 2) +0.20 ± 0.17 dB, better on 2 of 3 scans; against the best (lap 1) -0.30 ± 0.17 dB, better on 0 of 3 scans"
+	if got != want {
+		t.Errorf("compareLaps:\n got %q\nwant %q", got, want)
+	}
+	// The best lap just before: said once. Scans that differ (or none): nothing.
+	recs[2].Best, recs[1].Best = true, false
+	if got := compareLaps(recs); strings.Count(got, "lap 2") != 1 || strings.Contains(got, "best") {
+		t.Errorf("best lap = the lap before: %q", got)
+	}
+	recs[2].ValidationPSNR = recs[2].ValidationPSNR[:2]
+	if got := compareLaps(recs); got != "" {
+		t.Errorf("laps scored on different scans compared: %q", got)
 	}
 }

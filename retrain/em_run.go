@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -104,10 +106,13 @@ type LapRecord struct {
 	GaussianLaps []GaussianLap `json:"gaussian_laps,omitempty"`
 	GaussSeconds float64       `json:"gaussian_seconds,omitempty"`
 	Validation   ScoreSummary  `json:"validation"`
-	EvalSeconds  float64       `json:"eval_seconds"`
-	TrainImages  int           `json:"train_observations"`
-	Workers      int           `json:"workers"`
-	LapSeconds   float64       `json:"lap_seconds"` // this lap's compute in the call(s) that ran it
+	// ValidationPSNR is each validation scan's PSNR (dB), in the same order
+	// every lap, when all have truth: laps compare scan by scan (pairedPSNR).
+	ValidationPSNR []float64 `json:"validation_psnr_per_scan,omitempty"`
+	EvalSeconds    float64   `json:"eval_seconds"`
+	TrainImages    int       `json:"train_observations"`
+	Workers        int       `json:"workers"`
+	LapSeconds     float64   `json:"lap_seconds"` // this lap's compute in the call(s) that ran it
 	// M-step guard (em_guard.go): every attempt, the learning rate kept.
 	Attempts       []LapAttempt `json:"attempts,omitempty"`
 	LR             float64      `json:"learning_rate,omitempty"`
@@ -234,6 +239,9 @@ func RunEM(ctx context.Context, train, val []Observation, opt EMOptions) ([]LapR
 			return nil, err
 		}
 		logf("%s", lapSummary(rec, opt.Laps))
+		if c := compareLaps(recs); c != "" {
+			logf("  %s", c)
+		}
 	}
 	return recs, nil
 }
@@ -267,6 +275,51 @@ func lapSummary(r LapRecord, laps int) string {
 	}
 	return fmt.Sprintf("lap %d/%d: E-step %.1f s (%.2f s/scan), M-step %.1f s (%d steps, loss %.4f), evaluation %.1f s; %s",
 		r.Lap, laps, r.EStepSeconds, r.EStepSeconds/float64(max(r.TrainImages, 1)), r.MStepSeconds, r.MStepSteps, r.MStepLoss, r.EvalSeconds, ev)
+}
+
+// pairedPSNR is b's validation PSNR minus a's, scan by scan: the mean, its
+// standard error and the scans b is better on (ok false when the laps were
+// not scored on the same scans).
+func pairedPSNR(a, b LapRecord) (mean, se float64, better, n int, ok bool) {
+	n = len(b.ValidationPSNR)
+	if n < 2 || len(a.ValidationPSNR) != n {
+		return 0, 0, 0, n, false
+	}
+	d := make([]float64, n)
+	for i := range d {
+		d[i] = b.ValidationPSNR[i] - a.ValidationPSNR[i]
+		if d[i] > 0 {
+			better++
+		}
+	}
+	m, sd := meanSD(d)
+	return m, sd / math.Sqrt(float64(n)), better, n, true
+}
+
+// compareLaps says, scan by scan, how the newest lap's validation PSNR
+// differs from the lap before and from the best lap: whether a lap's gain is
+// larger than its scans' scatter.
+func compareLaps(recs []LapRecord) string {
+	if len(recs) < 2 {
+		return ""
+	}
+	last := recs[len(recs)-1]
+	var parts []string
+	add := func(what string, r LapRecord) {
+		if m, se, better, n, ok := pairedPSNR(r, last); ok {
+			parts = append(parts, fmt.Sprintf("%s (lap %d) %+.2f ± %.2f dB, better on %d of %d scans", what, r.Lap, m, se, better, n))
+		}
+	}
+	add("against the lap before", recs[len(recs)-2])
+	for _, r := range recs[:len(recs)-1] {
+		if r.Best && r.Lap != recs[len(recs)-2].Lap {
+			add("against the best", r)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("lap %d validation, paired: %s", last.Lap, strings.Join(parts, "; "))
 }
 
 // pinRun writes run.json, or checks that the folder's matches. With adopt,
@@ -459,6 +512,11 @@ func evaluateLap(ctx context.Context, d priors.Denoiser, val []Observation, opt 
 		return fmt.Errorf("em lap %d: validation: %w", rec.Lap, err)
 	}
 	rec.Validation = Summarise(scores)
+	if rec.Validation.WithTruth == len(scores) {
+		for _, s := range scores {
+			rec.ValidationPSNR = append(rec.ValidationPSNR, s.PSNR)
+		}
+	}
 	rec.EvalSeconds = time.Since(start).Seconds()
 	return nil
 }
