@@ -19,8 +19,11 @@ type Retrain struct {
 	Network         string  `yaml:"network"`
 	ValFraction     float64 `yaml:"val_fraction"`
 	EvalSamples     int     `yaml:"eval_samples"`
-	Workers         int     `yaml:"workers"`
-	Seed            uint64  `yaml:"seed"`
+	// Sampler steps of the validation (0: steps, the E-step's); fixed, it
+	// keeps laps comparable when the E-step's steps change mid-run.
+	EvalSteps int    `yaml:"eval_steps"`
+	Workers   int    `yaml:"workers"`
+	Seed      uint64 `yaml:"seed"`
 	// M-step steps of lap 1 (a network from scratch); 0: train_steps.
 	FirstLapSteps int `yaml:"first_lap_steps"`
 	// Posterior samples per scan drawn by each E-step.
@@ -55,6 +58,9 @@ func (r Retrain) validate(v *validator) {
 	v.oneOf("retrain.network", r.Network, Networks...)
 	v.check(r.ValFraction >= 0 && r.ValFraction < 1, "retrain.val_fraction = %g, want in [0, 1)", r.ValFraction)
 	v.rangeI("retrain.eval_samples", r.EvalSamples, 1, 1024)
+	if r.EvalSteps != 0 {
+		v.rangeI("retrain.eval_steps", r.EvalSteps, 2, 10000)
+	}
 	v.rangeI("retrain.workers", r.Workers, 0, 1024)
 	v.rangeI("retrain.crop", r.Crop, 0, maxDim)
 	v.rangeI("retrain.samples_per_scan", r.SamplesPerScan, 1, 64)

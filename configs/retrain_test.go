@@ -33,6 +33,7 @@ func TestRetrainValidation(t *testing.T) {
 		"retrain:\n  batch_size: 0\n":       "retrain.batch_size",
 		"retrain:\n  epochs: -2\n":          "retrain.epochs",
 		"retrain:\n  eval_samples: 0\n":     "retrain.eval_samples",
+		"retrain:\n  eval_steps: 1\n":       "retrain.eval_steps",
 		"retrain:\n  lapz: 2\n":             `unknown key "lapz" in retrain`,
 		"retrain:\n  train_steps: many\n":   "line 2",
 		"retrain:\n  gaussian_samples: 0\n": "retrain.gaussian_samples",

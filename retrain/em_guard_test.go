@@ -27,6 +27,7 @@ func TestEMGuardCatchesDivergedMStep(t *testing.T) {
 	var log bytes.Buffer
 	opt := emTestOptions(dir, 2)
 	opt.Log = &log
+	opt.EvalSteps = 12 // validation on its own grid, the E-step on 16
 	opt.lrOverride = func(lap, attempt int, lr float64) float64 {
 		if lap == 2 && attempt == 0 {
 			return 50 // Adam moves every weight by ~50 per step
@@ -101,6 +102,9 @@ func TestEMGuardCatchesDivergedMStep(t *testing.T) {
 	for i, r := range onDisk {
 		if len(r.ValidationPSNR) != len(val) {
 			t.Errorf("lap %d: %d validation PSNRs in laps.json, want %d", i, len(r.ValidationPSNR), len(val))
+		}
+		if r.EvalSteps != 12 || (i > 0 && r.EStepSteps != 16) {
+			t.Errorf("lap %d: validation on %d steps, E-step on %d; want 12 and 16", i, r.EvalSteps, r.EStepSteps)
 		}
 	}
 	if !strings.Contains(log.String(), "lap 2 validation, paired: against the lap before (lap 1)") {

@@ -54,6 +54,9 @@ type EMOptions struct {
 	// EvalSamples is the number of posterior samples averaged per
 	// validation observation for the lap's evidence (2).
 	EvalSamples int
+	// EvalSteps is the validation sampler's steps (0: Sampler.Steps); held
+	// fixed, laps stay comparable when the E-step's steps change.
+	EvalSteps int
 	// Train configures each M-step: Steps per lap (required), BatchSize, LR,
 	// WarmupSteps, EMADecay, ClipNorm, NoFlip. RunEM sets Seed, the
 	// checkpoint paths, EMLap, Normalisation and DataDescription.
@@ -110,6 +113,7 @@ type LapRecord struct {
 	// every lap, when all have truth: laps compare scan by scan (pairedPSNR).
 	ValidationPSNR []float64 `json:"validation_psnr_per_scan,omitempty"`
 	EvalSeconds    float64   `json:"eval_seconds"`
+	EvalSteps      int       `json:"eval_steps,omitempty"` // the validation sampler's
 	TrainImages    int       `json:"train_observations"`
 	Workers        int       `json:"workers"`
 	LapSeconds     float64   `json:"lap_seconds"` // this lap's compute in the call(s) that ran it
@@ -174,6 +178,8 @@ func (o *EMOptions) defaults() error {
 		return fmt.Errorf("em: %d laps, want 0 to 99", o.Laps)
 	case o.EvalSamples < 1 || o.EvalSamples > 1024:
 		return fmt.Errorf("em: %d evaluation samples", o.EvalSamples)
+	case o.EvalSteps < 0 || o.EvalSteps == 1 || o.EvalSteps > 100000:
+		return fmt.Errorf("em: %d evaluation steps", o.EvalSteps)
 	case o.Train.Steps < 1:
 		return fmt.Errorf("em: %d training steps per lap", o.Train.Steps)
 	}
@@ -503,6 +509,10 @@ func evaluateLap(ctx context.Context, d priors.Denoiser, val []Observation, opt 
 	start := time.Now()
 	so := opt.Sampler
 	so.Samples, so.Seed = opt.EvalSamples, opt.Seed^0x6576616c
+	if opt.EvalSteps > 0 {
+		so.Steps = opt.EvalSteps
+	}
+	rec.EvalSteps = so.Steps
 	means, err := PosteriorMeans(ctx, d, val, so, opt.Workers, bar(opt.Progress, fmt.Sprintf("lap %d validation", rec.Lap), len(val)))
 	if err != nil {
 		return fmt.Errorf("em lap %d: validation: %w", rec.Lap, err)

@@ -120,7 +120,7 @@ func Retrain(ctx context.Context, opt RetrainOptions) (*RetrainResult, error) {
 		Train: priors.TrainOptions{Steps: steps, BatchSize: rc.BatchSize, LR: rc.LearningRate,
 			WarmupSteps: rc.WarmupSteps, EMADecay: rc.EMADecay, CropRows: rc.Crop, CropCols: rc.Crop, Scales: rc.Scales},
 		Guard:       GuardOptions{Disabled: rc.GuardRetries == 0, Retries: rc.GuardRetries, LRFactor: rc.GuardLRFactor},
-		EvalSamples: rc.EvalSamples, Workers: rc.Workers, Seed: rc.Seed, SamplesPerObservation: rc.SamplesPerScan,
+		EvalSamples: rc.EvalSamples, EvalSteps: rc.EvalSteps, Workers: rc.Workers, Seed: rc.Seed, SamplesPerObservation: rc.SamplesPerScan,
 		FirstLapSteps:   rc.FirstLapSteps,
 		DataID:          data.ID,
 		AdoptData:       opt.AdoptData,
