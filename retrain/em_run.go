@@ -546,7 +546,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 	// E-step.
 	spath := filepath.Join(opt.Dir, samplesFile(k))
 	per := opt.samplesPerObservation()
-	samples, secs, err := readSamples(spath, opt.DataID, k, per*len(train), n)
+	samples, secs, err := readSamples(spath, opt, k, per*len(train), n)
 	if err != nil {
 		// The E-step is saved in parts as it goes (the shard files of
 		// EStepShard, the same samples bit for bit), so a killed E-step
@@ -568,7 +568,7 @@ func networkLap(ctx context.Context, k int, train, val []Observation, opt EMOpti
 		if err := MergeEStepShards(train, val, opt, k, parts); err != nil {
 			return rec, err
 		}
-		if samples, secs, err = readSamples(spath, opt.DataID, k, per*len(train), n); err != nil {
+		if samples, secs, err = readSamples(spath, opt, k, per*len(train), n); err != nil {
 			return rec, fmt.Errorf("em lap %d: %w", k, err)
 		}
 	} else {
@@ -658,22 +658,29 @@ func setWeightsFrom(u *priors.UNet, path string) error {
 	return err
 }
 
-func writeSamples(path string, samples []float32, dataID string, lap, count, rows, cols int, seconds float64) error {
-	md := map[string]string{"format": emSamplesFormat, "data_id": dataID, "lap": fmt.Sprint(lap),
+func writeSamples(path string, samples []float32, opt EMOptions, lap, count, rows, cols int, seconds float64) error {
+	md := map[string]string{"format": emSamplesFormat, "data_id": opt.DataID, "estep": eStepSampler(opt), "lap": fmt.Sprint(lap),
 		"seconds": fmt.Sprintf("%.3f", seconds)}
 	ts := map[string]priors.Tensor{"samples": {Shape: []int{count, 2, rows, cols}, Data: samples}}
 	return priors.WriteTensors(path, ts, md)
 }
 
+// eStepSampler names the E-step's sampler settings in its saved samples, so
+// that parts drawn before a change of retrain.steps or cg_iterations are
+// drawn again, not mixed with the new ones.
+func eStepSampler(opt EMOptions) string {
+	return fmt.Sprintf("steps %d, CG %d", opt.Sampler.Steps, opt.Sampler.CGIter)
+}
+
 // readSamples loads a lap's saved E-step output, and the seconds it took,
-// if it is the one wanted.
-func readSamples(path, dataID string, lap, count, n int) ([]float32, float64, error) {
+// if it is the one wanted: this run's data, lap and E-step sampler.
+func readSamples(path string, opt EMOptions, lap, count, n int) ([]float32, float64, error) {
 	ts, md, err := priors.ReadTensors(path)
 	if err != nil {
 		return nil, 0, err
 	}
 	t, ok := ts["samples"]
-	if md["format"] != emSamplesFormat || md["data_id"] != dataID || md["lap"] != fmt.Sprint(lap) || !ok || len(t.Data) != count*n {
+	if md["format"] != emSamplesFormat || md["data_id"] != opt.DataID || md["estep"] != eStepSampler(opt) || md["lap"] != fmt.Sprint(lap) || !ok || len(t.Data) != count*n {
 		return nil, 0, fmt.Errorf("%s: not this run's lap-%d samples", path, lap)
 	}
 	var s float64

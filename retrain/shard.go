@@ -69,7 +69,7 @@ func lapPending(train, val []Observation, opt EMOptions, k int) (done bool, err 
 	}
 	n := 2 * opt.Network.Rows * opt.Network.Cols
 	per := opt.samplesPerObservation()
-	_, _, err = readSamples(filepath.Join(opt.Dir, samplesFile(k)), opt.DataID, k, per*len(train), n)
+	_, _, err = readSamples(filepath.Join(opt.Dir, samplesFile(k)), opt, k, per*len(train), n)
 	return err == nil, nil
 }
 
@@ -103,7 +103,7 @@ func EStepShard(ctx context.Context, train, val []Observation, opt EMOptions, k,
 // shardDone reports whether shard i of n of lap k's E-step is saved.
 func shardDone(train []Observation, opt EMOptions, k, i, n int) bool {
 	which := shardIndices(len(train), i, n)
-	_, _, err := readSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), opt.DataID, k,
+	_, _, err := readSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), opt, k,
 		opt.samplesPerObservation()*len(which), 2*opt.Network.Rows*opt.Network.Cols)
 	return err == nil
 }
@@ -121,7 +121,7 @@ func drawShard(ctx context.Context, ep priors.Denoiser, train []Observation, opt
 	if err != nil {
 		return fmt.Errorf("em lap %d: %w", k, err)
 	}
-	return writeSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), buf, opt.DataID, k, per*len(which), rows, cols, time.Since(t0).Seconds())
+	return writeSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), buf, opt, k, per*len(which), rows, cols, time.Since(t0).Seconds())
 }
 
 // MergeEStepShards assembles lap k's samples file from its n shard files,
@@ -142,7 +142,7 @@ func MergeEStepShards(train, val []Observation, opt EMOptions, k, n int) error {
 	var secs float64
 	for i := 0; i < n; i++ {
 		which := shardIndices(len(train), i, n)
-		part, s, err := readSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), opt.DataID, k, per*len(which), n2)
+		part, s, err := readSamples(filepath.Join(opt.Dir, shardFile(k, i, n)), opt, k, per*len(which), n2)
 		if err != nil {
 			missing = append(missing, fmt.Sprint(i))
 			continue
@@ -158,7 +158,7 @@ func MergeEStepShards(train, val []Observation, opt EMOptions, k, n int) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("em lap %d: E-step shards %s of %d are missing or from another run; rerun them", k, strings.Join(missing, ", "), n)
 	}
-	if err := writeSamples(filepath.Join(opt.Dir, samplesFile(k)), all, opt.DataID, k, per*len(train), rows, cols, secs); err != nil {
+	if err := writeSamples(filepath.Join(opt.Dir, samplesFile(k)), all, opt, k, per*len(train), rows, cols, secs); err != nil {
 		return fmt.Errorf("em lap %d: %w", k, err)
 	}
 	for i := 0; i < n; i++ {

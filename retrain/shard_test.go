@@ -44,6 +44,14 @@ func TestShardedEStepsGiveTheSamePriors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "shards 0, 2 of 3 are missing") {
 			t.Fatalf("merge with shards missing: %v", err)
 		}
+		// A part drawn under other E-step settings is not this run's: it is
+		// drawn again, never mixed in.
+		other := opts(split, k)
+		other.Sampler.Steps = 12
+		if !shardDone(train, opts(split, k), k, 1, n) || shardDone(train, other, k, 1, n) {
+			t.Fatalf("lap %d shard 1: done %v under its own sampler, %v under 12 steps (want true, false)",
+				k, shardDone(train, opts(split, k), k, 1, n), shardDone(train, other, k, 1, n))
+		}
 		for _, i := range []int{2, 0, 1} { // any order; shard 1 again is a no-op
 			if err := EStepShard(ctx, train, val, opts(split, k), k, i, n); err != nil {
 				t.Fatal(err)
