@@ -221,6 +221,11 @@ func TestCompareLapsPaired(t *testing.T) {
 	if got := compareLaps(recs); strings.Count(got, "lap 2") != 1 || strings.Contains(got, "best") {
 		t.Errorf("best lap = the lap before: %q", got)
 	}
+	recs[2].EvalSteps = 32
+	if got := compareLaps(recs); got != "" {
+		t.Errorf("laps validated with different sampler steps compared: %q", got)
+	}
+	recs[2].EvalSteps = 0
 	recs[2].ValidationPSNR = recs[2].ValidationPSNR[:2]
 	if got := compareLaps(recs); got != "" {
 		t.Errorf("laps scored on different scans compared: %q", got)

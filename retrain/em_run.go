@@ -285,10 +285,10 @@ func lapSummary(r LapRecord, laps int) string {
 
 // pairedPSNR is b's validation PSNR minus a's, scan by scan: the mean, its
 // standard error and the scans b is better on (ok false when the laps were
-// not scored on the same scans).
+// not scored on the same scans with the same sampler steps).
 func pairedPSNR(a, b LapRecord) (mean, se float64, better, n int, ok bool) {
 	n = len(b.ValidationPSNR)
-	if n < 2 || len(a.ValidationPSNR) != n {
+	if n < 2 || len(a.ValidationPSNR) != n || a.EvalSteps != b.EvalSteps {
 		return 0, 0, 0, n, false
 	}
 	d := make([]float64, n)
