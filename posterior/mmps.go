@@ -64,14 +64,24 @@ func (s *sampler) mmpsDiagEstimate() error {
 	for j := range s.nb {
 		s.residual(j, s.resJ[j], s.xhat[j*n:(j+1)*n])
 	}
+	if err := s.solveDiag(); err != nil {
+		return err
+	}
+	for k, xh := range s.xhat {
+		s.e[k] = xh + s.bufW[k]
+	}
+	return nil
+}
+
+// solveDiag solves (Σ_y + A diag(c) Aᴴ) u = s.resJ for every sample and
+// leaves diag(c) Aᴴ u in s.bufW: the one system the diagonal mean and its
+// posterior draw share (same iteration cap and tolerance).
+func (s *sampler) solveDiag() error {
 	clear(s.bufW)
 	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
 		return err
 	}
 	s.countCG()
-	for k, xh := range s.xhat {
-		s.e[k] = xh + s.bufW[k]
-	}
 	return nil
 }
 
@@ -79,7 +89,7 @@ func (s *sampler) mmpsDiagEstimate() error {
 // C = D − D Aᴴ (Σ_y + A D Aᴴ)⁻¹ A D and D = diag(c) of this step: the
 // covariance of the Gaussian posterior whose mean mmpsDiagEstimate found.
 // Matheron's rule: z ~ N(0, D), ε ~ N(0, Σ_y), w = z − D Aᴴ v with
-// (Σ_y + A D Aᴴ) v = A z + ε, the same CG as the mean's.
+// (Σ_y + A D Aᴴ) v = A z + ε, by the mean's solveDiag.
 func (s *sampler) drawPosterior() error {
 	n := s.n
 	for j := range s.nb {
@@ -96,11 +106,9 @@ func (s *sampler) drawPosterior() error {
 			r[k] += complex(float32(sd*gr.rng.NormFloat64()), float32(sd*gr.rng.NormFloat64()))
 		}
 	}
-	clear(s.bufW)
-	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
+	if err := s.solveDiag(); err != nil {
 		return err
 	}
-	s.countCG()
 	for k, w := range s.bufW {
 		s.draw[k] -= w
 	}
