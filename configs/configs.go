@@ -82,10 +82,13 @@ type Sampler struct {
 	Covariance string `yaml:"covariance"`
 	// StepVariance is what each DDPM step draws around its mean: ddpm or
 	// posterior (StepVariances; posterior.SampleOptions).
-	StepVariance string  `yaml:"step_variance"`
-	Samples      int     `yaml:"samples"`
-	Zeta         float64 `yaml:"zeta"`
-	Seed         uint64  `yaml:"seed"`
+	StepVariance string `yaml:"step_variance"`
+	// Antithetic draws the samples in pairs with negated random draws
+	// (posterior.SampleOptions.Antithetic).
+	Antithetic bool    `yaml:"antithetic"`
+	Samples    int     `yaml:"samples"`
+	Zeta       float64 `yaml:"zeta"`
+	Seed       uint64  `yaml:"seed"`
 	// BatchPixels bounds the slices of a volume sampled as one denoiser
 	// batch: samples × rows × cols over the batch (one slice always goes).
 	BatchPixels int `yaml:"batch_pixels"`

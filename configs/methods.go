@@ -20,8 +20,8 @@ var MethodTable = []Method{
 	{Name: "zero-filled"},
 	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
 	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
-	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "step_variance", "cg_iterations", "spread_check", "std_scale"}},
-	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "zeta", "spread_check", "std_scale"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "step_variance", "antithetic", "cg_iterations", "spread_check", "std_scale"}},
+	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "antithetic", "zeta", "spread_check", "std_scale"}},
 }
 
 // Methods are the names of MethodTable, in order.
@@ -76,6 +76,8 @@ func (r *Recon) Param(name string) any {
 		return s.Covariance
 	case "step_variance":
 		return s.StepVariance
+	case "antithetic":
+		return s.Antithetic
 	case "cg_iterations":
 		return s.CGIterations
 	case "zeta":

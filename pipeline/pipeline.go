@@ -162,4 +162,7 @@ type Cost struct {
 	// StepVariance is the sampler's step variance
 	// (recon.sampler.step_variance).
 	StepVariance string `json:"step_variance,omitempty"`
+	// Antithetic: the samples were drawn in antithetic pairs
+	// (recon.sampler.antithetic).
+	Antithetic bool `json:"antithetic,omitempty"`
 }

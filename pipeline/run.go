@@ -148,7 +148,8 @@ func runVolume(ctx context.Context, rd Reader, path string, rep *Report, pr *pri
 				rep.SpreadRatio = append(rep.SpreadRatio, f)
 			}
 			if pr != nil {
-				rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs, Covariance: r.Covariance, StepVariance: r.StepVariance}
+				rep.Cost = &Cost{DenoiserEvalsPerSample: r.DenoiserEvals, VJPsPerSample: r.VJPs, Covariance: r.Covariance, StepVariance: r.StepVariance,
+					Antithetic: cfg.Recon.Sampler.Antithetic}
 			}
 			for _, w := range r.Warnings {
 				rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s slice %d: %s", name, i, w))

@@ -132,7 +132,7 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 		return fmt.Errorf("%w: recon.sampler.step_variance posterior needs mmps with the diagonal covariance; this run has %s with the %s one (prior %s)", ErrConfig, rc.Method, cov, pr.name)
 	}
 	opt := posterior.SampleOptions{
-		Method: rc.Method, Covariance: cov, StepVariance: sv, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Method: rc.Method, Covariance: cov, StepVariance: sv, Antithetic: sp.Antithetic, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, Progress: progress,
 	}
 	posts, err := posterior.SamplePosteriors(ctx, d, probs, opt)

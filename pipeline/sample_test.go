@@ -221,6 +221,20 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	}
 	t.Logf("spread check under the Gaussian prior: std × %.3f", ratio)
 
+	// recon.sampler.antithetic reaches the sampler: same seed, the pairs'
+	// second samples differ, so the mean does; the report says so.
+	antiOut := t.TempDir()
+	anti := *cfg
+	anti.Recon.Sampler.Antithetic = true
+	arep, err := Run(context.Background(), Job{ID: "ga", Inputs: []string{in}, Config: &anti}, antiOut, nil)
+	if err != nil {
+		t.Fatalf("antithetic: %v", err)
+	}
+	ma, _ := readStd(antiOut)
+	if arep.Cost == nil || !arep.Cost.Antithetic || slices.Equal(ma, m0) {
+		t.Errorf("antithetic: cost %+v, mean equal to the independent samples' %v", arep.Cost, slices.Equal(ma, m0))
+	}
+
 	// A network built (trained) at another size reconstructs this one: it is
 	// padded to its stride and cropped back (issue 14).
 	cfg.Recon.Sampler.Prior = filepath.Join(dir, "small.safetensors")

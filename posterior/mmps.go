@@ -94,16 +94,19 @@ func (s *sampler) drawPosterior() error {
 	n := s.n
 	for j := range s.nb {
 		gr := s.of(j)
+		// z's draws, then ε's (real, imaginary per measurement)
+		nz := gr.normals(j%s.per, n+2*gr.m)
 		zj := s.draw[j*n : (j+1)*n]
 		for k, c := range s.cdiag[j*n : (j+1)*n] {
-			zj[k] = float32(math.Sqrt(max(float64(c), 0)) * gr.rng.NormFloat64())
+			zj[k] = float32(math.Sqrt(max(float64(c), 0)) * nz[k])
 		}
 		fromChannels(s.ci, zj, s.hw)
 		r := s.resJ[j]
 		gr.A.Forward(r, s.ci)
+		eps := nz[n:]
 		for k, v := range gr.noise {
 			sd := math.Sqrt(v)
-			r[k] += complex(float32(sd*gr.rng.NormFloat64()), float32(sd*gr.rng.NormFloat64()))
+			r[k] += complex(float32(sd*eps[2*k]), float32(sd*eps[2*k+1]))
 		}
 	}
 	if err := s.solveDiag(); err != nil {

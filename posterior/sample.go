@@ -49,6 +49,12 @@ type SampleOptions struct {
 	// step, no network call; the diagonal covariance only, the Jacobian one
 	// has no square root to draw from). Default StepVarianceDDPM.
 	StepVariance string
+	// Antithetic draws the samples in pairs whose random draws are negatives
+	// of each other (the start, every step's noise and the posterior step
+	// draw): each sample is still a posterior sample, but where the sampler
+	// is nearly linear in its noise, as for a Gaussian posterior, a pair's
+	// errors cancel in the mean. An odd last sample has its own draws.
+	Antithetic bool
 	// Samples is the number of posterior samples, drawn as one batch
 	// (default DefaultSamples, as recon.sampler.samples in
 	// configs/default.yaml).
@@ -203,6 +209,35 @@ type group struct {
 	scale   float64
 	rng     *rand.Rand
 	cgIters int // summed over steps and the group's samples
+	// pairs is the number of antithetic sample pairs (0 without
+	// SampleOptions.Antithetic); z is normals' buffer and prev the draw a
+	// pair's second sample mirrors.
+	pairs   int
+	z, prev []float64
+}
+
+// normals returns cnt standard normal draws for the group's sample j: fresh
+// from the group's stream, or the negatives of sample j−1's when j is the
+// second of an antithetic pair. Without pairs the stream is consumed exactly
+// as drawing inline would. The slice is valid until the next call.
+func (gr *group) normals(j, cnt int) []float64 {
+	if cap(gr.z) < cnt {
+		gr.z = make([]float64, cnt)
+	}
+	z := gr.z[:cnt]
+	if j < 2*gr.pairs && j%2 == 1 {
+		for i, v := range gr.prev[:cnt] {
+			z[i] = -v
+		}
+		return z
+	}
+	for i := range z {
+		z[i] = gr.rng.NormFloat64()
+	}
+	if j < 2*gr.pairs {
+		gr.prev = append(gr.prev[:0], z...)
+	}
+	return z
 }
 
 // of is the problem of sample j.
@@ -303,6 +338,9 @@ func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sa
 				return nil, fmt.Errorf("problem %d: %w", g, err)
 			}
 			return nil, err
+		}
+		if opt.Antithetic {
+			gr.pairs = opt.Samples / 2
 		}
 		grp[g], mmax = gr, max(mmax, gr.m)
 		total += 4 * opt.Samples * gr.m
@@ -407,9 +445,11 @@ func (s *sampler) run(ctx context.Context) error {
 // own stream.
 func (s *sampler) start() {
 	for g, gr := range s.grp {
-		xs := s.x[g*s.per*s.n : (g+1)*s.per*s.n]
-		for k := range xs {
-			xs[k] = float32(priors.SigmaMax * gr.rng.NormFloat64())
+		for j := range s.per {
+			xs := s.x[(g*s.per+j)*s.n : (g*s.per+j+1)*s.n]
+			for k, z := range gr.normals(j, s.n) {
+				xs[k] = float32(priors.SigmaMax * z)
+			}
 		}
 	}
 }
@@ -479,9 +519,12 @@ func (s *sampler) update(st, ss float64) {
 	for g, gr := range s.grp {
 		lo := g * s.per * s.n
 		xs, es := s.x[lo:lo+s.per*s.n], s.e[lo:lo+s.per*s.n]
-		for k, x := range xs {
-			e := float64(es[k])
-			xs[k] = float32(e + rho*(float64(x)-e) + sd*gr.rng.NormFloat64())
+		for j := range s.per {
+			o := j * s.n
+			for k, z := range gr.normals(j, s.n) {
+				e := float64(es[o+k])
+				xs[o+k] = float32(e + rho*(float64(xs[o+k])-e) + sd*z)
+			}
 		}
 		if s.draw != nil {
 			for k, w := range s.draw[lo : lo+s.per*s.n] {

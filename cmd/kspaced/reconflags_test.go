@@ -42,16 +42,16 @@ func TestReconFlagsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Recon.Method != "mmps" || s.Prior != "cfg.safetensors" || s.Steps != 48 || s.CGIterations != 2 || s.Samples != 5 ||
-		s.Covariance != "jacobian" || s.StepVariance != "ddpm" || cfg.Output.DICOM || !cfg.Output.NPY || !cfg.Output.Previews || cfg.Recon.Device != "cpu" {
+		s.Covariance != "jacobian" || s.StepVariance != "ddpm" || s.Antithetic || cfg.Output.DICOM || !cfg.Output.NPY || !cfg.Output.Previews || cfg.Recon.Device != "cpu" {
 		t.Fatalf("no flags changed the config: %+v %+v", cfg.Recon, cfg.Output)
 	}
 	err := applyFlags(t, cfg, "--method", "dps", "--prior", "p.safetensors", "--steps", "16", "--cg", "4", "--samples", "3",
-		"--covariance", "diagonal", "--step-variance", "posterior", "--dicom", "--npy=false", "--previews=false")
+		"--covariance", "diagonal", "--step-variance", "posterior", "--antithetic", "--dicom", "--npy=false", "--previews=false")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Recon.Method != "dps" || s.Prior != "p.safetensors" || s.Steps != 16 || s.CGIterations != 4 || s.Samples != 3 ||
-		s.Covariance != "diagonal" || s.StepVariance != "posterior" || !cfg.Output.DICOM || cfg.Output.NPY || cfg.Output.Previews {
+		s.Covariance != "diagonal" || s.StepVariance != "posterior" || !s.Antithetic || !cfg.Output.DICOM || cfg.Output.NPY || cfg.Output.Previews {
 		t.Fatalf("flags not applied: %+v %+v", cfg.Recon, cfg.Output)
 	}
 	// An empty --prior given on the command line means the built-in prior.
