@@ -79,6 +79,9 @@ func CheckSpread(ctx context.Context, d priors.Denoiser, A mri.Operator, kspace 
 	}
 	y := make([]complex64, keep.OutLen())
 	keep.Gather(y, kspace)
+	// The ratio's (1 + 1/N) assumes independent samples: antithetic pairs
+	// shrink the mean's error and would read as too wide a spread.
+	opt.Antithetic = false
 	post, err := SamplePosterior(ctx, d, keep, y, opt)
 	if err != nil {
 		return SpreadCheck{}, err

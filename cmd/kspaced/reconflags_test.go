@@ -37,7 +37,7 @@ func TestReconFlagsApply(t *testing.T) {
 	cfg := configs.Default()
 	s := &cfg.Recon.Sampler
 	cfg.Recon.Method, s.Prior, s.Steps, s.CGIterations, s.Samples, s.Covariance = "mmps", "cfg.safetensors", 48, 2, 5, "jacobian"
-	cfg.Output.DICOM, cfg.Output.NPY = false, true
+	cfg.Output.DICOM, cfg.Output.NPY, s.Antithetic = false, true, false
 	if err := applyFlags(t, cfg); err != nil {
 		t.Fatal(err)
 	}
