@@ -221,18 +221,19 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	}
 	t.Logf("spread check under the Gaussian prior: std × %.3f", ratio)
 
-	// recon.sampler.antithetic reaches the sampler: same seed, the pairs'
-	// second samples differ, so the mean does; the report says so.
-	antiOut := t.TempDir()
-	anti := *cfg
-	anti.Recon.Sampler.Antithetic = true
-	arep, err := Run(context.Background(), Job{ID: "ga", Inputs: []string{in}, Config: &anti}, antiOut, nil)
+	// recon.sampler.antithetic (the default) reaches the sampler: same seed,
+	// independent samples instead, so the pairs' second samples and the mean
+	// differ; each report says which it drew.
+	indepOut := t.TempDir()
+	indep := *cfg
+	indep.Recon.Sampler.Antithetic = false
+	irep, err := Run(context.Background(), Job{ID: "gi", Inputs: []string{in}, Config: &indep}, indepOut, nil)
 	if err != nil {
-		t.Fatalf("antithetic: %v", err)
+		t.Fatalf("independent samples: %v", err)
 	}
-	ma, _ := readStd(antiOut)
-	if arep.Cost == nil || !arep.Cost.Antithetic || slices.Equal(ma, m0) {
-		t.Errorf("antithetic: cost %+v, mean equal to the independent samples' %v", arep.Cost, slices.Equal(ma, m0))
+	mi, _ := readStd(indepOut)
+	if !cfg.Recon.Sampler.Antithetic || crep.Cost == nil || !crep.Cost.Antithetic || irep.Cost == nil || irep.Cost.Antithetic || slices.Equal(mi, m0) {
+		t.Errorf("antithetic: default %v, costs %+v and %+v, means equal %v", cfg.Recon.Sampler.Antithetic, crep.Cost, irep.Cost, slices.Equal(mi, m0))
 	}
 
 	// A network built (trained) at another size reconstructs this one: it is
