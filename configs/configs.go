@@ -85,10 +85,14 @@ type Sampler struct {
 	StepVariance string `yaml:"step_variance"`
 	// Antithetic draws the samples in pairs with negated random draws
 	// (posterior.SampleOptions.Antithetic).
-	Antithetic bool    `yaml:"antithetic"`
-	Samples    int     `yaml:"samples"`
-	Zeta       float64 `yaml:"zeta"`
-	Seed       uint64  `yaml:"seed"`
+	Antithetic bool `yaml:"antithetic"`
+	// JacobianSigma [lo, hi]: with the diagonal covariance, the steps whose
+	// σ lies in it use the Jacobian covariance (posterior.SampleOptions);
+	// empty: none.
+	JacobianSigma []float64 `yaml:"jacobian_sigma"`
+	Samples       int       `yaml:"samples"`
+	Zeta          float64   `yaml:"zeta"`
+	Seed          uint64    `yaml:"seed"`
 	// BatchPixels bounds the slices of a volume sampled as one denoiser
 	// batch: samples × rows × cols over the batch (one slice always goes).
 	BatchPixels int `yaml:"batch_pixels"`

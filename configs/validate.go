@@ -3,6 +3,7 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"time"
@@ -37,6 +38,12 @@ func (c *Config) Validate() error {
 	v.rangeI("recon.sampler.samples", s.Samples, 1, 1024)
 	v.oneOf("recon.sampler.covariance", s.Covariance, Covariances...)
 	v.oneOf("recon.sampler.step_variance", s.StepVariance, StepVariances...)
+	if j := s.JacobianSigma; len(j) > 0 {
+		v.check(len(j) == 2 && j[0] >= 0 && j[0] <= j[1] && !math.IsInf(j[1], 0),
+			"recon.sampler.jacobian_sigma = %v, want [lo, hi] with 0 ≤ lo ≤ hi, finite, or empty", j)
+		v.check(s.StepVariance != "posterior",
+			"recon.sampler.jacobian_sigma needs step_variance ddpm (the posterior draw needs the diagonal covariance at every step)")
+	}
 	v.check(s.Zeta > 0, "recon.sampler.zeta = %g, want > 0", s.Zeta)
 	v.rangeI("recon.sampler.batch_pixels", s.BatchPixels, 1, 1<<28)
 	v.rangeF("recon.sampler.std_scale", s.StdScale, 0, 10)

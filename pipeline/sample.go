@@ -131,8 +131,12 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 	if sv == posterior.StepVariancePosterior && (rc.Method != "mmps" || cov != posterior.CovDiagonal) {
 		return fmt.Errorf("%w: recon.sampler.step_variance posterior needs mmps with the diagonal covariance; this run has %s with the %s one (prior %s)", ErrConfig, rc.Method, cov, pr.name)
 	}
+	var band [2]float64
+	if j := sp.JacobianSigma; len(j) == 2 {
+		band = [2]float64{j[0], j[1]}
+	}
 	opt := posterior.SampleOptions{
-		Method: rc.Method, Covariance: cov, StepVariance: sv, Antithetic: sp.Antithetic, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Method: rc.Method, Covariance: cov, StepVariance: sv, Antithetic: sp.Antithetic, JacobianSigma: band, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, Progress: progress,
 	}
 	posts, err := posterior.SamplePosteriors(ctx, d, probs, opt)

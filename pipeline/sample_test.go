@@ -168,6 +168,7 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if rep.Cost == nil || rep.Cost.StepVariance != "ddpm" {
 		t.Fatalf("gaussian prior: cost %+v, want the default step variance ddpm", rep.Cost)
 	}
+	jacCost := rep.Cost // covariance auto: the Gaussian's Jacobian one
 	// recon.sampler.step_variance posterior: drawn with the diagonal
 	// covariance (the Gaussian's exact one), refused with the Jacobian one.
 	post := *cfg
@@ -181,6 +182,17 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	post.Recon.Sampler.Covariance = "jacobian"
 	if _, err := Run(context.Background(), Job{ID: "gj", Inputs: []string{in}, Config: &post}, t.TempDir(), nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "step_variance") {
 		t.Errorf("step variance posterior with the Jacobian covariance: error %v, want a configuration error naming step_variance", err)
+	}
+	// recon.sampler.jacobian_sigma: the diagonal covariance with the
+	// Jacobian one on the band's steps, which the VJP count shows.
+	band := *cfg
+	band.Recon.Sampler.Covariance, band.Recon.Sampler.JacobianSigma = "diagonal", []float64{0.01, 1}
+	brep, err := Run(context.Background(), Job{ID: "gb", Inputs: []string{in}, Config: &band}, t.TempDir(), nil)
+	if err != nil {
+		t.Fatalf("jacobian_sigma: %v", err)
+	}
+	if brep.Cost == nil || jacCost.Covariance != "jacobian" || brep.Cost.Covariance != "diagonal" || !(brep.Cost.VJPsPerSample > 0 && brep.Cost.VJPsPerSample < jacCost.VJPsPerSample) {
+		t.Errorf("jacobian_sigma [0.01, 1]: cost %+v, want diagonal with some but fewer VJPs than the Jacobian run's %+v", brep.Cost, jacCost)
 	}
 	// recon.sampler.spread_check: the same samples (same seed), the std
 	// scaled by the ratio the report gives.

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/kspaced/kspaced/mri/cg"
+	"github.com/kspaced/kspaced/priors"
 )
 
 // mmpsEstimate writes into s.e the MMPS estimate of E[x | x_t, y] for every
@@ -20,8 +21,8 @@ import (
 // accumulates J Aᴴ u from the products it has already made instead of
 // spending one more VJP at the end. A sample whose system is not positive
 // along a direction (a network's Jacobian need not be) keeps what it has.
-func (s *sampler) mmpsEstimate(sigma float64) error {
-	if s.dd != nil {
+func (s *sampler) mmpsEstimate(step int, sigma float64) error {
+	if s.dd != nil && !s.jacobianAt(step) {
 		return s.mmpsDiagEstimate()
 	}
 	vjp, err := s.d.DenoiseVJP(s.xhat, s.x, s.sig)
@@ -35,7 +36,11 @@ func (s *sampler) mmpsEstimate(sigma float64) error {
 		s.residual(j, s.resJ[j], s.xhat[j*n:(j+1)*n])
 	}
 	clear(s.bufW)
-	err = s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.CGIter, s.opt.CGTol, false)
+	tol := s.opt.CGTol
+	if s.dd != nil { // a hybrid's Jacobian step: CGIter iterations, as without the diagonal
+		tol = 0
+	}
+	err = s.cg.Solve(context.Background(), &s.cgJac, s.resJ, s.dirJ, s.co, nil, s.opt.CGIter, tol, false)
 	s.vjp = nil
 	if err != nil {
 		return err
@@ -78,7 +83,7 @@ func (s *sampler) mmpsDiagEstimate() error {
 // posterior draw share (same iteration cap and tolerance).
 func (s *sampler) solveDiag() error {
 	clear(s.bufW)
-	if err := s.cg.Solve(context.Background(), &s.cgProblem, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
+	if err := s.cg.Solve(context.Background(), &s.cgDiag, s.resJ, s.dirJ, s.co, nil, s.opt.DiagCGIter, s.opt.CGTol, false); err != nil {
 		return err
 	}
 	s.countCG()
@@ -135,9 +140,11 @@ func (s *sampler) newMMPS() {
 	s.cg = cg.NewSolver[[]complex64](cg.Complex64{}, s.nb)
 	if s.dd != nil {
 		s.newDiagMMPS()
-		return
+		if s.jacHi == 0 {
+			return
+		}
 	}
-	s.cgProblem = cg.Problem[[]complex64]{
+	s.cgJac = cg.Problem[[]complex64]{
 		// One batched VJP per iteration: bufQ = J Aᴴ p for the running samples.
 		Prepare: func(done []bool) error {
 			for j := range s.nb {
@@ -181,7 +188,7 @@ func (s *sampler) newMMPS() {
 func (s *sampler) newDiagMMPS() {
 	n := s.n
 	s.cdiag = make([]float32, s.nb*n)
-	s.cgProblem = cg.Problem[[]complex64]{
+	s.cgDiag = cg.Problem[[]complex64]{
 		// q = Σ_y p + A diag(c) Aᴴ p.
 		Apply: func(j int, q, p []complex64) {
 			gr := s.of(j)
@@ -207,6 +214,13 @@ func (s *sampler) newDiagMMPS() {
 			}
 		},
 	}
+}
+
+// jacobianAt reports whether step i (0-based) runs with the Jacobian
+// covariance although the diagonal one is set (SampleOptions.JacobianSigma).
+func (s *sampler) jacobianAt(i int) bool {
+	sg := priors.Sigma(s.times[i])
+	return s.jacHi > 0 && sg >= s.jacLo && sg <= s.jacHi
 }
 
 func (s *sampler) countCG() {

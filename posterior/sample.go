@@ -55,6 +55,12 @@ type SampleOptions struct {
 	// is nearly linear in its noise, as for a Gaussian posterior, a pair's
 	// errors cancel in the mean. An odd last sample has its own draws.
 	Antithetic bool
+	// JacobianSigma [lo, hi], with the diagonal covariance, runs the steps
+	// whose σ lies in it with the Jacobian covariance instead (CGIter VJPs
+	// each, every iteration): the diagonal leaves out the covariance's
+	// correlations, which cost most in the middle of the σ range
+	// (docs/bench/sampling.md). Zero: none.
+	JacobianSigma [2]float64
 	// Samples is the number of posterior samples, drawn as one batch
 	// (default DefaultSamples, as recon.sampler.samples in
 	// configs/default.yaml).
@@ -187,15 +193,17 @@ type sampler struct {
 	dir   []complex64 // [nb][m of the sample's problem]: CG search directions
 	// MMPS's lockstep CG (newMMPS): per-sample views of res and dir, the
 	// step's VJP and σ².
-	resJ, dirJ [][]complex64
-	cg         *cg.Solver[[]complex64]
-	cgProblem  cg.Problem[[]complex64]
-	vjp        func(dst, v []float32) error
-	s2         float64
-	rnorm      []float64 // [nb]: DPS ‖y − A x̂‖
-	times      []float64
-	evals      int
-	vjps       int
+	resJ, dirJ   [][]complex64
+	cg           *cg.Solver[[]complex64]
+	cgJac        cg.Problem[[]complex64] // the Jacobian covariance's system
+	cgDiag       cg.Problem[[]complex64] // the diagonal covariance's system
+	jacLo, jacHi float64                 // SampleOptions.JacobianSigma with the diagonal covariance (jacHi 0: none)
+	vjp          func(dst, v []float32) error
+	s2           float64
+	rnorm        []float64 // [nb]: DPS ‖y − A x̂‖
+	times        []float64
+	evals        int
+	vjps         int
 }
 
 // group is one problem of the batch: its operator, data, noise and random
@@ -299,6 +307,12 @@ func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sa
 	default:
 		return nil, fmt.Errorf("sample posterior: unknown step variance %q (want %s or %s)", opt.StepVariance, StepVarianceDDPM, StepVariancePosterior)
 	}
+	if j := opt.JacobianSigma; !(j[0] >= 0 && j[0] <= j[1]) || math.IsInf(j[1], 0) {
+		return nil, fmt.Errorf("sample posterior: Jacobian σ band %v, want 0 ≤ lo ≤ hi, finite", j)
+	}
+	if opt.JacobianSigma[1] > 0 && opt.StepVariance == StepVariancePosterior {
+		return nil, errors.New("sample posterior: a Jacobian σ band and step variance posterior do not combine (the posterior draw needs the diagonal covariance at every step)")
+	}
 	if opt.Steps == 0 {
 		opt.Steps = 64
 	}
@@ -363,6 +377,9 @@ func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sa
 		res:   make([]complex64, rm),
 		rnorm: make([]float64, nb),
 		times: make([]float64, opt.Steps),
+	}
+	if dd != nil && opt.JacobianSigma[1] > 0 {
+		s.jacLo, s.jacHi = opt.JacobianSigma[0], opt.JacobianSigma[1]
 	}
 	if s.mmps {
 		s.newMMPS()
@@ -467,7 +484,7 @@ func (s *sampler) loop(ctx context.Context) error {
 		last := i == steps-1
 		var err error
 		if s.mmps {
-			err = s.mmpsEstimate(st)
+			err = s.mmpsEstimate(i, st)
 		} else {
 			err = s.dpsEstimate(last)
 		}

@@ -19,6 +19,7 @@ type reconFlags struct {
 	method, prior, covariance, device string
 	stepVariance                      string
 	steps, cg, samples                int
+	jacobianSigma                     []float64
 	npy, dicom, previews, antithetic  bool
 }
 
@@ -32,6 +33,7 @@ func (r *reconFlags) registerSampler(cmd *cobra.Command) {
 	f.StringVar(&r.covariance, "covariance", d.Covariance, "auto | jacobian | diagonal: MMPS's covariance (diagonal needs a prior with a covariance head, kspaced prior fit-covariance; auto uses it when the prior has one)")
 	f.StringVar(&r.stepVariance, "step-variance", d.StepVariance, "ddpm | posterior: what each sampler step draws around its mean (posterior: also the posterior covariance term DDPM omits; mmps with the diagonal covariance)")
 	f.IntVar(&r.samples, "samples", d.Samples, "posterior samples (mmps, dps)")
+	f.Float64SliceVar(&r.jacobianSigma, "jacobian-sigma", d.JacobianSigma, "LO,HI: with the diagonal covariance, the steps whose σ lies in [LO, HI] use the Jacobian covariance (mmps; empty: none)")
 	f.BoolVar(&r.antithetic, "antithetic", d.Antithetic, "draw the samples in pairs with negated random draws (mmps, dps): a pair's errors cancel in the mean where the sampler is close to linear in its noise")
 }
 
@@ -61,8 +63,8 @@ func (r *reconFlags) apply(cmd *cobra.Command, cfg *configs.Config) error {
 		"prior": func() { s.Prior = r.prior }, "steps": func() { s.Steps = r.steps },
 		"cg": func() { s.CGIterations = r.cg }, "covariance": func() { s.Covariance = r.covariance },
 		"samples": func() { s.Samples = r.samples }, "step-variance": func() { s.StepVariance = r.stepVariance },
-		"antithetic": func() { s.Antithetic = r.antithetic }, "npy": func() { o.NPY = r.npy },
-		"dicom": func() { o.DICOM = r.dicom }, "previews": func() { o.Previews = r.previews },
+		"antithetic": func() { s.Antithetic = r.antithetic }, "jacobian-sigma": func() { s.JacobianSigma = r.jacobianSigma },
+		"npy": func() { o.NPY = r.npy }, "dicom": func() { o.DICOM = r.dicom }, "previews": func() { o.Previews = r.previews },
 	} {
 		if cmd.Flags().Changed(flag) {
 			set()

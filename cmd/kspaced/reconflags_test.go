@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,9 @@ func TestReconFlagsApply(t *testing.T) {
 		s.Covariance != "diagonal" || s.StepVariance != "posterior" || !s.Antithetic || !cfg.Output.DICOM || cfg.Output.NPY || cfg.Output.Previews {
 		t.Fatalf("flags not applied: %+v %+v", cfg.Recon, cfg.Output)
 	}
+	if err := applyFlags(t, cfg, "--step-variance", "ddpm", "--jacobian-sigma", "0.02,0.5"); err != nil || fmt.Sprint(s.JacobianSigma) != "[0.02 0.5]" {
+		t.Fatalf("--jacobian-sigma 0.02,0.5: %v, err %v", s.JacobianSigma, err)
+	}
 	// An empty --prior given on the command line means the built-in prior.
 	if err := applyFlags(t, cfg, "--prior", ""); err != nil || s.Prior != "" {
 		t.Fatalf("--prior '': prior %q, err %v", s.Prior, err)
@@ -71,6 +75,9 @@ func TestReconFlagsInvalid(t *testing.T) {
 		{[]string{"--cg", "101"}, "recon.sampler.cg_iterations"},
 		{[]string{"--covariance", "full"}, "recon.sampler.covariance"},
 		{[]string{"--step-variance", "full"}, "recon.sampler.step_variance"},
+		{[]string{"--jacobian-sigma", "1,0.5"}, "recon.sampler.jacobian_sigma"},
+		{[]string{"--jacobian-sigma", "0.1"}, "recon.sampler.jacobian_sigma"},
+		{[]string{"--jacobian-sigma", "0.01,1", "--step-variance", "posterior"}, "recon.sampler.jacobian_sigma"},
 		{[]string{"--steps", "-1"}, "recon.sampler.steps"},
 		{[]string{"--device", "tpu"}, "recon.device"},
 	} {
