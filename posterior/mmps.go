@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"github.com/kspaced/kspaced/mri/cg"
-	"github.com/kspaced/kspaced/priors"
 )
 
 // mmpsEstimate writes into s.e the MMPS estimate of E[x | x_t, y] for every
@@ -21,8 +20,8 @@ import (
 // accumulates J Aᴴ u from the products it has already made instead of
 // spending one more VJP at the end. A sample whose system is not positive
 // along a direction (a network's Jacobian need not be) keeps what it has.
-func (s *sampler) mmpsEstimate(step int, sigma float64) error {
-	if s.dd != nil && !s.jacobianAt(step) {
+func (s *sampler) mmpsEstimate(sigma float64) error {
+	if s.dd != nil && !s.jacobianAt(sigma) {
 		return s.mmpsDiagEstimate()
 	}
 	vjp, err := s.d.DenoiseVJP(s.xhat, s.x, s.sig)
@@ -216,11 +215,11 @@ func (s *sampler) newDiagMMPS() {
 	}
 }
 
-// jacobianAt reports whether step i (0-based) runs with the Jacobian
-// covariance although the diagonal one is set (SampleOptions.JacobianSigma).
-func (s *sampler) jacobianAt(i int) bool {
-	sg := priors.Sigma(s.times[i])
-	return s.jacHi > 0 && sg >= s.jacLo && sg <= s.jacHi
+// jacobianAt reports whether the step at noise level σ runs with the
+// Jacobian covariance although the diagonal one is set
+// (SampleOptions.JacobianSigma).
+func (s *sampler) jacobianAt(sigma float64) bool {
+	return s.jacHi > 0 && sigma >= s.jacLo && sigma <= s.jacHi
 }
 
 func (s *sampler) countCG() {

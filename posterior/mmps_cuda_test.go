@@ -109,7 +109,7 @@ func TestMMPSStepCUDA(t *testing.T) {
 					for j := range s.sig {
 						s.sig[j] = float32(sigma)
 					}
-					if err := s.mmpsEstimate(0, sigma); err != nil {
+					if err := s.mmpsEstimate(sigma); err != nil {
 						t.Fatal(err)
 					}
 					e[side] = s.e

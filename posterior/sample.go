@@ -484,7 +484,7 @@ func (s *sampler) loop(ctx context.Context) error {
 		last := i == steps-1
 		var err error
 		if s.mmps {
-			err = s.mmpsEstimate(i, st)
+			err = s.mmpsEstimate(st)
 		} else {
 			err = s.dpsEstimate(last)
 		}

@@ -480,7 +480,7 @@ func smpEstimateErr(t *testing.T, rng *rand.Rand, s *sampler, g *priors.Gaussian
 		for k := range s.x {
 			s.x[k] = float32(g.Mean()[k%s.n] + (sigma+0.3)*rng.NormFloat64())
 		}
-		if err := s.mmpsEstimate(0, sigma); err != nil {
+		if err := s.mmpsEstimate(sigma); err != nil {
 			t.Fatal(err)
 		}
 		for j := range s.nb {
