@@ -203,7 +203,9 @@ type UNet struct {
 	// split larger batches. Zero (the default) derives it from MemoryBudget.
 	MaxBatch int
 	// MemoryBudget (bytes) sizes the automatic MaxBatch: activations and
-	// gradients of one chunk stay under it. Default 2 GiB.
+	// gradients of one chunk stay under it. Default 4 GiB: a VJP of 8 samples
+	// of 320² in one graph (about 2.9 GB), which a split would make redo its
+	// forward pass per chunk.
 	MemoryBudget int64
 	perImage     int64 // measured graph bytes per image, 0 until needed
 	graphs       map[int]*unetGraph
@@ -237,7 +239,7 @@ func NewUNetOn(be nn.Backend, cfg UNetConfig, seed uint64) (*UNet, error) {
 	}
 	cfg.Widths = slices.Clone(cfg.Widths)
 	cfg.Attention = slices.Clone(cfg.Attention)
-	u := &UNet{cfg: cfg, be: be, byName: map[string]*nn.Param{}, MemoryBudget: 2 << 30, graphs: map[int]*unetGraph{}}
+	u := &UNet{cfg: cfg, be: be, byName: map[string]*nn.Param{}, MemoryBudget: 4 << 30, graphs: map[int]*unetGraph{}}
 	rng := rand.New(rand.NewPCG(seed, 0x6b7370616365))
 	cfg.walk(func(name string, shape ...int) {
 		p := nn.NewParam(be, name, shape...)
@@ -477,12 +479,17 @@ func (u *UNet) chunk(n int) int {
 		return max(1, min(n, u.MaxBatch))
 	}
 	if u.perImage == 0 {
-		// Values of a one-image graph, doubled for the gradient pool.
+		// A one-image graph's values, workspace and gradient pool (a VJP's
+		// whole footprint; an earlier 2× guess split 320² batches of 8 and
+		// made every VJP redo its chunk's forward pass).
 		g, err := u.graph(1)
 		if err != nil {
 			return 1 // the caller's own graph() call reports the error
 		}
-		u.perImage = max(1, 2*g.g.Bytes())
+		if err := g.g.PlanBackward(g.out); err != nil {
+			return 1
+		}
+		u.perImage = max(1, g.g.Bytes())
 		if n != 1 {
 			delete(u.graphs, 1)
 		}

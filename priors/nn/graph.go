@@ -184,8 +184,8 @@ func (g *Graph) Backward(out *Tensor, dOut Buffer, params bool) error {
 	if dOut.N != out.Len() {
 		return fmt.Errorf("nn: backward seed has %d values, output %d", dOut.N, out.Len())
 	}
-	if !g.planned || g.seed != out {
-		g.plan(out)
+	if err := g.PlanBackward(out); err != nil {
+		return err
 	}
 	out.grad = dOut
 	g.params = params
@@ -203,6 +203,22 @@ func (g *Graph) Backward(out *Tensor, dOut Buffer, params bool) error {
 		}
 	}
 	out.grad = Buffer{}
+	return nil
+}
+
+// PlanBackward allocates the gradient pool a Backward from out needs
+// (Backward does so on first use), so that Bytes counts it before any
+// backward pass has run.
+func (g *Graph) PlanBackward(out *Tensor) error {
+	if g.err != nil {
+		return g.err
+	}
+	if out == nil || out.producer < 0 || out.producer >= len(g.nodes) || g.nodes[out.producer].output() != out {
+		return errors.New("nn: backward from a tensor this graph did not produce")
+	}
+	if !g.planned || g.seed != out {
+		g.plan(out)
+	}
 	return nil
 }
 
