@@ -90,9 +90,12 @@ type Sampler struct {
 	// σ lies in it use the Jacobian covariance (posterior.SampleOptions);
 	// empty: none.
 	JacobianSigma []float64 `yaml:"jacobian_sigma"`
-	Samples       int       `yaml:"samples"`
-	Zeta          float64   `yaml:"zeta"`
-	Seed          uint64    `yaml:"seed"`
+	// Precondition preconditions the Jacobian steps' CG by the diagonal
+	// covariance's system (posterior.SampleOptions.Precondition).
+	Precondition bool    `yaml:"precondition"`
+	Samples      int     `yaml:"samples"`
+	Zeta         float64 `yaml:"zeta"`
+	Seed         uint64  `yaml:"seed"`
 	// BatchPixels bounds the slices of a volume sampled as one denoiser
 	// batch: samples × rows × cols over the batch (one slice always goes).
 	BatchPixels int `yaml:"batch_pixels"`

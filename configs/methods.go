@@ -20,7 +20,7 @@ var MethodTable = []Method{
 	{Name: "zero-filled"},
 	{Name: "cg-sense", Params: []string{"lambda", "iterations", "tolerance"}},
 	{Name: "l1-wavelet", Params: []string{"lambda", "iterations", "tolerance"}},
-	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "step_variance", "antithetic", "jacobian_sigma", "cg_iterations", "spread_check", "std_scale"}},
+	{Name: "mmps", Sampling: true, Params: []string{"steps", "samples", "seed", "covariance", "step_variance", "antithetic", "jacobian_sigma", "precondition", "cg_iterations", "spread_check", "std_scale"}},
 	{Name: "dps", Sampling: true, Params: []string{"steps", "samples", "seed", "antithetic", "zeta", "spread_check", "std_scale"}},
 }
 
@@ -80,6 +80,8 @@ func (r *Recon) Param(name string) any {
 		return s.Antithetic
 	case "jacobian_sigma":
 		return s.JacobianSigma
+	case "precondition":
+		return s.Precondition
 	case "cg_iterations":
 		return s.CGIterations
 	case "zeta":

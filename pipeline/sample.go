@@ -136,7 +136,7 @@ func samplePosterior(ctx context.Context, ps []*Prepared, pr *prior, rc *configs
 		band = [2]float64{j[0], j[1]}
 	}
 	opt := posterior.SampleOptions{
-		Method: rc.Method, Covariance: cov, StepVariance: sv, Antithetic: sp.Antithetic, JacobianSigma: band, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
+		Method: rc.Method, Covariance: cov, StepVariance: sv, Antithetic: sp.Antithetic, JacobianSigma: band, Precondition: sp.Precondition, Steps: steps, CGIter: sp.CGIterations, Samples: sp.Samples,
 		Zeta: sp.Zeta, Seed: sp.Seed, Progress: progress,
 	}
 	posts, err := posterior.SamplePosteriors(ctx, d, probs, opt)

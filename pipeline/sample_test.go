@@ -187,12 +187,32 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	// Jacobian one on the band's steps, which the VJP count shows.
 	band := *cfg
 	band.Recon.Sampler.Covariance, band.Recon.Sampler.JacobianSigma = "diagonal", []float64{0.01, 1}
-	brep, err := Run(context.Background(), Job{ID: "gb", Inputs: []string{in}, Config: &band}, t.TempDir(), nil)
+	bandOut, pcOut := t.TempDir(), t.TempDir()
+	brep, err := Run(context.Background(), Job{ID: "gb", Inputs: []string{in}, Config: &band}, bandOut, nil)
 	if err != nil {
 		t.Fatalf("jacobian_sigma: %v", err)
 	}
 	if brep.Cost == nil || jacCost.Covariance != "jacobian" || brep.Cost.Covariance != "diagonal" || !(brep.Cost.VJPsPerSample > 0 && brep.Cost.VJPsPerSample < jacCost.VJPsPerSample) {
 		t.Errorf("jacobian_sigma [0.01, 1]: cost %+v, want diagonal with some but fewer VJPs than the Jacobian run's %+v", brep.Cost, jacCost)
+	}
+	// recon.sampler.precondition: the band's CG preconditioned, same VJPs,
+	// another mean.
+	pc := band
+	pc.Recon.Sampler.Precondition = true
+	pcRep, err := Run(context.Background(), Job{ID: "gp", Inputs: []string{in}, Config: &pc}, pcOut, nil)
+	if err != nil {
+		t.Fatalf("precondition: %v", err)
+	}
+	bm, err := kspaceio.ReadNPY(filepath.Join(bandOut, "phantom.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := kspaceio.ReadNPY(filepath.Join(pcOut, "phantom.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pcRep.Cost == nil || pcRep.Cost.VJPsPerSample != brep.Cost.VJPsPerSample || slices.Equal(bm.Data, pm.Data) {
+		t.Errorf("precondition: cost %+v against the band's %+v, means equal %v; want the same VJPs and another mean", pcRep.Cost, brep.Cost, slices.Equal(bm.Data, pm.Data))
 	}
 	// recon.sampler.spread_check: the same samples (same seed), the std
 	// scaled by the ratio the report gives.

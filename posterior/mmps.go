@@ -20,9 +20,16 @@ import (
 // accumulates J Aᴴ u from the products it has already made instead of
 // spending one more VJP at the end. A sample whose system is not positive
 // along a direction (a network's Jacobian need not be) keeps what it has.
+// With SampleOptions.Precondition the CG is preconditioned by the diagonal
+// covariance's system (precondDiag).
 func (s *sampler) mmpsEstimate(sigma float64) error {
 	if s.dd != nil && !s.jacobianAt(sigma) {
 		return s.mmpsDiagEstimate()
+	}
+	if s.pre != nil { // before DenoiseVJP: the vjp must outlive this call
+		if err := s.pre.CovDiag(s.cdiag, s.x, s.sig); err != nil {
+			return err
+		}
 	}
 	vjp, err := s.d.DenoiseVJP(s.xhat, s.x, s.sig)
 	s.evals++
@@ -39,7 +46,7 @@ func (s *sampler) mmpsEstimate(sigma float64) error {
 	if s.dd != nil { // a hybrid's Jacobian step: CGIter iterations, as without the diagonal
 		tol = 0
 	}
-	err = s.cg.Solve(context.Background(), &s.cgJac, s.resJ, s.dirJ, s.co, nil, s.opt.CGIter, tol, false)
+	err = s.cg.Solve(context.Background(), &s.cgJac, s.resJ, s.dirJ, s.co, s.cz, s.opt.CGIter, tol, false)
 	s.vjp = nil
 	if err != nil {
 		return err
@@ -137,9 +144,9 @@ func (s *sampler) newMMPS() {
 		off += m
 	}
 	s.cg = cg.NewSolver[[]complex64](cg.Complex64{}, s.nb)
-	if s.dd != nil {
+	if s.dd != nil || s.pre != nil {
 		s.newDiagMMPS()
-		if s.jacHi == 0 {
+		if s.dd != nil && s.jacHi == 0 {
 			return
 		}
 	}
@@ -179,6 +186,9 @@ func (s *sampler) newMMPS() {
 				wj[k] += float32(alpha * float64(q))
 			}
 		},
+	}
+	if s.pre != nil {
+		s.newPrecond()
 	}
 }
 
@@ -226,4 +236,42 @@ func (s *sampler) countCG() {
 	for j, it := range s.cg.Iters {
 		s.of(j).cgIters += it
 	}
+}
+
+// precondDiag is the Jacobian CG's preconditioner for sample j: z = P⁻¹ r
+// with P = Σ_y + A diag(c) Aᴴ, the diagonal covariance's system, which
+// differs from the Jacobian's only by the correlations the diagonal leaves
+// out. It is solved by an inner CG (no network call) to the diagonal
+// sampler's tolerance and iteration cap, so P⁻¹ is applied inexactly; with
+// the few outer iterations MMPS runs that does not matter (measured,
+// docs/bench/sampling.md). bufQ_j is free here: the outer CG has used it
+// for this iteration.
+func (s *sampler) precondDiag(j int, z, r []complex64) {
+	m := s.of(j).m
+	z = z[:m]
+	clear(z)
+	s.inJ, s.inZ = j, z
+	rr, pp := [][]complex64{s.inR[:m]}, [][]complex64{s.inP[:m]}
+	copy(rr[0], r[:m])
+	tol := s.opt.CGTol
+	if tol == 0 {
+		tol = DiagCGTol
+	}
+	// The inner problem's callbacks never fail and it has no context to
+	// cancel, so Solve cannot return an error here.
+	_ = s.cgIn.Solve(context.Background(), &s.cgInP, rr, pp, s.inQ, nil, s.opt.DiagCGIter, tol, false)
+}
+
+// newPrecond sets up precondDiag's inner CG (a batch of one, reusing the
+// diagonal system's Apply for sample inJ).
+func (s *sampler) newPrecond() {
+	mm := len(s.co)
+	s.cz, s.inQ = make([]complex64, mm), make([]complex64, mm)
+	s.inR, s.inP = make([]complex64, mm), make([]complex64, mm)
+	s.cgIn = cg.NewSolver[[]complex64](cg.Complex64{}, 1)
+	s.cgInP = cg.Problem[[]complex64]{
+		Apply: func(_ int, q, p []complex64) { s.cgDiag.Apply(s.inJ, q, p) },
+		Step:  func(_ int, alpha float64, p []complex64) { cg.Complex64{}.Axpy(s.inZ, alpha, p) },
+	}
+	s.cgJac.Precond = s.precondDiag
 }

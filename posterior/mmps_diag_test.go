@@ -95,6 +95,11 @@ func (c *smpCountingDiag) DenoiseDiag(dst, diag, xt, sigma []float32) error {
 	return c.g.DenoiseDiag(dst, diag, xt, sigma)
 }
 
+func (c *smpCountingDiag) CovDiag(diag, xt, sigma []float32) error {
+	c.diags++
+	return c.g.CovDiag(diag, xt, sigma)
+}
+
 // With a diagonal Gaussian prior MMPS's Gaussian posterior at each step is
 // exact, so DDPM with StepVariancePosterior draws each reverse step from the
 // true p(x_s | x_t, y) and its samples follow the exact posterior (dense

@@ -21,6 +21,9 @@ type DiagDenoiser interface {
 	// DenoiseDiag writes d(x_t, σ_i) into dst and the diagonal of
 	// Cov[x | x_t] = σ_i²·∂d/∂x_t into diag, for len(sigma) images.
 	DenoiseDiag(dst, diag, xt, sigma []float32) error
+	// CovDiag writes the diagonal alone (a U-Net's head pass without the
+	// denoiser's), for a caller that has d(x_t) from elsewhere (DenoiseVJP).
+	CovDiag(diag, xt, sigma []float32) error
 }
 
 // ErrNoCovariance is returned by DiagCovariance for a prior without a
@@ -56,6 +59,14 @@ func DiagCovariance(d Denoiser) (DiagDenoiser, error) {
 func (g *Gaussian) DenoiseDiag(dst, diag, xt, sigma []float32) error {
 	if err := g.Denoise(dst, xt, sigma); err != nil {
 		return err
+	}
+	return g.CovDiag(diag, xt, sigma)
+}
+
+// CovDiag implements DiagDenoiser.
+func (g *Gaussian) CovDiag(diag, xt, sigma []float32) error {
+	if len(sigma) == 0 || len(xt) != len(sigma)*g.n {
+		return fmt.Errorf("gaussian prior: %d values for %d images of %d", len(xt), len(sigma), g.n)
 	}
 	if len(diag) != len(xt) {
 		return fmt.Errorf("gaussian prior: diagonal of %d values for %d", len(diag), len(xt))
@@ -258,6 +269,15 @@ func (u *UNet) DenoiseDiag(dst, diag, xt, sigma []float32) error {
 	if err := u.Denoise(dst, xt, sigma); err != nil {
 		return err
 	}
+	return u.CovDiag(diag, xt, sigma)
+}
+
+// CovDiag implements DiagDenoiser: the head's pass alone. It leaves the
+// denoiser's graphs alone, so a vjp from DenoiseVJP stays valid.
+func (u *UNet) CovDiag(diag, xt, sigma []float32) error {
+	if u.cov == nil {
+		return ErrNoCovariance
+	}
 	h, err := u.cov.atSize(u.cfg.Rows, u.cfg.Cols)
 	if err != nil {
 		return err
@@ -284,6 +304,25 @@ func (p *paddedDenoiser) DenoiseDiag(dst, diag, xt, sigma []float32) error {
 		return err
 	}
 	crop(dst, p.dp, planes, p.rows, p.cols, p.pr, p.pc)
+	crop(diag, p.vp, planes, p.rows, p.cols, p.pr, p.pc)
+	return nil
+}
+
+// CovDiag implements DiagDenoiser on the padded image, cropped back.
+func (p *paddedDenoiser) CovDiag(diag, xt, sigma []float32) error {
+	inner, err := DiagCovariance(p.inner)
+	if err != nil {
+		return err
+	}
+	c, err := p.check(diag, xt, sigma)
+	if err != nil {
+		return err
+	}
+	planes := len(sigma) * c
+	reflectPad(p.xp, xt, planes, p.rows, p.cols, p.pr, p.pc)
+	if err := inner.CovDiag(p.vp, p.xp, sigma); err != nil {
+		return err
+	}
 	crop(diag, p.vp, planes, p.rows, p.cols, p.pr, p.pc)
 	return nil
 }

@@ -21,6 +21,7 @@ type reconFlags struct {
 	steps, cg, samples                int
 	jacobianSigma                     []float64
 	npy, dicom, previews, antithetic  bool
+	precondition                      bool
 }
 
 // registerSampler adds the sampler flags (mmps, dps), defaults from
@@ -34,6 +35,7 @@ func (r *reconFlags) registerSampler(cmd *cobra.Command) {
 	f.StringVar(&r.stepVariance, "step-variance", d.StepVariance, "ddpm | posterior: what each sampler step draws around its mean (posterior: also the posterior covariance term DDPM omits; mmps with the diagonal covariance)")
 	f.IntVar(&r.samples, "samples", d.Samples, "posterior samples (mmps, dps)")
 	f.Float64SliceVar(&r.jacobianSigma, "jacobian-sigma", d.JacobianSigma, "LO,HI: with the diagonal covariance, the steps whose σ lies in [LO, HI] use the Jacobian covariance (mmps; empty: none)")
+	f.BoolVar(&r.precondition, "precondition", d.Precondition, "precondition the Jacobian steps' CG by the diagonal covariance's system (mmps; needs a prior with a covariance head)")
 	f.BoolVar(&r.antithetic, "antithetic", d.Antithetic, "draw the samples in pairs with negated random draws (mmps, dps): a pair's errors cancel in the mean where the sampler is close to linear in its noise")
 }
 
@@ -64,7 +66,8 @@ func (r *reconFlags) apply(cmd *cobra.Command, cfg *configs.Config) error {
 		"cg": func() { s.CGIterations = r.cg }, "covariance": func() { s.Covariance = r.covariance },
 		"samples": func() { s.Samples = r.samples }, "step-variance": func() { s.StepVariance = r.stepVariance },
 		"antithetic": func() { s.Antithetic = r.antithetic }, "jacobian-sigma": func() { s.JacobianSigma = r.jacobianSigma },
-		"npy": func() { o.NPY = r.npy }, "dicom": func() { o.DICOM = r.dicom }, "previews": func() { o.Previews = r.previews },
+		"precondition": func() { s.Precondition = r.precondition },
+		"npy":          func() { o.NPY = r.npy }, "dicom": func() { o.DICOM = r.dicom }, "previews": func() { o.Previews = r.previews },
 	} {
 		if cmd.Flags().Changed(flag) {
 			set()
