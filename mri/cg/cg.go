@@ -132,6 +132,9 @@ func (s *Solver[V]) Solve(ctx context.Context, pr *Problem[V], r, p []V, q, z V,
 				s.done[j] = true
 				continue
 			}
+			if it == maxIter { // no next direction: skip the preconditioner
+				continue
+			}
 			rz := rr
 			next := r[j]
 			if pr.Precond != nil {
