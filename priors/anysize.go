@@ -61,7 +61,7 @@ func (u *UNet) AtSize(rows, cols int) (Denoiser, error) {
 				return nil, err
 			}
 			v = &UNet{cfg: cfg, be: u.be, params: u.params, byName: u.byName, MaxBatch: u.MaxBatch,
-				MemoryBudget: u.MemoryBudget, graphs: map[int]*unetGraph{}, cov: u.cov}
+				MemoryBudget: u.MemoryBudget, VJPMemoryBudget: u.VJPMemoryBudget, graphs: map[int]*unetGraph{}, cov: u.cov}
 			u.views[key] = v
 		}
 		inner = v

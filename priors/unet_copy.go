@@ -18,7 +18,7 @@ func (u *UNet) To(be nn.Backend) (*UNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.MaxBatch, c.MemoryBudget = u.MaxBatch, u.MemoryBudget
+	c.MaxBatch, c.MemoryBudget, c.VJPMemoryBudget = u.MaxBatch, u.MemoryBudget, u.VJPMemoryBudget
 	if len(c.params) != len(u.params) {
 		return nil, fmt.Errorf("unet: %d parameters, %d on the new backend", len(u.params), len(c.params))
 	}

@@ -235,18 +235,23 @@ func TestUNetBatchIndependence(t *testing.T) {
 	}
 }
 
-// The automatic chunk must hold a VJP's whole footprint (values, workspace
-// and gradient pool) under MemoryBudget, and use the budget: a graph of the
-// chosen size, after a backward pass, fits it, one image more would not.
-func TestUNetChunkFitsVJPFootprint(t *testing.T) {
+// DenoiseVJP's automatic chunk must hold a VJP's whole footprint (values,
+// workspace and gradient pool) under VJPMemoryBudget, and use the budget: a
+// graph of the chosen size, after a backward pass, fits it, and one image
+// more would not. Forward passes keep their own, smaller chunks.
+func TestUNetVJPChunkFitsFootprint(t *testing.T) {
 	u := unetRandomised(t, unetTinyConfig(2), 5)
-	per := u.chunkBytes(t)
-	u.MemoryBudget = 3*per + per/2
-	c, h, w := u.Shape()
-	n := 8
-	if got := u.chunk(n); got != 3 {
-		t.Fatalf("chunk of %d images under a budget of 3.5 images: %d, want 3", n, got)
+	u.chunk(1)
+	per := u.perImageVJP
+	if per <= 1 || u.perImage <= 1 {
+		t.Fatalf("per-image footprints %d (forward) and %d (VJP)", u.perImage, per)
 	}
+	u.VJPMemoryBudget = 3*per + per/2
+	const n = 8
+	if got := u.vjpChunk(n); got != 3 {
+		t.Fatalf("VJP chunk of %d images under a budget of 3.5 images: %d, want 3", n, got)
+	}
+	c, h, w := u.Shape()
 	rng := rand.New(rand.NewPCG(3, 3))
 	x, v := unetRand(rng, n*c*h*w), unetRand(rng, n*c*h*w)
 	sigma := make([]float32, n)
@@ -262,20 +267,9 @@ func TestUNetChunkFitsVJPFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := u.graphs[3].g
-	if b := g.Bytes(); b > u.MemoryBudget || b < 3*per*9/10 {
-		t.Errorf("a 3-image graph after its backward holds %d bytes; budget %d, estimate %d", b, u.MemoryBudget, 3*per)
+	if b := g.Bytes(); b > u.VJPMemoryBudget || b < 3*per*9/10 {
+		t.Errorf("a 3-image graph after its backward holds %d bytes; budget %d, estimate %d", b, u.VJPMemoryBudget, 3*per)
 	}
-}
-
-// chunkBytes is the per-image footprint chunk measures.
-func (u *UNet) chunkBytes(t *testing.T) int64 {
-	t.Helper()
-	u.perImage = 0
-	u.chunk(1)
-	if u.perImage <= 1 {
-		t.Fatalf("per-image footprint %d", u.perImage)
-	}
-	return u.perImage
 }
 
 func TestUNetRejectsBadInput(t *testing.T) {
