@@ -212,10 +212,10 @@ type UNet struct {
 	VJPMemoryBudget int64
 	perImage        int64 // measured forward bytes per image (doubled), 0 until needed
 	perImageVJP     int64 // measured VJP bytes per image, 0 until needed
-	graphs       map[int]*unetGraph
-	gen          uint64           // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
-	views        map[[2]int]*UNet // AtSize: this network's weights at other padded sizes
-	cov          *CovHead         // diagonal covariance head (OCM), nil if none
+	graphs          map[int]*unetGraph
+	gen             uint64           // bumped by every Denoise/DenoiseVJP call; stale vjps refuse to run
+	views           map[[2]int]*UNet // AtSize: this network's weights at other padded sizes
+	cov             *CovHead         // diagonal covariance head (OCM), nil if none
 }
 
 // unetGraph is the network unrolled for one batch size, with host staging.
