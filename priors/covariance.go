@@ -287,25 +287,16 @@ func (u *UNet) CovDiag(diag, xt, sigma []float32) error {
 
 // DenoiseDiag implements DiagDenoiser on the padded image, cropped back.
 func (p *paddedDenoiser) DenoiseDiag(dst, diag, xt, sigma []float32) error {
-	inner, err := DiagCovariance(p.inner)
-	if err != nil {
-		return err
-	}
-	c, err := p.check(dst, xt, sigma)
-	if err != nil {
+	if _, err := DiagCovariance(p.inner); err != nil {
 		return err
 	}
 	if len(diag) != len(xt) {
 		return fmt.Errorf("padded denoiser: diagonal of %d values for %d", len(diag), len(xt))
 	}
-	planes := len(sigma) * c
-	reflectPad(p.xp, xt, planes, p.rows, p.cols, p.pr, p.pc)
-	if err := inner.DenoiseDiag(p.dp, p.vp, p.xp, sigma); err != nil {
+	if err := p.Denoise(dst, xt, sigma); err != nil {
 		return err
 	}
-	crop(dst, p.dp, planes, p.rows, p.cols, p.pr, p.pc)
-	crop(diag, p.vp, planes, p.rows, p.cols, p.pr, p.pc)
-	return nil
+	return p.CovDiag(diag, xt, sigma)
 }
 
 // CovDiag implements DiagDenoiser on the padded image, cropped back.

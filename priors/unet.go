@@ -478,26 +478,22 @@ func (u *UNet) vjp(ug *unetGraph, dst, v, sigma []float32) error {
 }
 
 // chunk is the batch size one graph runs for a request of n images.
-func (u *UNet) chunk(n int) int {
-	if u.MaxBatch > 0 {
-		return max(1, min(n, u.MaxBatch))
-	}
-	if u.perImage == 0 {
-		u.measure(n)
-	}
-	return max(1, min(n, int(u.MemoryBudget/u.perImage)))
-}
+func (u *UNet) chunk(n int) int { return u.chunkUnder(n, u.MemoryBudget, &u.perImage) }
 
 // vjpChunk is the batch size DenoiseVJP keeps whole, activations and
 // gradient pool, so that its vjp need not redo the forward pass.
-func (u *UNet) vjpChunk(n int) int {
+func (u *UNet) vjpChunk(n int) int { return u.chunkUnder(n, u.VJPMemoryBudget, &u.perImageVJP) }
+
+// chunkUnder is MaxBatch if set, else as many images of *perImage bytes
+// (measured on first use) as budget holds, at least one and at most n.
+func (u *UNet) chunkUnder(n int, budget int64, perImage *int64) int {
 	if u.MaxBatch > 0 {
 		return max(1, min(n, u.MaxBatch))
 	}
-	if u.perImageVJP == 0 {
+	if *perImage == 0 {
 		u.measure(n)
 	}
-	return max(1, min(n, int(u.VJPMemoryBudget/u.perImageVJP)))
+	return max(1, min(n, int(budget / *perImage)))
 }
 
 // measure sets the per-image footprints from a one-image graph: for
@@ -522,13 +518,18 @@ func (u *UNet) measure(n int) {
 
 // Denoise implements Denoiser.
 func (u *UNet) Denoise(dst, xt, sigma []float32) error {
+	return u.denoise(dst, xt, sigma, u.chunk(max(len(sigma), 1)))
+}
+
+// denoise runs the forward pass in graphs of at most chunk images.
+func (u *UNet) denoise(dst, xt, sigma []float32, chunk int) error {
 	u.gen++
 	if err := u.checkArgs(dst, xt, sigma); err != nil {
 		return err
 	}
 	per := len(xt) / len(sigma)
 	for i := 0; i < len(sigma); {
-		m := min(u.chunk(len(sigma)), len(sigma)-i)
+		m := min(chunk, len(sigma)-i)
 		ug, err := u.graph(m)
 		if err != nil {
 			return err
@@ -549,19 +550,11 @@ func (u *UNet) DenoiseVJP(dst, xt, sigma []float32) (func(dst, v []float32) erro
 	n := len(sigma)
 	c := u.vjpChunk(max(n, 1))
 	single := n <= c
-	if single {
-		u.gen++
-		if err := u.checkArgs(dst, xt, sigma); err != nil {
-			return nil, err
-		}
-		ug, err := u.graph(n)
-		if err != nil {
-			return nil, err
-		}
-		if err := u.forward(ug, dst, xt, sigma); err != nil {
-			return nil, err
-		}
-	} else if err := u.Denoise(dst, xt, sigma); err != nil {
+	fwd := c // one graph, kept for the vjp
+	if !single {
+		fwd = u.chunk(max(n, 1))
+	}
+	if err := u.denoise(dst, xt, sigma, fwd); err != nil {
 		return nil, err
 	}
 	gen := u.gen

@@ -175,7 +175,7 @@ func (g *Graph) Backward(out *Tensor, dOut Buffer, params bool) error {
 	if g.err != nil {
 		return g.err
 	}
-	if out == nil || out.producer < 0 || out.producer >= len(g.nodes) || g.nodes[out.producer].output() != out {
+	if !g.produced(out) {
 		return errors.New("nn: backward from a tensor this graph did not produce")
 	}
 	if len(out.consumers) > 0 {
@@ -213,13 +213,18 @@ func (g *Graph) PlanBackward(out *Tensor) error {
 	if g.err != nil {
 		return g.err
 	}
-	if out == nil || out.producer < 0 || out.producer >= len(g.nodes) || g.nodes[out.producer].output() != out {
+	if !g.produced(out) {
 		return errors.New("nn: backward from a tensor this graph did not produce")
 	}
 	if !g.planned || g.seed != out {
 		g.plan(out)
 	}
 	return nil
+}
+
+// produced reports whether out is the output of one of g's ops.
+func (g *Graph) produced(out *Tensor) bool {
+	return out != nil && out.producer >= 0 && out.producer < len(g.nodes) && g.nodes[out.producer].output() == out
 }
 
 // plan assigns pooled gradient buffers: a tensor's gradient is live from the
