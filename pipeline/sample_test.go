@@ -183,6 +183,18 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if _, err := Run(context.Background(), Job{ID: "gj", Inputs: []string{in}, Config: &post}, t.TempDir(), nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "step_variance") {
 		t.Errorf("step variance posterior with the Jacobian covariance: error %v, want a configuration error naming step_variance", err)
 	}
+	// readStd reads a run's mean and std images.
+	readStd := func(dir string) (m, s []complex64) {
+		a, err := kspaceio.ReadNPY(filepath.Join(dir, "phantom.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := kspaceio.ReadNPY(filepath.Join(dir, "phantom_std.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Data, b.Data
+	}
 	// recon.sampler.jacobian_sigma: the diagonal covariance with the
 	// Jacobian one on the band's steps, which the VJP count shows.
 	band := *cfg
@@ -203,16 +215,10 @@ func TestRunMMPSPlumbing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("precondition: %v", err)
 	}
-	bm, err := kspaceio.ReadNPY(filepath.Join(bandOut, "phantom.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm, err := kspaceio.ReadNPY(filepath.Join(pcOut, "phantom.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pcRep.Cost == nil || pcRep.Cost.VJPsPerSample != brep.Cost.VJPsPerSample || slices.Equal(bm.Data, pm.Data) {
-		t.Errorf("precondition: cost %+v against the band's %+v, means equal %v; want the same VJPs and another mean", pcRep.Cost, brep.Cost, slices.Equal(bm.Data, pm.Data))
+	bm, _ := readStd(bandOut)
+	pm, _ := readStd(pcOut)
+	if pcRep.Cost == nil || pcRep.Cost.VJPsPerSample != brep.Cost.VJPsPerSample || slices.Equal(bm, pm) {
+		t.Errorf("precondition: cost %+v against the band's %+v, means equal %v; want the same VJPs and another mean", pcRep.Cost, brep.Cost, slices.Equal(bm, pm))
 	}
 	// recon.sampler.spread_check: the same samples (same seed), the std
 	// scaled by the ratio the report gives.
@@ -230,17 +236,6 @@ func TestRunMMPSPlumbing(t *testing.T) {
 		t.Fatalf("spread check: report spread_ratio %v", crep.SpreadRatio)
 	}
 	ratio := *crep.SpreadRatio[0]
-	readStd := func(dir string) (m, s []complex64) {
-		a, err := kspaceio.ReadNPY(filepath.Join(dir, "phantom.npy"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := kspaceio.ReadNPY(filepath.Join(dir, "phantom_std.npy"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.Data, b.Data
-	}
 	m0, s0 := readStd(plainOut)
 	m1, s1 := readStd(checkOut)
 	for i := range s0 {

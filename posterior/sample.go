@@ -332,13 +332,9 @@ func newBatchSampler(d priors.Denoiser, probs []Problem, opt SampleOptions) (*sa
 	}
 	var pre priors.DiagDenoiser
 	if opt.Precondition && opt.Method != "dps" {
-		if dd != nil {
-			pre = dd
-		} else {
-			var err error
-			if pre, err = priors.DiagCovariance(d); err != nil {
-				return nil, fmt.Errorf("sample posterior: precondition: %w", err)
-			}
+		var err error
+		if pre, err = priors.DiagCovariance(d); err != nil {
+			return nil, fmt.Errorf("sample posterior: precondition: %w", err)
 		}
 		if opt.DiagCGIter == 0 {
 			opt.DiagCGIter = DefaultDiagCGIter
